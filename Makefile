@@ -1,0 +1,59 @@
+# finlake: `make demo` runs the main job on the embedded defaults, `make test` runs every test.
+# Both install what they need themselves (uv, the virtual environment, pinned jars), cached after the first run.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV_HOME := $(HOME)/.cache/finlake/uv
+UV := $(shell command -v uv 2>/dev/null || echo $(UV_HOME)/bin/uv)
+SYNCED := .venv/.finlake-synced
+PYTEST := $(UV) run --frozen pytest --durations=15
+
+help: ## Show the targets and what they do
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV_HOME)/bin/uv:
+	python3 -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(SYNCED): uv.lock pyproject.toml $(wildcard */pyproject.toml services/*/pyproject.toml) | $(UV)
+	scripts/check-system.sh
+	$(UV) sync --all-packages --frozen
+	touch $@
+
+install: $(SYNCED) ## Install uv and the virtual environment from uv.lock (jars come with `finlake stack up`)
+
+lint: install ## ruff (lint + format check), mypy --strict on src/finlake, import-linter contracts
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
+
+format: install ## Apply ruff's fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+typecheck: install ## mypy --strict on the core library
+	$(UV) run --frozen mypy
+
+test: lint ## Lint, then every test: unit, integration (real Kafka, registry, Spark), e2e
+	$(PYTEST)
+
+test-unit: install ## Unit tests only (no services)
+	$(PYTEST) -m "not integration and not e2e"
+
+test-integration: install ## Integration tests against the real local stack
+	$(PYTEST) -m integration
+
+demo: install ## Start the local stack and run the demo on the embedded defaults
+	$(UV) run --frozen finlake demo
+
+stack-up: install ## Start the local stack (Kafka, Apicurio Registry)
+	$(UV) run --frozen finlake stack up
+
+stack-down: install ## Stop the local stack (data is kept)
+	$(UV) run --frozen finlake stack down
+
+clean: ## Remove caches and build outputs (never the data under FINLAKE_HOME)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache test-artifacts
+
+.PHONY: help install lint format typecheck test test-unit test-integration demo stack-up stack-down clean

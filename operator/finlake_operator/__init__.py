@@ -1,0 +1,1 @@
+"""finlake's kopf operator: reconciles MarketFeed, MedallionPipeline and AlertRule resources."""

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System prerequisites of the local stack: a JDK 17+ (Kafka, Spark), a JDK 21+ (Apicurio), Maven.
+# Installs what is missing from Debian's packages when run as root; otherwise says what to install.
+set -euo pipefail
+missing=()
+command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || missing+=(maven)
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]} from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "error: missing ${missing[*]}; install them (apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi

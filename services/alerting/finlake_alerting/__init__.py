@@ -1,0 +1,1 @@
+"""finlake alert service: routes alert events to the dashboard, email and Slack."""

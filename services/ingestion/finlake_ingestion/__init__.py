@@ -1,0 +1,1 @@
+"""finlake ingestion service: market data sources published to Kafka in the Avro contract."""

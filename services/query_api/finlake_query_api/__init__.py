@@ -1,0 +1,1 @@
+"""finlake query API and dashboard over the gold tables."""

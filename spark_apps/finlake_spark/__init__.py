@@ -1,0 +1,1 @@
+"""finlake Spark applications: market stream, transactions batch, alert detection, maintenance."""

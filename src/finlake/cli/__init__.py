@@ -1,0 +1,1 @@
+"""The ``finlake`` command line (Typer + Rich)."""

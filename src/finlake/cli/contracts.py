@@ -1,0 +1,55 @@
+"""``finlake contracts``: the Avro data contracts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from finlake.cli.output import console
+from finlake.config import get_settings
+from finlake.contracts.compatibility import check_contract
+from finlake.contracts.schemas import CONTRACTS, schema_json
+from finlake.contracts.serde import register_contract, registry_client
+from finlake.contracts.topics import declared_topics
+
+app = typer.Typer(help="Show, check and register the Avro data contracts.")
+
+
+@app.command("list")
+def list_contracts() -> None:
+    """List the contracts and their fields."""
+    for contract in CONTRACTS:
+        schema = schema_json(contract)
+        table = Table(
+            "field", "type", "doc", title=f"{contract} ({schema['namespace']}.{schema['name']})"
+        )
+        for entry in schema["fields"]:
+            table.add_row(entry["name"], str(entry["type"]), entry["doc"])
+        console.print(table)
+
+
+@app.command()
+def check(
+    contract: Annotated[
+        list[str] | None, typer.Argument(help="Contracts to check; all by default.")
+    ] = None,
+) -> None:
+    """Fail when a contract breaks BACKWARD compatibility with a released version."""
+    for name in contract or list(CONTRACTS):
+        check_contract(name)
+        console.print(f"{name}: BACKWARD compatible with every released version")
+
+
+@app.command()
+def register() -> None:
+    """Register every topic's contract in the schema registry (compatibility BACKWARD)."""
+    settings = get_settings()
+    client = registry_client(settings.registry)
+    for topic in declared_topics(settings.topics):
+        if topic.contract is not None:
+            schema_id = register_contract(client, topic.name, topic.contract)
+            console.print(
+                f"{topic.name}-value: {topic.contract} registered as schema id {schema_id}"
+            )

@@ -1,0 +1,49 @@
+"""The ``finlake`` entry point: command groups, plug-ins from the deployables, one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import typer
+from pydantic import ValidationError
+
+from finlake.cli import config, contracts, demo, stack
+from finlake.cli.output import errors
+from finlake.errors import FinlakeError
+
+app = typer.Typer(
+    help="finlake: a financial lakehouse on Kafka, Spark and Iceberg.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(config.app, name="config")
+app.add_typer(contracts.app, name="contracts")
+app.command("demo")(demo.demo)
+
+
+def _add_plugins() -> None:
+    # Deployables contribute their command groups (e.g. `ingest`) without the core importing them.
+    for entry in entry_points(group="finlake.cli"):
+        app.add_typer(entry.load(), name=entry.name)
+
+
+def main() -> None:
+    """Run the CLI; a finlake error prints one line and exits 1, never a traceback."""
+    try:
+        _add_plugins()
+        app()
+    except FinlakeError as error:
+        errors.print(f"[red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        errors.print(f"[red]error:[/] invalid configuration: {problems}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

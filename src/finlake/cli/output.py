@@ -1,0 +1,6 @@
+"""Shared console objects for the CLI."""
+
+from rich.console import Console
+
+console = Console()
+errors = Console(stderr=True)

@@ -1,0 +1,83 @@
+"""``finlake stack``: the local Kafka broker and schema registry as local processes."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from finlake.cli.output import console
+from finlake.config import get_settings
+from finlake.stack.manager import Stack
+
+app = typer.Typer(help="Run the local stack: Kafka (KRaft) and Apicurio Registry on loopback.")
+
+
+@app.command()
+def up() -> None:
+    """Start every service that is not running (idempotent; restarts crashed ones)."""
+    Stack(get_settings()).up(report=console.print)
+
+
+@app.command()
+def down() -> None:
+    """Stop every service (SIGTERM, then SIGKILL after a grace period); data is kept."""
+    Stack(get_settings()).down(report=console.print)
+
+
+@app.command()
+def status() -> None:
+    """Show what runs, where, since when, and whether it answers."""
+    table = Table("service", "state", "pid", "address", "since", "health")
+    for row in Stack(get_settings()).status():
+        health = "[green]ok[/]" if row.healthy else "[red]no answer[/]"
+        state = {"running": "[green]running[/]", "crashed": "[red]crashed[/]"}.get(
+            row.state, row.state
+        )
+        table.add_row(
+            row.name,
+            state,
+            str(row.pid or "-"),
+            row.address,
+            row.since or "-",
+            health if row.state == "running" else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="kafka or registry")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 50,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+) -> None:
+    """Print a service's log."""
+    stack = Stack(get_settings())
+    for line in stack.logs(service, lines):
+        console.print(line, markup=False, highlight=False)
+    if not follow:
+        return
+    log_file = stack.process(stack.service(service)).log_file
+    with log_file.open(errors="replace") as handle:
+        handle.seek(0, 2)
+        while True:
+            line = handle.readline()
+            if line:
+                console.print(line.rstrip("\n"), markup=False, highlight=False)
+            else:
+                time.sleep(0.5)
+
+
+@app.command()
+def reset(
+    service: Annotated[str, typer.Argument(help="kafka (also holds the registry's schemas)")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm deleting the data.")] = False,
+) -> None:
+    """Delete one stopped service's data (the only command that deletes anything)."""
+    if not yes:
+        typer.confirm(f"Delete all data of {service}?", abort=True)
+    console.print(f"deleted {Stack(get_settings()).reset(service)}")

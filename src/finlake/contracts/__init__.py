@@ -1,0 +1,1 @@
+"""Data contracts: Avro schemas (source of truth), their pydantic models, serialization, topics."""

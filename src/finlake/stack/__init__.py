@@ -1,0 +1,1 @@
+"""The local stack: real Kafka and Apicurio Registry as local processes, jars from Maven Central."""

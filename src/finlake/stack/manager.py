@@ -1,0 +1,185 @@
+"""``finlake stack``: bring the local services up idempotently, report on them, stop them."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from finlake.config import FinlakeSettings
+from finlake.errors import ServiceStartError, StackError
+from finlake.stack.artifacts import BUNDLES, ArtifactCache
+from finlake.stack.java import JavaRuntime
+from finlake.stack.kafka import KafkaService
+from finlake.stack.process import ManagedProcess, ensure_port_free
+from finlake.stack.registry import RegistryService
+
+
+class Service(Protocol):
+    """What the stack needs from each service it runs."""
+
+    name: str
+
+    @property
+    def ports(self) -> list[tuple[int, str]]: ...
+    @property
+    def address(self) -> str: ...
+    def java(self) -> JavaRuntime: ...
+    def prepare(self) -> list[str]: ...
+    def environment(self) -> dict[str, str]: ...
+    def healthy(self) -> bool: ...
+    def after_start(self) -> list[str]: ...
+    def diagnose(self, log: list[str]) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One row of ``finlake stack status``."""
+
+    name: str
+    state: str
+    pid: int | None
+    address: str
+    since: str | None
+    healthy: bool
+    log: Path
+
+
+Report = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """Report nothing."""
+
+
+class Stack:
+    """The local stack under one ``$FINLAKE_HOME``."""
+
+    def __init__(self, settings: FinlakeSettings) -> None:
+        self.settings = settings
+        self.home = settings.home.resolve()
+        self.artifacts = ArtifactCache(
+            settings.stack.cache_dir, settings.stack.maven, settings.stack.maven_mirror
+        )
+        self.services: list[Service] = [
+            KafkaService(settings, self.artifacts),
+            RegistryService(settings, self.artifacts),
+        ]
+
+    def process(self, service: Service) -> ManagedProcess:
+        """The managed process of ``service``."""
+        return ManagedProcess(service.name, self.home)
+
+    def service(self, name: str) -> Service:
+        """The service called ``name``."""
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(service.name for service in self.services)
+        raise StackError(f"no service {name!r} in the stack; known: {known}")
+
+    def up(self, report: Report = _quiet) -> None:
+        """Start what is not running (restarting crashed services); a no-op when all are up."""
+        for service in self.services:
+            service.java()
+        for bundle in BUNDLES:
+            problems = self.artifacts.problems(bundle)
+            if problems:
+                report(f"{bundle.name}: fetching from Maven Central ({problems[0]})")
+                self.artifacts.ensure(bundle)
+        for service in self.services:
+            self._up_one(service, report)
+
+    def _up_one(self, service: Service, report: Report) -> None:
+        process = self.process(service)
+        if process.running() is not None:
+            if service.healthy():
+                report(f"{service.name}: already running at {service.address}")
+                return
+            self._wait_healthy(service, process)
+            report(f"{service.name}: running at {service.address}")
+            return
+        if process.was_started():
+            report(f"{service.name}: was started but is not running (crashed?); restarting")
+        for port, setting in service.ports:
+            ensure_port_free("127.0.0.1", port, service=service.name, setting=setting)
+        command = service.prepare()
+        process.start(command, env=service.environment(), cwd=self.home)
+        started = time.monotonic()
+        self._wait_healthy(service, process)
+        created = service.after_start()
+        report(
+            f"{service.name}: started at {service.address} in {time.monotonic() - started:.1f}s"
+            + (f"; created {', '.join(created)}" if created else "")
+        )
+
+    def _wait_healthy(self, service: Service, process: ManagedProcess) -> None:
+        deadline = time.monotonic() + self.settings.stack.start_timeout_s
+        while time.monotonic() < deadline:
+            if service.healthy():
+                return
+            if process.exited():
+                log = process.log_tail(200)
+                process.pid_file.unlink(missing_ok=True)
+                reason = service.diagnose(log) or _last_error(log)
+                raise ServiceStartError(
+                    f"{service.name} exited during start-up: {reason} (log: {process.log_file})"
+                )
+            time.sleep(0.5)
+        process.stop(self.settings.stack.stop_grace_s)
+        raise ServiceStartError(
+            f"{service.name} did not answer within {self.settings.stack.start_timeout_s:.0f}s "
+            f"(log: {process.log_file}); raise FINLAKE_STACK__START_TIMEOUT_S on a slow machine"
+        )
+
+    def down(self, report: Report = _quiet) -> None:
+        """Stop every service, in reverse start order; data stays."""
+        for service in reversed(self.services):
+            stopped = self.process(service).stop(self.settings.stack.stop_grace_s)
+            report(f"{service.name}: {'stopped' if stopped else 'not running'}")
+
+    def status(self) -> list[ServiceStatus]:
+        """What runs, where, since when, and whether it answers."""
+        rows = []
+        for service in self.services:
+            process = self.process(service)
+            record = process.running()
+            if record is not None:
+                state = "running"
+            else:
+                state = "crashed" if process.was_started() else "stopped"
+            rows.append(
+                ServiceStatus(
+                    name=service.name,
+                    state=state,
+                    pid=record.pid if record else None,
+                    address=service.address,
+                    since=record.started_at if record else None,
+                    healthy=record is not None and service.healthy(),
+                    log=process.log_file,
+                )
+            )
+        return rows
+
+    def logs(self, name: str, lines: int) -> list[str]:
+        """The last ``lines`` lines of one service's log."""
+        return self.process(self.service(name)).log_tail(lines)
+
+    def reset(self, name: str) -> Path:
+        """Delete one stopped service's data (explicit; stopping never deletes)."""
+        service = self.service(name)
+        if self.process(service).running() is not None:
+            raise StackError(f"{name} is running; run `finlake stack down` first")
+        target = self.home / name
+        shutil.rmtree(target, ignore_errors=True)
+        return target
+
+
+def _last_error(log: list[str]) -> str:
+    for line in reversed(log):
+        if any(word in line for word in ("ERROR", "Exception", "Error:")):
+            return line.strip()[:300]
+    return log[-1].strip()[:300] if log else "no output"

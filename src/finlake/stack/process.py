@@ -1,0 +1,169 @@
+"""Background processes, pid files and logs under ``$FINLAKE_HOME``; stop: SIGTERM then SIGKILL."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from finlake.errors import PortInUseError
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What the pid file remembers about a started process."""
+
+    pid: int
+    create_time: float
+    started_at: str
+    command: list[str]
+
+
+class ManagedProcess:
+    """One named background process of the stack."""
+
+    def __init__(self, name: str, home: Path) -> None:
+        self.name = name
+        self.pid_file = home / "run" / f"{name}.json"
+        self.log_file = home / "logs" / f"{name}.log"
+
+    def record(self) -> ProcessRecord | None:
+        """The pid file's content, if there is one."""
+        try:
+            return ProcessRecord(**json.loads(self.pid_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def running(self) -> ProcessRecord | None:
+        """The live process's record, or None when it is not running (or its pid was reused)."""
+        record = self.record()
+        if record is None:
+            return None
+        _reap(record.pid)
+        try:
+            process = psutil.Process(record.pid)
+            alive = process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+            same = abs(process.create_time() - record.create_time) < 1.0
+        except psutil.Error:
+            return None
+        return record if alive and same else None
+
+    def was_started(self) -> bool:
+        """Whether a pid file says this process was started (and not stopped by ``down``)."""
+        return self.pid_file.exists()
+
+    def start(self, command: list[str], *, env: dict[str, str], cwd: Path) -> ProcessRecord:
+        """Start ``command`` detached, appending its output to the log file."""
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            log.write(f"\n--- finlake: starting {self.name} at {_now()} ---\n".encode())
+            log.flush()
+            child = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        # Keep the handle: it reaps the child on exit and spares Popen's "still running" warning.
+        _CHILDREN[child.pid] = child
+        record = ProcessRecord(
+            pid=child.pid,
+            create_time=psutil.Process(child.pid).create_time(),
+            started_at=_now(),
+            command=command,
+        )
+        self.pid_file.write_text(json.dumps(asdict(record)))
+        return record
+
+    def exited(self) -> bool:
+        """Whether the started process has already died."""
+        return self.running() is None
+
+    def stop(self, grace_s: float) -> bool:
+        """Stop the process (SIGTERM, then SIGKILL after ``grace_s``); True if one was running."""
+        record = self.running()
+        if record is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(record.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and self.running() is not None:
+                time.sleep(0.2)
+            if self.running() is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(record.pid, signal.SIGKILL)
+                while self.running() is not None:
+                    time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return record is not None
+
+    def log_tail(self, lines: int) -> list[str]:
+        """The last ``lines`` lines of the log."""
+        if not self.log_file.exists():
+            return []
+        with self.log_file.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 256 * 1024))
+            return handle.read().decode(errors="replace").splitlines()[-lines:]
+
+
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap(pid: int) -> None:
+    # Our own children stay zombies until waited for; reaping lets a dead child read as dead.
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def ensure_port_free(host: str, port: int, *, service: str, setting: str) -> None:
+    """Raise PortInUseError naming the owner when ``host:port`` cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+            return
+        except OSError:
+            pass
+    raise PortInUseError(
+        f"port {port} on {host}, needed by {service}, is already in use by {port_owner(port)}; "
+        f"stop that process or set {setting} to a free port"
+    )
+
+
+def port_owner(port: int) -> str:
+    """A short description of the process listening on ``port``."""
+    with contextlib.suppress(psutil.Error):
+        for connection in psutil.net_connections(kind="tcp"):
+            if connection.laddr and connection.laddr.port == port and connection.pid:
+                with contextlib.suppress(psutil.Error):
+                    process = psutil.Process(connection.pid)
+                    return f"pid {connection.pid} ({process.name()})"
+                return f"pid {connection.pid}"
+    return "another process"
+
+
+def answers_tcp(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
