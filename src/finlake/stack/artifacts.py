@@ -50,7 +50,12 @@ class Bundle:
 
 KAFKA = Bundle(
     "kafka",
-    (f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}", "org.slf4j:slf4j-simple:1.7.36"),
+    (
+        f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}",
+        # The CLI tools, ProducerPerformance among them (the producer benchmark's peer).
+        f"org.apache.kafka:kafka-tools:{KAFKA_VERSION}",
+        "org.slf4j:slf4j-simple:1.7.36",
+    ),
 )
 SPARK = Bundle(
     "spark",
