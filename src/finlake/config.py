@@ -102,6 +102,7 @@ class SparkSettings(BaseModel):
     )
     driver_memory: str = Field(default="2g", description="spark.driver.memory.")
     ui_enabled: bool = Field(default=False, description="Start the Spark web UI.")
+    log_level: str = Field(default="WARN", description="Spark's log level (ERROR, WARN, INFO).")
 
 
 class FinlakeSettings(BaseSettings):

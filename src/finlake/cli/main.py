@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 import typer
 from pydantic import ValidationError
 
-from finlake.cli import config, contracts, demo, stack
+from finlake.cli import config, contracts, demo, query, stack
 from finlake.cli.output import errors
 from finlake.errors import FinlakeError
 
@@ -21,6 +21,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(config.app, name="config")
 app.add_typer(contracts.app, name="contracts")
 app.command("demo")(demo.demo)
+app.command("query")(query.query)
 
 
 def _add_plugins() -> None:

@@ -28,11 +28,16 @@ def session_config(settings: FinlakeSettings, jars: list[Path]) -> dict[str, str
         ),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": str(settings.spark.ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         f"{prefix}.type": "jdbc",
         f"{prefix}.uri": f"jdbc:sqlite:{settings.catalog_db}",
         f"{prefix}.jdbc.schema-version": "V1",
+        # Each micro-batch reads what it just committed; a cached table would serve stale snapshots.
+        f"{prefix}.cache-enabled": "false",
         f"{prefix}.warehouse": settings.warehouse.as_uri(),
         "spark.sql.defaultCatalog": catalog,
     }
@@ -47,4 +52,6 @@ def build_session(settings: FinlakeSettings, app_name: str = "finlake") -> Spark
     builder = SparkSession.builder.appName(app_name)
     for key, value in session_config(settings, jars).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(settings.spark.log_level)
+    return session

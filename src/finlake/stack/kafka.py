@@ -108,7 +108,11 @@ class KafkaService:
     def _cluster_id(self) -> str:
         id_file = self.root / "cluster.id"
         if not id_file.exists():
-            id_file.write_text(urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            cluster_id = "-"
+            # Kafka's CLI would read an id starting with "-" as an option (Kafka avoids them too).
+            while cluster_id.startswith("-"):
+                cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            id_file.write_text(cluster_id)
         return id_file.read_text().strip()
 
     def _format_once(self, java: str, classpath: str, config: Path) -> None:
@@ -195,6 +199,18 @@ class KafkaService:
                     "run `finlake stack reset kafka` to start empty"
                 )
         return None
+
+
+def require_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
+    """Raise a one-line StackError when no broker answers at ``bootstrap``."""
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": CLIENT_LOGGER}
+    try:
+        AdminClient(conf).list_topics(timeout=timeout_s)
+    except KafkaException as error:
+        raise StackError(
+            f"no Kafka broker answers at {bootstrap}; start one with `finlake stack up` "
+            "(or point FINLAKE_KAFKA__BOOTSTRAP_SERVERS at yours)"
+        ) from error
 
 
 def create_topics(bootstrap: str, topics: list[TopicSpec]) -> list[str]:

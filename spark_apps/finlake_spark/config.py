@@ -1,0 +1,28 @@
+"""Settings of the Spark applications: the shared fragments plus the market stream's own."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from finlake.config import FinlakeSettings
+
+
+class MarketStreamSettings(BaseModel):
+    """The market stream: trigger, lateness, batch size."""
+
+    trigger_interval_s: float = Field(default=10.0, gt=0, description="Micro-batch interval.")
+    allowed_lateness_s: int = Field(
+        default=600, ge=0, description="Ticks older than max event time minus this are late."
+    )
+    max_offsets_per_trigger: int = Field(
+        default=500_000, ge=1, description="Kafka records per micro-batch at most."
+    )
+    metrics_port: int | None = Field(
+        default=None, description="Serve Prometheus /metrics on this port while running."
+    )
+
+
+class SparkAppSettings(FinlakeSettings):
+    """Everything a Spark application reads (env ``FINLAKE_*``, e.g. FINLAKE_MARKET__...)."""
+
+    market: MarketStreamSettings = Field(default_factory=MarketStreamSettings)

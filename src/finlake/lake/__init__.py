@@ -1,0 +1,1 @@
+"""The lake: Iceberg table specs (names, columns, partitions, locations) shared by every engine."""

@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame transforms of the medallion layers (pyspark lives here)."""
