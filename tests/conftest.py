@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
-from finlake.config import get_settings
+from finlake.config import FinlakeSettings, get_settings
+from finlake.spark.session import build_session
 
 
 def free_port() -> int:
@@ -31,3 +33,25 @@ def artifacts_dir() -> Path:
     folder = Path(__file__).parent.parent / "test-artifacts"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+@pytest.fixture(scope="session")
+def spark_lake(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[SparkSession, FinlakeSettings]]:
+    """The one Spark session of the test process (local[1], UTC, UI off) and its lake's settings."""
+    settings = FinlakeSettings.model_validate(
+        {
+            "home": tmp_path_factory.mktemp("spark-lake"),
+            "spark": {"master": "local[1]", "shuffle_partitions": 1, "log_level": "ERROR"},
+        }
+    )
+    session = build_session(settings, app_name="finlake-tests")
+    yield session, settings
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_lake: tuple[SparkSession, FinlakeSettings]) -> SparkSession:
+    """The shared Spark session."""
+    return spark_lake[0]

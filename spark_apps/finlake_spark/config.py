@@ -5,11 +5,13 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from finlake.config import FinlakeSettings
+from finlake.contracts.topics import MARKET_DATA
 
 
 class MarketStreamSettings(BaseModel):
     """The market stream: trigger, lateness, batch size."""
 
+    topic: str = Field(default=MARKET_DATA, description="Kafka topic the ticks are read from.")
     trigger_interval_s: float = Field(default=10.0, gt=0, description="Micro-batch interval.")
     allowed_lateness_s: int = Field(
         default=600, ge=0, description="Ticks older than max event time minus this are late."

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
 from finlake.config import FinlakeSettings
-from finlake.spark.session import build_session
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def lake_session(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[SparkSession, FinlakeSettings]]:
-    settings = FinlakeSettings.model_validate(
-        {"home": tmp_path_factory.mktemp("lake"), "spark": {"master": "local[1]"}}
-    )
-    spark = build_session(settings, app_name="finlake-test")
-    yield spark, settings
-    spark.stop()
+    spark_lake: tuple[SparkSession, FinlakeSettings],
+) -> tuple[SparkSession, FinlakeSettings]:
+    return spark_lake
 
 
 def test_session_is_utc_with_iceberg_and_connectors(
@@ -33,7 +26,7 @@ def test_session_is_utc_with_iceberg_and_connectors(
     assert spark.conf.get("spark.ui.enabled") == "false"
     jars = spark.conf.get("spark.jars") or ""
     for name in (
-        "spark-sql-kafka-0-10_2.13-4.1.1",
+        "spark-sql-kafka-0-10_2.13-4.1.3",
         "spark-avro_2.13-4.1.1",
         "iceberg-spark-runtime-4.1",
     ):

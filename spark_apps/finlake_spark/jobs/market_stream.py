@@ -20,7 +20,6 @@ from pyspark.sql.streaming import StreamingQuery
 from finlake.contracts.compatibility import backward_problems
 from finlake.contracts.schemas import schema_text
 from finlake.contracts.serde import registry_client
-from finlake.contracts.topics import MARKET_DATA
 from finlake.errors import ContractViolation
 from finlake.lake.tables import (
     MARKET_CLEANED,
@@ -286,7 +285,7 @@ def start(spark: SparkSession, settings: SparkAppSettings, *, once: bool) -> Str
     source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
-        .option("subscribe", MARKET_DATA)
+        .option("subscribe", settings.market.topic)
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", settings.market.max_offsets_per_trigger)
         # Retention may delete unread records: keep going, the gap shows in the offsets.

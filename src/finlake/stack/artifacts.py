@@ -15,6 +15,10 @@ from finlake.errors import ArtifactError
 
 KAFKA_VERSION = "4.1.1"
 SPARK_VERSION = "4.1.1"
+# 4.1.3's Kafka source fixes the restart crash SPARK-57438 (NullPointerException in metrics() when
+# a batch planned before a crash is re-run; https://github.com/apache/spark/pull/56526). Spark
+# 4.1.3's avro and token-provider jars are not on Maven Central, so only this one is newer.
+KAFKA_CONNECTOR_VERSION = "4.1.3"
 ICEBERG_VERSION = "1.11.0"
 APICURIO_VERSION = "3.3.3"
 MANIFEST = "finlake-manifest.json"
@@ -40,11 +44,14 @@ class Bundle:
     coordinates: tuple[str, ...]
     only: tuple[str, ...] = ()
     archive: bool = False
+    # (artifactId of a listed dependency, "group:artifact" to leave out of its tree)
+    exclusions: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
         """A folder name that changes whenever the pinned coordinates change."""
-        digest = hashlib.sha256("\n".join(self.coordinates + self.only).encode()).hexdigest()
+        pinned = self.coordinates + self.only + tuple(":".join(pair) for pair in self.exclusions)
+        digest = hashlib.sha256("\n".join(pinned).encode()).hexdigest()
         return f"{self.name}-{digest[:12]}"
 
 
@@ -60,11 +67,16 @@ KAFKA = Bundle(
 SPARK = Bundle(
     "spark",
     (
-        f"org.apache.spark:spark-sql-kafka-0-10_2.13:{SPARK_VERSION}",
+        f"org.apache.spark:spark-sql-kafka-0-10_2.13:{KAFKA_CONNECTOR_VERSION}",
+        f"org.apache.spark:spark-token-provider-kafka-0-10_2.13:{SPARK_VERSION}",
         f"org.apache.spark:spark-avro_2.13:{SPARK_VERSION}",
         f"org.apache.iceberg:iceberg-spark-runtime-4.1_2.13:{ICEBERG_VERSION}",
         "org.xerial:sqlite-jdbc:3.53.2.1",
         "org.postgresql:postgresql:42.7.14",
+    ),
+    # Its 4.1.3 dependency is not on Maven Central; 4.1.1 is the same code.
+    exclusions=(
+        ("spark-sql-kafka-0-10_2.13", "org.apache.spark:spark-token-provider-kafka-0-10_2.13"),
     ),
     # pyspark ships Spark itself; copy only the connectors, never a second Spark or Hadoop.
     only=(
@@ -97,9 +109,15 @@ def _pom(bundle: Bundle) -> str:
     dependencies = []
     for coordinate in bundle.coordinates:
         group, artifact, version = coordinate.split(":")[:3]
+        excluded = "".join(
+            f"<exclusion><groupId>{gone.split(':')[0]}</groupId>"
+            f"<artifactId>{gone.split(':')[1]}</artifactId></exclusion>"
+            for owner, gone in bundle.exclusions
+            if owner == artifact
+        )
         dependencies.append(
             f"<dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
-            f"<version>{version}</version></dependency>"
+            f"<version>{version}</version><exclusions>{excluded}</exclusions></dependency>"
         )
     return (
         '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
