@@ -1,7 +1,10 @@
-"""``finlake demo``: the main job on the embedded defaults."""
+"""``finlake demo``: the market flow end to end on the embedded defaults."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -10,55 +13,116 @@ import typer
 from rich.table import Table
 
 from finlake.cli.output import console
-from finlake.config import get_settings
+from finlake.config import FinlakeSettings, get_settings
 from finlake.contracts.models import MarketTick
 from finlake.contracts.topics import MARKET_DATA
-from finlake.kafka_io import publish, read_back
-from finlake.simulate import DEFAULT_SYMBOLS, random_walk_ticks
+from finlake.errors import FinlakeError
+from finlake.kafka_io import publish
+from finlake.query import LakeQuery
+from finlake.simulate import random_walk_ticks
 from finlake.stack.manager import Stack
+
+DEMO_SYMBOLS = (
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK-B", "JPM", "V",
+    "UNH", "XOM", "JNJ", "WMT", "MA", "PG", "HD", "CVX", "KO", "PEP",
+)  # fmt: skip
+
+
+def troubled_ticks(clean: list[MarketTick]) -> list[MarketTick]:
+    """A few ticks that silver must catch: nulls, non-positive prices, duplicates."""
+    first = clean[0]
+    return [
+        first,  # an exact duplicate
+        first.model_copy(update={"price": None}),
+        first.model_copy(
+            update={"volume": None, "timestamp": first.timestamp + timedelta(seconds=1)}
+        ),
+        first.model_copy(
+            update={"price": -1.0, "timestamp": first.timestamp + timedelta(seconds=2)}
+        ),
+    ]
+
+
+def _run_pipeline(settings: FinlakeSettings) -> None:
+    command = [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", "market", "--once"]
+    done = subprocess.run(
+        command, env=dict(os.environ), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        log = settings.home.resolve() / "logs" / "demo-pipeline.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(done.stdout + done.stderr)
+        raise FinlakeError(f"the market pipeline failed; its output is in {log}")
+
+
+def _layer_counts(lake: LakeQuery) -> Table:
+    table = Table("layer", "table", "rows", title="the lake after the run")
+    for layer, name in (
+        ("bronze", "market.raw"), ("dead letter", "market.dead_letter"),
+        ("silver", "market.cleaned"), ("quarantine", "market.quarantine"),
+        ("gold", "market.ohlc_1m"), ("gold", "market.ohlc_1h"),
+    ):  # fmt: skip
+        table.add_row(layer, name, str(lake.run(f"SELECT count(*) FROM {name}")[1][0][0]))
+    return table
+
+
+def _show(lake: LakeQuery, sql: str, title: str) -> None:
+    columns, rows = lake.run(sql)
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*(str(value) for value in row))
+    console.print(table)
 
 
 def demo(
-    ticks: Annotated[int, typer.Option(help="Simulated ticks per symbol.")] = 20,
+    symbols: Annotated[int, typer.Option(min=1, max=20, help="How many symbols.")] = 20,
+    hours: Annotated[float, typer.Option(help="Hours of event time to simulate.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 7,
 ) -> None:
-    """Start the local stack, publish simulated ticks through Kafka in Avro, read them back."""
+    """Start the stack, simulate ticks into Kafka, run the market pipeline, show every layer."""
     settings = get_settings()
-    Stack(settings).up(report=console.print)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=ticks)
-    records = list(random_walk_ticks(DEFAULT_SYMBOLS, count=ticks, seed=seed, start=start))
     began = time.monotonic()
-    result = publish(settings, MARKET_DATA, records, key_field="symbol")
-    published = time.monotonic() - began
-    decoded = read_back(settings, MARKET_DATA, MarketTick, result.offsets)
-    table = Table("symbol", "ticks", "first", "last", "low", "high", title="read back from Kafka")
-    for symbol in DEFAULT_SYMBOLS:
-        rows = sorted((t for t in decoded if t.symbol == symbol), key=lambda t: t.timestamp)
-        prices = [t.price for t in rows if t.price is not None]
-        table.add_row(
-            symbol,
-            str(len(rows)),
-            f"{prices[0]:.2f}",
-            f"{prices[-1]:.2f}",
-            f"{min(prices):.2f}",
-            f"{max(prices):.2f}",
-        )
-    console.print(table)
-    same = sorted(decoded, key=_order) == sorted(records, key=_order)
-    console.print(
-        f"published {result.delivered} MarketTick records to '{MARKET_DATA}' in {published:.2f}s "
-        f"(Avro, Confluent wire format, schema in {settings.registry.ccompat_url}); "
-        f"failed {result.failed}; read back {len(decoded)}, "
-        + (
-            "[green]identical to what was sent[/]"
-            if same
-            else "[red]DIFFERENT from what was sent[/]"
+    Stack(settings).up(report=console.print)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
+    steps = int(hours * 3600 / 10)
+    clean = list(
+        random_walk_ticks(
+            DEMO_SYMBOLS[:symbols],
+            count=steps,
+            seed=seed,
+            start=start,
+            interval=timedelta(seconds=10),
         )
     )
-    console.print("The stack keeps running: `finlake stack status`, `finlake stack down`.")
-    if not same or result.failed:
-        raise typer.Exit(1)
-
-
-def _order(tick: MarketTick) -> tuple[str, datetime]:
-    return tick.symbol, tick.timestamp
+    records = clean + troubled_ticks(clean)
+    result = publish(settings, MARKET_DATA, records, key_field="symbol")
+    console.print(
+        f"published {result.delivered} ticks ({symbols} symbols, {hours:g} h of event time from "
+        f"{start:%Y-%m-%d %H:%M} UTC) to '{MARKET_DATA}'; failed {result.failed}"
+    )
+    console.print(
+        "running the market pipeline once (Spark local mode: Kafka -> bronze -> silver -> gold)"
+    )
+    _run_pipeline(settings)
+    lake = LakeQuery(settings)
+    console.print(_layer_counts(lake))
+    _show(
+        lake,
+        "SELECT rule, count(*) AS rows FROM market.quarantine GROUP BY rule ORDER BY rule",
+        "quarantine reasons",
+    )
+    _show(
+        lake,
+        "SELECT symbol, window_start, open, high, low, close, volume, trade_count, vwap "
+        "FROM market.ohlc_1h ORDER BY window_start DESC, symbol LIMIT 6",
+        "gold: hourly OHLC",
+    )
+    console.print(f"done in {time.monotonic() - began:.0f}s. Next:")
+    for command in (
+        "uv run finlake query \"SELECT * FROM market.ohlc_1m WHERE symbol = 'AAPL'\"",
+        'uv run finlake query "SELECT * FROM market.pipeline_runs" --format json',
+        "uv run finlake ingest simulate --help      # publish more ticks",
+        "uv run finlake pipeline run market         # run the stream continuously",
+        "uv run finlake stack status                # what runs; `finlake stack down` stops it",
+    ):
+        console.print(f"  {command}", highlight=False, markup=False)
