@@ -28,10 +28,17 @@ MAX_EVENT_TIME = Gauge(
     "Latest event time that passed the checks (Unix seconds): freshness.",
     ["pipeline"],
 )
+WATERMARK = Gauge(
+    "finlake_pipeline_watermark_seconds",
+    "Max event time minus the allowed lateness (Unix seconds): older ticks are late.",
+    ["pipeline"],
+)
 PIPELINE = "market"
 
 
-def record_batch(counts: Any, duration_s: float, max_event_time: datetime | None) -> None:
+def record_batch(
+    counts: Any, duration_s: float, max_event_time: datetime | None, lateness_s: int
+) -> None:
     """Count one micro-batch's rows per layer and outcome."""
     for layer, outcome, value in (
         ("kafka", "in", counts.rows_in),
@@ -50,3 +57,4 @@ def record_batch(counts: Any, duration_s: float, max_event_time: datetime | None
     BATCH_SECONDS.labels(PIPELINE).observe(duration_s)
     if max_event_time is not None:
         MAX_EVENT_TIME.labels(PIPELINE).set(max_event_time.timestamp())
+        WATERMARK.labels(PIPELINE).set(max_event_time.timestamp() - lateness_s)

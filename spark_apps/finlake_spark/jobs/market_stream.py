@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -123,7 +124,12 @@ class MarketBatch:
             self.write_run(spark, batch_id, counts, partition_max, time.monotonic() - started)
         finally:
             framed.unpersist()
-        record_batch(counts, time.monotonic() - started, max(partition_max.values(), default=None))
+        record_batch(
+            counts,
+            time.monotonic() - started,
+            max(partition_max.values(), default=None),
+            self.settings.market.allowed_lateness_s,
+        )
         log.info("market batch %s: %s", batch_id, json.dumps(counts.__dict__))
 
     def decode(self, spark: SparkSession, framed: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -306,4 +312,11 @@ def run(settings: SparkAppSettings, *, once: bool) -> None:
     """Run the market stream until it stops (``once``: until Kafka is drained)."""
     spark = build_session(settings, app_name="finlake-market-stream")
     query = start(spark, settings, once=once)
+
+    def stop(signum: int, _frame: object) -> None:
+        # The running micro-batch finishes; the checkpoint makes the next start resume there.
+        log.info("market stream: signal %s, stopping", signum)
+        query.stop()
+
+    signal.signal(signal.SIGTERM, stop)
     query.awaitTermination()
