@@ -1,0 +1,210 @@
+"""Reading replay files (CSV or Parquet of ticks): parsing and validation, one row at a time."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from finlake.contracts.models import MarketTick
+from finlake.errors import ConfigurationError
+from finlake_ingestion.sources.base import Headers
+
+REQUIRED = ("symbol", "timestamp", "price", "volume")
+MAPPED = (*REQUIRED, "currency", "exchange")
+EXTRA_HEADER_PREFIX = "finlake.extra."
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+class ReplayFileError(ConfigurationError):
+    """A replay file is malformed; the message names the file, the line and the value."""
+
+
+@dataclass(frozen=True)
+class ReplayRow:
+    """One parsed row: the tick and the values of the columns the contract has no field for."""
+
+    tick: MarketTick
+    extras: Headers | None
+
+
+@dataclass
+class ReplaySummary:
+    """What validation found: row count, extra columns, event-time span."""
+
+    rows: int = 0
+    extra_columns: tuple[str, ...] = ()
+    first: datetime | None = None
+    last: datetime | None = None
+    extra_values: dict[str, int] = field(default_factory=dict)
+
+
+def file_format(path: Path) -> str:
+    """``csv`` or ``parquet``, from the file name."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise ReplayFileError(f"{path}: unknown file type {suffix!r}; use .csv or .parquet")
+
+
+def read_columns(path: Path) -> list[str]:
+    """The file's column names; ReplayFileError when a required one is missing."""
+    if not path.is_file():
+        raise ReplayFileError(f"{path}: no such file")
+    if file_format(path) == "csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+        if header is None:
+            raise ReplayFileError(f"{path}: empty file, expected a header line")
+        columns = [name.strip() for name in header]
+    else:
+        import pyarrow.parquet as pq
+
+        try:
+            columns = list(pq.read_schema(path).names)
+        except Exception as error:  # pyarrow raises ArrowInvalid, OSError, ... for a bad file
+            raise ReplayFileError(f"{path}: not a readable Parquet file: {error}") from error
+    _check_columns(path, columns)
+    return columns
+
+
+def iter_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(where, raw values) for every data row; the file is open only while iterating."""
+    if file_format(path) == "csv":
+        yield from _csv_rows(path, columns)
+    else:
+        yield from _parquet_rows(path)
+
+
+def _csv_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for values in reader:
+            where = f"{path}:{reader.line_num}"
+            if not values:
+                continue
+            if len(values) != len(columns):
+                raise ReplayFileError(
+                    f"{where}: {len(values)} fields, the header has {len(columns)}"
+                )
+            yield where, dict(zip(columns, values, strict=True))
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    number = 0
+    with pq.ParquetFile(path) as source:
+        for chunk in source.iter_batches(batch_size=10_000):
+            for values in chunk.to_pylist():
+                number += 1
+                yield f"{path}: row {number}", values
+
+
+def _check_columns(path: Path, columns: list[str]) -> None:
+    missing = [name for name in REQUIRED if name not in columns]
+    if missing:
+        raise ReplayFileError(
+            f"{path}:1: missing column(s) {', '.join(missing)}; "
+            f"required: {','.join(REQUIRED)} (found: {','.join(columns)})"
+        )
+
+
+def parse_timestamp(value: Any, where: str) -> datetime:
+    """ISO-8601 with ``Z`` or an offset, or integer epoch milliseconds, as a UTC datetime."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return _EPOCH + timedelta(milliseconds=value)
+    elif isinstance(value, str) and _INTEGER.match(value.strip()):
+        return _EPOCH + timedelta(milliseconds=int(value.strip()))
+    elif isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ReplayFileError(
+                f"{where}: timestamp {value!r} is neither ISO-8601 nor epoch milliseconds"
+            ) from None
+    else:
+        raise ReplayFileError(f"{where}: timestamp is empty")
+    if moment.tzinfo is None:
+        raise ReplayFileError(
+            f"{where}: timestamp {str(value)!r} has no UTC offset; add Z or e.g. +02:00"
+        )
+    return moment.astimezone(UTC)
+
+
+def parse_price(value: Any, where: str) -> float | None:
+    """A finite number, or None for an empty cell; non-positive prices pass (bronze is as-is)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ReplayFileError(f"{where}: price {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ReplayFileError(f"{where}: price {value!r} is not a finite number")
+    return number
+
+
+def parse_volume(value: Any, where: str) -> int | None:
+    """A whole number (``1200`` or ``1200.0``), or None for an empty cell."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else str(value))
+    except ArithmeticError:
+        raise ReplayFileError(f"{where}: volume {value!r} is not a number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ReplayFileError(f"{where}: volume {value!r} is not a whole number")
+    return int(number)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_row(
+    values: Mapping[str, Any], where: str, produced_at: datetime, extra_columns: tuple[str, ...]
+) -> ReplayRow:
+    """One raw row as a tick plus its extra values; ReplayFileError names the line."""
+    symbol = _text(values["symbol"])
+    if symbol is None:
+        raise ReplayFileError(f"{where}: symbol is empty")
+    try:
+        tick = MarketTick(
+            symbol=symbol,
+            timestamp=parse_timestamp(values["timestamp"], where),
+            price=parse_price(values["price"], where),
+            volume=parse_volume(values["volume"], where),
+            currency=_text(values.get("currency")),
+            exchange=_text(values.get("exchange")),
+            source="replay",
+            produced_at=produced_at,
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+        raise ReplayFileError(f"{where}: {problems}") from None
+    extras: Headers = []
+    for column in extra_columns:
+        text = _text(values.get(column))
+        if text is not None:
+            extras.append((EXTRA_HEADER_PREFIX + column, text.encode()))
+    return ReplayRow(tick, extras or None)

@@ -1,0 +1,241 @@
+"""The Yahoo poller: budgeted, breaker-guarded cycles that publish each closed bar once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from finlake.contracts.models import MarketTick
+from finlake_ingestion.config import YahooSettings
+from finlake_ingestion.dedupe import SeenTicks
+from finlake_ingestion.metrics import IngestionMetrics
+from finlake_ingestion.resilience import Backoff, BreakerState, CircuitBreaker, RequestBudget
+from finlake_ingestion.sources.base import Batch
+from finlake_ingestion.yahoo_client import (
+    BAR_SIZES,
+    HISTORY_LIMITS,
+    HISTORY_MARGIN,
+    UNHEALTHY,
+    YahooClient,
+    YahooFetchError,
+)
+
+log = logging.getLogger(__name__)
+OVERLAP_BARS = 5  # each request re-reads a few bars, in case Yahoo filled one in late
+RETRYABLE = frozenset({"timeout", "network", "bad_response", "server_error"})
+RETRY_WAIT_MAX_S = 10.0  # retries inside a cycle stay short; longer waits happen between cycles
+
+
+class YahooSource:
+    """Polls Yahoo every ``poll_interval_s`` for every symbol, as the budget and breaker allow."""
+
+    name = "yahoo"
+
+    def __init__(
+        self,
+        settings: YahooSettings,
+        client: YahooClient,
+        metrics: IngestionMetrics,
+        *,
+        state_file: Path | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.metrics = metrics
+        self.state_file = state_file
+        self._clock = clock
+        self._sleep = sleep
+        self.bar = BAR_SIZES[settings.interval]
+        self.max_history = HISTORY_LIMITS[settings.interval] - HISTORY_MARGIN
+        overlap = self.bar * OVERLAP_BARS
+        self.seen = SeenTicks.load(state_file, overlap) if state_file else SeenTicks(overlap)
+        self.budget = RequestBudget(settings.requests_per_minute, 60.0, monotonic)
+        state_metric = metrics.breaker.labels(self.name)
+        self.breaker = CircuitBreaker(
+            failures=settings.breaker_failures,
+            reset_s=settings.breaker_reset_s,
+            max_reset_s=settings.breaker_max_reset_s,
+            clock=monotonic,
+            on_change=lambda state: state_metric.state(state.value),
+        )
+        self.backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s)
+        self._queue = deque(dict.fromkeys(s.upper() for s in settings.symbols))
+        self._parked: dict[str, datetime] = {}
+        self._lost_until: dict[str, datetime] = {}
+        self.next_delay_s = settings.poll_interval_s
+
+    def prepare(self) -> None:
+        """Nothing to check before the first poll (symbols come validated from settings)."""
+
+    def batches(self, stop: threading.Event) -> Iterator[Batch]:
+        """Poll until ``stop`` is set: one batch per cycle (maybe empty), confirmed on delivery."""
+        self._sleep = stop.wait  # a retry wait ends early on SIGTERM
+        while not stop.is_set():
+            yield Batch(self.poll(), confirm=self.confirm)
+            waited = 0.0
+            while waited < self.next_delay_s:
+                step = min(self.settings.poll_interval_s, self.next_delay_s - waited)
+                if stop.wait(step):
+                    return
+                waited += step
+                if waited < self.next_delay_s:
+                    yield Batch([])  # nothing to send; keeps /healthz fresh through long backoffs
+
+    def start_for(self, symbol: str, now: datetime) -> datetime:
+        """Where the next request for ``symbol`` starts: the watermark, minus a small overlap."""
+        oldest = now - self.max_history
+        latest = self.seen.latest(symbol)
+        if latest is None:
+            return max(now - timedelta(seconds=self.settings.lookback_s), oldest)
+        wanted = latest - self.seen.overlap
+        if wanted < oldest:
+            self._count_lost(symbol, wanted, oldest)
+        return max(wanted, oldest)
+
+    def _count_lost(self, symbol: str, wanted: datetime, oldest: datetime) -> None:
+        # Count each lost second once, however many cycles the symbol stays behind.
+        counted = self._lost_until.get(symbol)
+        lost = (oldest - max(wanted, counted or wanted)).total_seconds()
+        if lost > 0:
+            self.metrics.backfill_truncated.inc(lost)
+        self._lost_until[symbol] = oldest
+        if counted is None:
+            log.warning(
+                "gap older than Yahoo's intraday history; part of it cannot be backfilled",
+                extra={"symbol": symbol, "lost_from": wanted.isoformat(), "lost_s": lost},
+            )
+
+    def poll(self) -> list[MarketTick]:
+        """One cycle over the symbols; returns the closed bars not published before."""
+        self.client.start_cycle()
+        now = self._clock()
+        fresh: list[MarketTick] = []
+        served, rate_limited = 0, False
+        for symbol in list(self._queue):
+            if not self.breaker.allows():
+                log.info("circuit breaker open: the rest of the cycle is skipped")
+                break
+            if self._parked.get(symbol, now) > now:
+                served += 1
+                continue
+            if not self._spend(symbol):
+                self.metrics.budget_exhausted.inc()
+                log.info("request budget used up; the rest waits for the next cycle")
+                break
+            served += 1
+            start = self.start_for(symbol, now)
+            try:
+                ticks = self._fetch(symbol, start)
+            except YahooFetchError as error:
+                rate_limited = self._failed(error, now) or rate_limited
+                if rate_limited:
+                    break
+                continue
+            self.breaker.record_success()
+            self.metrics.yahoo_requests.labels("ok" if ticks else "empty").inc()
+            fresh.extend(self._new_closed_bars(ticks, start, now))
+        self._queue.rotate(-served)
+        self._plan_next(rate_limited)
+        self.metrics.last_poll.labels(self.name).set(time.time())
+        return fresh
+
+    def _fetch(self, symbol: str, start: datetime) -> list[MarketTick]:
+        """One symbol's bars; timeouts and bad responses are retried (full jitter, budgeted)."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.attempts),
+            wait=wait_random_exponential(
+                multiplier=self.settings.backoff_base_s, max=RETRY_WAIT_MAX_S
+            ),
+            retry=retry_if_exception(
+                lambda error: isinstance(error, YahooFetchError) and error.kind in RETRYABLE
+            ),
+            before_sleep=lambda state: self._retrying(symbol, state.outcome),
+            sleep=self._pause,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1 and not self.budget.try_spend():
+                    raise YahooFetchError(symbol, "budget", "no budget left to retry")
+                return self.client.fetch(symbol, start)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _pause(self, seconds: float) -> None:
+        self._sleep(seconds)
+
+    def _retrying(self, symbol: str, outcome: object) -> None:
+        error = getattr(outcome, "exception", lambda: None)()
+        if isinstance(error, YahooFetchError):
+            self.metrics.source_errors.labels(self.name, error.kind).inc()
+            self.metrics.yahoo_requests.labels("error").inc()
+            log.info("retrying yahoo request", extra={"symbol": symbol, "kind": error.kind})
+
+    def _spend(self, symbol: str) -> bool:
+        # A symbol seen for the first time costs one more request: yfinance probes its time zone.
+        if self.client.is_new(symbol) and not self.budget.try_spend():
+            return False
+        return self.budget.try_spend()
+
+    def _new_closed_bars(
+        self, ticks: list[MarketTick], start: datetime, now: datetime
+    ) -> list[MarketTick]:
+        # The newest bar is still filling up until its interval has passed: publish it next time.
+        closed = [tick for tick in ticks if tick.timestamp + self.bar <= now]
+        fresh = self.seen.fresh(closed)
+        self.metrics.duplicates.labels(self.name).inc(len(closed) - len(fresh))
+        if fresh and now - start > timedelta(seconds=2 * self.settings.poll_interval_s) + (
+            self.seen.overlap
+        ):
+            self.metrics.backfilled.inc(len(fresh))
+        return fresh
+
+    def _failed(self, error: YahooFetchError, now: datetime) -> bool:
+        kind = error.kind
+        self._error(error.symbol, kind, error.detail)
+        self.metrics.yahoo_requests.labels(
+            "rate_limited" if kind == "rate_limited" else "error"
+        ).inc()
+        if kind == "unknown_symbol":
+            self._parked[error.symbol] = now + timedelta(
+                seconds=self.settings.unknown_symbol_retry_s
+            )
+        if kind in UNHEALTHY:
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()  # Yahoo answered; the request itself was the problem
+        if kind == "rate_limited":
+            self.metrics.yahoo_rate_limited.inc()
+            return True
+        return False
+
+    def _error(self, symbol: str, kind: str, detail: str) -> None:
+        self.metrics.source_errors.labels(self.name, kind).inc()
+        log.warning(
+            "yahoo request failed", extra={"symbol": symbol, "kind": kind, "detail": detail}
+        )
+
+    def _plan_next(self, rate_limited: bool) -> None:
+        delay = self.settings.poll_interval_s
+        if rate_limited:
+            delay = max(delay, self.backoff.next_delay())
+        elif self.breaker.state is BreakerState.CLOSED:
+            self.backoff.reset()
+        self.next_delay_s = max(delay, self.breaker.seconds_until_probe())
+
+    def confirm(self, delivered: list[MarketTick]) -> None:
+        """The broker has these: never publish them again, here or after a restart."""
+        if not delivered:
+            return
+        self.seen.mark(delivered)
+        if self.state_file is not None:
+            self.seen.save(self.state_file)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "finlake.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        check=False,
+    )
+
+
+def test_ingest_group_lists_its_sources() -> None:
+    done = run_cli("ingest", "--help")
+    assert done.returncode == 0, done.stderr
+    for command in ("yahoo", "replay", "simulate"):
+        assert f" {command} " in done.stdout
+
+
+def test_replay_check_validates_without_a_broker(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_text("symbol,timestamp,price,volume,bid\nAAPL,1795530600000,1.5,10,1.4\n")
+    done = run_cli("ingest", "replay", str(path), "--check", env={"FINLAKE_HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "1 valid rows" in done.stdout
+    assert "extra columns: bid" in done.stdout
+
+
+def test_malformed_replay_file_is_one_line_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_text("symbol,timestamp,price,volume\nAAPL,1795530600000,1.5,10\nAAPL,x,1,1\n")
+    done = run_cli("ingest", "replay", str(path), env={"FINLAKE_HOME": str(tmp_path)})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {path}:3: timestamp 'x' is neither ISO-8601 nor epoch milliseconds"]
+
+
+def test_bad_pace_is_one_line(tmp_path: Path) -> None:
+    done = run_cli("ingest", "replay", str(tmp_path / "x.csv"), "--pace", "slow")
+    assert done.returncode == 1
+    assert "pace 'slow' is not fast, original or a speed-up" in done.stderr

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from finlake_ingestion.metrics import IngestionMetrics
+from finlake_ingestion.replay_file import (
+    ReplayFileError,
+    parse_price,
+    parse_timestamp,
+    parse_volume,
+)
+from finlake_ingestion.sources.replay import ReplaySource
+
+T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+
+
+def rows_of(path: Path) -> list:
+    return list(ReplaySource(path, IngestionMetrics()).rows())
+
+
+def write(tmp_path: Path, text: str, name: str = "ticks.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-24T14:30:00Z", "2026-11-24T15:30:00+01:00", "1795530600000", "2026-11-24 14:30:00Z"],
+)
+def test_timestamps_in_every_accepted_form(text: str) -> None:
+    assert parse_timestamp(text, "f:2") == T0
+
+
+def test_timestamp_keeps_milliseconds() -> None:
+    assert parse_timestamp("1795530600123", "f:2").microsecond == 123000
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-11-24T14:30:00", "no UTC offset"),
+        ("yesterday", "neither ISO-8601 nor epoch milliseconds"),
+        ("", "empty"),
+    ],
+)
+def test_bad_timestamps_name_the_line(text: str, message: str) -> None:
+    with pytest.raises(ReplayFileError, match=f"f:7: .*{message}"):
+        parse_timestamp(text, "f:7")
+
+
+def test_numbers() -> None:
+    assert parse_price("", "f:2") is None
+    assert parse_price("-1.5", "f:2") == -1.5
+    assert parse_price(0, "f:2") == 0.0
+    assert parse_volume("1200.0", "f:2") == 1200
+    assert parse_volume(" ", "f:2") is None
+    assert parse_volume(None, "f:2") is None
+    for bad in ("abc", "nan", "inf"):
+        with pytest.raises(ReplayFileError, match="f:2: price"):
+            parse_price(bad, "f:2")
+    for bad in ("12.5", "abc", "nan"):
+        with pytest.raises(ReplayFileError, match="f:2: volume"):
+            parse_volume(bad, "f:2")
+
+
+def test_csv_rows_map_known_extras_and_keep_the_others_as_headers(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "symbol,timestamp,price,volume,currency,exchange,bid,note\n"
+        "AAPL,2026-11-24T14:30:00Z,234.5,100,USD,XNAS,234.4,\n"
+        "MSFT,1795530660000,,,,,,halted\n"
+        "IBM,2026-11-24T09:32:00-05:00,-1,0,USD,,,\n",
+    )
+    rows = rows_of(path)
+    first, second, third = (row.tick for row in rows)
+    assert (first.symbol, first.timestamp, first.price, first.volume) == ("AAPL", T0, 234.5, 100)
+    assert (first.currency, first.exchange, first.source) == ("USD", "XNAS", "replay")
+    assert rows[0].extras == [("finlake.extra.bid", b"234.4")]
+    assert (second.price, second.volume, second.currency) == (None, None, None)
+    assert rows[1].extras == [("finlake.extra.note", b"halted")]
+    assert (third.price, third.volume, third.timestamp.minute) == (-1.0, 0, 32)
+    assert rows[2].extras is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("symbol,timestamp,price\nAAPL,2026-11-24T14:30:00Z,1\n", ":1: missing column.*volume"),
+        ("symbol,timestamp,price,volume\nAAPL,2026-11-24T14:30:00Z,x,1\n", ":2: price 'x'"),
+        ("symbol,timestamp,price,volume\n,2026-11-24T14:30:00Z,1,1\n", ":2: symbol is empty"),
+        ("symbol,timestamp,price,volume\nAAPL,2026-11-24T14:30:00Z,1\n", ":2: 3 fields"),
+        ("", "empty file"),
+        ("symbol,timestamp,price,volume\n" + "A" * 40 + ",1,1,1\n", ":2: symbol: String should"),
+    ],
+)
+def test_malformed_csv_names_the_line(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ReplayFileError, match=message):
+        rows_of(write(tmp_path, body))
+
+
+def test_unknown_file_type_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ReplayFileError, match="unknown file type"):
+        rows_of(write(tmp_path, "x", "ticks.json"))
+    with pytest.raises(ReplayFileError, match="no such file"):
+        rows_of(tmp_path / "nope.csv")
+
+
+def test_parquet_with_typed_and_string_columns(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "symbol": ["AAPL", "MSFT"],
+            "timestamp": pa.array([T0, T0], type=pa.timestamp("ms", tz="UTC")),
+            "price": [234.5, None],
+            "volume": pa.array([100, None], type=pa.int64()),
+            "venue_note": ["a", None],
+        }
+    )
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(table, path)
+    rows = rows_of(path)
+    assert [(r.tick.symbol, r.tick.timestamp, r.tick.price, r.tick.volume) for r in rows] == [
+        ("AAPL", T0, 234.5, 100),
+        ("MSFT", T0, None, None),
+    ]
+    assert rows[0].extras == [("finlake.extra.venue_note", b"a")]
+
+
+def test_parquet_naive_timestamps_are_rejected_with_the_row(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "symbol": ["AAPL"],
+            "timestamp": pa.array([T0.replace(tzinfo=None)], type=pa.timestamp("ms")),
+            "price": [1.0],
+            "volume": [1],
+        }
+    )
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ReplayFileError, match=r"row 1: timestamp .* has no UTC offset"):
+        rows_of(path)
+
+
+def test_not_a_parquet_file(tmp_path: Path) -> None:
+    with pytest.raises(ReplayFileError, match="not a readable Parquet file"):
+        rows_of(write(tmp_path, "garbage", "ticks.parquet"))
