@@ -27,7 +27,13 @@ app.command("query")(query.query)
 def _add_plugins() -> None:
     # Deployables contribute their command groups (e.g. `ingest`) without the core importing them.
     for entry in entry_points(group="finlake.cli"):
-        app.add_typer(entry.load(), name=entry.name)
+        try:
+            group = entry.load()
+        except (ImportError, AttributeError) as error:
+            # One broken member must not take the whole CLI down; say which and go on.
+            errors.print(f"[yellow]warning:[/] `finlake {entry.name}` unavailable: {error}")
+            continue
+        app.add_typer(group, name=entry.name)
 
 
 def main() -> None:
