@@ -35,16 +35,19 @@ format: install ## Apply ruff's fixes and formatting
 typecheck: install ## mypy --strict on the core library
 	$(UV) run --frozen mypy
 
-test: lint ## Lint, then every test: unit, integration (real Kafka, registry, Spark), e2e
+dashboard-assets: ## Vendor the dashboard's chart library from npm (cached; never a CDN)
+	services/query_api/scripts/vendor_assets.sh
+
+test: lint dashboard-assets ## Lint, then every test: unit, integration (real Kafka, registry, Spark, browser)
 	$(PYTEST)
 
 test-unit: install ## Unit tests only (no services)
 	$(PYTEST) -m "not integration and not e2e"
 
-test-integration: install ## Integration tests against the real local stack
+test-integration: install dashboard-assets ## Integration tests against the real local stack
 	$(PYTEST) -m integration
 
-demo: install ## Start the local stack and run the demo on the embedded defaults
+demo: install dashboard-assets ## Start the local stack and run the market flow on the embedded defaults
 	$(UV) run --frozen finlake demo
 
 stack-up: install ## Start the local stack (Kafka, Apicurio Registry)
@@ -53,7 +56,15 @@ stack-up: install ## Start the local stack (Kafka, Apicurio Registry)
 stack-down: install ## Stop the local stack (data is kept)
 	$(UV) run --frozen finlake stack down
 
+bench: install ## Benchmarks (ratios against a peer measured in the same run)
+	$(UV) run --frozen python -m bench.bench_producer
+	$(UV) run --frozen python bench/bench_pipeline.py
+	$(UV) run --frozen python bench/bench_query_api.py
+
+api: install dashboard-assets ## Serve the query API and the dashboard on the local lake
+	$(UV) run --frozen finlake api serve
+
 clean: ## Remove caches and build outputs (never the data under FINLAKE_HOME)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache test-artifacts
 
-.PHONY: help install lint format typecheck test test-unit test-integration demo stack-up stack-down clean
+.PHONY: help install lint format typecheck dashboard-assets test test-unit test-integration demo stack-up stack-down bench api clean

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System prerequisites of the local stack: a JDK 17+ (Kafka, Spark), a JDK 21+ (Apicurio), Maven.
+# System prerequisites: a JDK 17+ (Kafka, Spark), a JDK 21+ (Apicurio), Maven, npm, Chromium.
 # Installs what is missing from Debian's packages when run as root; otherwise says what to install.
 set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
+command -v npm >/dev/null || missing+=(npm)  # vendors the dashboard's chart library
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)  # the dashboard's browser test
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} from Debian's packages"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 
 from finlake.config import FinlakeSettings
+from finlake.lake.connection import lake_connection
 from finlake.lake.tables import TableSpec
 
 MARKER = "finlake.batch"
@@ -15,10 +16,13 @@ def ensure_tables(
 ) -> None:
     """Create the namespaces and tables that do not exist yet."""
     catalog = settings.spark.catalog
+    lake = lake_connection(settings)
+    # Local disk by default; the shared S3 warehouse under `finlake stack up --with trino`.
+    warehouse = settings.warehouse if lake.is_local else lake.warehouse
     for namespace in sorted({spec.identifier.split(".")[0] for spec in specs}):
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {catalog}.{namespace}")
     for spec in specs:
-        spark.sql(spec.create_sql(catalog, settings.warehouse))
+        spark.sql(spec.create_sql(catalog, warehouse))
 
 
 def has_marker(spark: SparkSession, table: str, marker: str) -> bool:

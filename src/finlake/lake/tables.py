@@ -34,7 +34,13 @@ class TableSpec:
         """``catalog.namespace.table``."""
         return f"{catalog}.{self.identifier}"
 
-    def create_sql(self, catalog: str, warehouse: Path) -> str:
+    def location_in(self, warehouse: Path | str) -> str:
+        """The table's URI under ``warehouse`` (a local folder, or a URI such as ``s3://b/w``)."""
+        if isinstance(warehouse, Path):
+            return (warehouse / self.location).as_uri()
+        return f"{warehouse.rstrip('/')}/{self.location}"
+
+    def create_sql(self, catalog: str, warehouse: Path | str) -> str:
         """``CREATE TABLE IF NOT EXISTS`` for Spark, at the design's location, format v2."""
         columns = ",\n  ".join(
             f"{c.name} {c.type} COMMENT '{c.comment.replace(chr(39), chr(39) * 2)}'"
@@ -44,7 +50,7 @@ class TableSpec:
         return (
             f"CREATE TABLE IF NOT EXISTS {self.qualified(catalog)} (\n  {columns}\n) USING iceberg"
             f"{partition}\nCOMMENT '{self.comment}'"
-            f"\nLOCATION '{(warehouse / self.location).as_uri()}'"
+            f"\nLOCATION '{self.location_in(warehouse)}'"
             "\nTBLPROPERTIES ('format-version'='2', 'write.target-file-size-bytes'='134217728')"
         )
 

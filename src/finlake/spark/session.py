@@ -8,15 +8,42 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from finlake.config import FinlakeSettings
-from finlake.stack.artifacts import SPARK, ArtifactCache
+from finlake.lake.connection import S3_CHECKSUM_ENV, LakeConnection, lake_connection
+from finlake.stack.artifacts import SPARK, SPARK_S3, ArtifactCache
 
 
-def session_config(settings: FinlakeSettings, jars: list[Path]) -> dict[str, str]:
+def catalog_config(prefix: str, lake: LakeConnection) -> dict[str, str]:
+    """The Iceberg catalog's connection: JDBC URL and login, warehouse, S3FileIO when on S3."""
+    conf = {f"{prefix}.uri": lake.jdbc_url, f"{prefix}.warehouse": lake.warehouse}
+    if lake.user is not None:
+        conf[f"{prefix}.jdbc.user"] = lake.user
+    if lake.password is not None:
+        conf[f"{prefix}.jdbc.password"] = lake.password
+    if lake.s3 is not None:
+        conf |= {
+            f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+            f"{prefix}.s3.access-key-id": lake.s3.access_key_id,
+            f"{prefix}.s3.secret-access-key": lake.s3.secret_access_key,
+            f"{prefix}.client.region": lake.s3.region,
+        }
+        if lake.s3.endpoint:
+            conf |= {
+                f"{prefix}.s3.endpoint": lake.s3.endpoint,
+                f"{prefix}.s3.path-style-access": "true",
+            }
+    return conf
+
+
+def session_config(
+    settings: FinlakeSettings, jars: list[Path], lake: LakeConnection | None = None
+) -> dict[str, str]:
     """Spark conf the session sets: jars, Iceberg catalog (JDBC, schema V1), UTC, parallelism."""
     catalog = settings.spark.catalog
     prefix = f"spark.sql.catalog.{catalog}"
     drivers = [str(jar) for jar in jars if "jdbc" in jar.name or jar.name.startswith("postgresql")]
-    settings.warehouse.mkdir(parents=True, exist_ok=True)
+    lake = lake or lake_connection(settings)
+    if lake.is_local:
+        settings.warehouse.mkdir(parents=True, exist_ok=True)
     return {
         "spark.master": settings.spark.master,
         "spark.jars": ",".join(str(jar) for jar in jars),
@@ -34,11 +61,10 @@ def session_config(settings: FinlakeSettings, jars: list[Path]) -> dict[str, str
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         f"{prefix}.type": "jdbc",
-        f"{prefix}.uri": f"jdbc:sqlite:{settings.catalog_db}",
         f"{prefix}.jdbc.schema-version": "V1",
         # Each micro-batch reads what it just committed; a cached table would serve stale snapshots.
         f"{prefix}.cache-enabled": "false",
-        f"{prefix}.warehouse": settings.warehouse.as_uri(),
+        **catalog_config(prefix, lake),
         "spark.sql.defaultCatalog": catalog,
     }
 
@@ -48,9 +74,15 @@ def build_session(settings: FinlakeSettings, app_name: str = "finlake") -> Spark
     artifacts = ArtifactCache(
         settings.stack.cache_dir, settings.stack.maven, settings.stack.maven_mirror
     )
+    lake = lake_connection(settings)
     jars = artifacts.jars(SPARK)
+    if lake.s3 is not None:
+        jars += artifacts.jars(SPARK_S3)
+        # The AWS SDK v2 inside S3FileIO reads these (S3 emulators reject chunked checksums).
+        for key, value in S3_CHECKSUM_ENV.items():
+            os.environ.setdefault(key, value)
     builder = SparkSession.builder.appName(app_name)
-    for key, value in session_config(settings, jars).items():
+    for key, value in session_config(settings, jars, lake).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.spark.log_level)

@@ -21,6 +21,8 @@ SPARK_VERSION = "4.1.1"
 KAFKA_CONNECTOR_VERSION = "4.1.3"
 ICEBERG_VERSION = "1.11.0"
 APICURIO_VERSION = "3.3.3"
+# The newest Trino on Maven Central: from 477 on, server tarballs and plugin zips are not published.
+TRINO_VERSION = "476"
 MANIFEST = "finlake-manifest.json"
 # Pinned: Maven 3.8's default dependency plugin is 2.8.
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
@@ -93,7 +95,24 @@ SPARK = Bundle(
 APICURIO = Bundle(
     "apicurio", (f"io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all",), archive=True
 )
+# S3FileIO for Spark when the warehouse is on S3 (avoids hadoop-aws and its 600 MB SDK).
+SPARK_S3 = Bundle(
+    "spark-s3",
+    (f"org.apache.iceberg:iceberg-aws-bundle:{ICEBERG_VERSION}",),
+    only=("iceberg-aws-bundle",),
+)
+# The minimal server plus the one plugin we use (the full tarball is over 1 GB).
+TRINO = Bundle(
+    "trino",
+    (
+        f"io.trino:trino-server-core:{TRINO_VERSION}:tar.gz",
+        f"io.trino:trino-iceberg:{TRINO_VERSION}:zip",
+    ),
+    archive=True,
+)
 BUNDLES = (KAFKA, SPARK, APICURIO)
+# What `finlake stack up --with trino` needs on top.
+TRINO_BUNDLES = (SPARK_S3, TRINO)
 
 
 def sha256_file(path: Path) -> str:
@@ -225,23 +244,29 @@ class ArtifactCache:
                 f"<url>{self.mirror}</url></mirror></mirrors></settings>"
             )
             command += ["-s", str(settings)]
-        if bundle.archive:
-            command += [f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={bundle.coordinates[0]}"]
-        else:
-            command += [f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime"]
+        output = f"-DoutputDirectory={work / 'lib'}"
+        if not bundle.archive:
+            goal = [f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime"]
             if bundle.only:
-                command.append(f"-DincludeArtifactIds={','.join(bundle.only)}")
-        command.append(f"-DoutputDirectory={work / 'lib'}")
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=1800, check=False
+                goal.append(f"-DincludeArtifactIds={','.join(bundle.only)}")
+            _run(bundle, [*command, *goal, output])
+            return
+        # The copy goal takes one artifact per run.
+        for coordinate in bundle.coordinates:
+            _run(
+                bundle, [*command, f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinate}", output]
             )
-        except subprocess.TimeoutExpired as error:
-            raise ArtifactError(
-                f"downloading {bundle.name} took over 30 min; check the network"
-            ) from error
-        if done.returncode != 0:
-            raise ArtifactError(_maven_failure(bundle, done.stdout + done.stderr))
+
+
+def _run(bundle: Bundle, command: list[str]) -> None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise ArtifactError(
+            f"downloading {bundle.name} took over 30 min; check the network"
+        ) from error
+    if done.returncode != 0:
+        raise ArtifactError(_maven_failure(bundle, done.stdout + done.stderr))
 
 
 def _maven_failure(bundle: Bundle, output: str) -> str:
@@ -257,7 +282,7 @@ def _maven_failure(bundle: Bundle, output: str) -> str:
 
 
 def _is_whole_archive(path: Path) -> bool:
-    if path.suffix == ".jar":
+    if path.suffix in (".jar", ".zip"):
         try:
             with zipfile.ZipFile(path) as archive:
                 return archive.testzip() is None
@@ -277,4 +302,8 @@ def _unpack(work: Path) -> None:
     for archive_path in list((work / "lib").glob("*.tar.gz")):
         with tarfile.open(archive_path) as archive:
             archive.extractall(work / "app", filter="data")
+        archive_path.unlink()
+    for archive_path in list((work / "lib").glob("*.zip")):
+        with zipfile.ZipFile(archive_path) as archive:
+            archive.extractall(work / "app")
         archive_path.unlink()

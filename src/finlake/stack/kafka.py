@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import uuid
 from base64 import urlsafe_b64encode
@@ -48,6 +49,7 @@ class KafkaService:
     """Starts, formats and checks the local broker."""
 
     name = "kafka"
+    stop_signal = signal.SIGTERM
 
     def __init__(self, settings: FinlakeSettings, artifacts: ArtifactCache) -> None:
         self.settings = settings
@@ -76,6 +78,10 @@ class KafkaService:
             purpose="the Kafka broker",
             setting="FINLAKE_STACK__JAVA_HOME",
         )
+
+    def check(self) -> None:
+        """Raise when no suitable JDK is installed."""
+        self.java()
 
     def prepare(self) -> list[str]:
         """Write the config, format storage on first start; return the command to run the broker."""

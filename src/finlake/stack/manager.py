@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,23 +12,36 @@ from typing import Protocol
 
 from finlake.config import FinlakeSettings
 from finlake.errors import ServiceStartError, StackError
-from finlake.stack.artifacts import BUNDLES, ArtifactCache
-from finlake.stack.java import JavaRuntime
+from finlake.lake.connection import (
+    TRINO_PROFILE,
+    LakeConnection,
+    forget_profile,
+    read_profile,
+    write_profile,
+)
+from finlake.stack.artifacts import BUNDLES, TRINO_BUNDLES, ArtifactCache
+from finlake.stack.credentials import local_credentials
 from finlake.stack.kafka import KafkaService
+from finlake.stack.postgres import PostgresService
 from finlake.stack.process import ManagedProcess, ensure_port_free
 from finlake.stack.registry import RegistryService
+from finlake.stack.seaweedfs import SeaweedService
+from finlake.stack.trino import TrinoService
+
+PROFILES = (TRINO_PROFILE,)
 
 
 class Service(Protocol):
     """What the stack needs from each service it runs."""
 
     name: str
+    stop_signal: signal.Signals
 
     @property
     def ports(self) -> list[tuple[int, str]]: ...
     @property
     def address(self) -> str: ...
-    def java(self) -> JavaRuntime: ...
+    def check(self) -> None: ...
     def prepare(self) -> list[str]: ...
     def environment(self) -> dict[str, str]: ...
     def healthy(self) -> bool: ...
@@ -56,18 +70,42 @@ def _quiet(_: str) -> None:
 
 
 class Stack:
-    """The local stack under one ``$FINLAKE_HOME``."""
+    """The local stack under one ``$FINLAKE_HOME``: the core services plus the recorded profile."""
 
-    def __init__(self, settings: FinlakeSettings) -> None:
+    def __init__(self, settings: FinlakeSettings, *, with_profile: str | None = None) -> None:
+        if with_profile is not None and with_profile not in PROFILES:
+            raise StackError(f"no profile {with_profile!r}; known: {', '.join(PROFILES)}")
         self.settings = settings
         self.home = settings.home.resolve()
         self.artifacts = ArtifactCache(
             settings.stack.cache_dir, settings.stack.maven, settings.stack.maven_mirror
         )
+        recorded = read_profile(self.home)
+        self.profile = with_profile or (recorded[0] if recorded else None)
         self.services: list[Service] = [
             KafkaService(settings, self.artifacts),
             RegistryService(settings, self.artifacts),
         ]
+        if self.profile == TRINO_PROFILE:
+            self.lake = recorded[1] if recorded and with_profile is None else self._trino_lake()
+            credentials = local_credentials(self.home)
+            self.services += [
+                PostgresService(settings, credentials, self.lake),
+                SeaweedService(settings, credentials),
+                TrinoService(settings, self.artifacts, self.lake),
+            ]
+
+    def _trino_lake(self) -> LakeConnection:
+        credentials = local_credentials(self.home)
+        postgres = PostgresService(self.settings, credentials, None)
+        store = SeaweedService(self.settings, credentials)
+        return LakeConnection(
+            jdbc_url=postgres.jdbc_url,
+            warehouse=f"s3://{self.settings.object_store.bucket}/warehouse",
+            user=self.settings.postgres.user,
+            password=credentials.postgres_password,
+            s3=store.s3,
+        )
 
     def process(self, service: Service) -> ManagedProcess:
         """The managed process of ``service``."""
@@ -84,12 +122,20 @@ class Stack:
     def up(self, report: Report = _quiet) -> None:
         """Start what is not running (restarting crashed services); a no-op when all are up."""
         for service in self.services:
-            service.java()
-        for bundle in BUNDLES:
+            service.check()
+            # Every port first, so a clash fails before anything starts (not minutes in).
+            if self.process(service).running() is None:
+                for port, setting in service.ports:
+                    ensure_port_free("127.0.0.1", port, service=service.name, setting=setting)
+        bundles = BUNDLES + (TRINO_BUNDLES if self.profile == TRINO_PROFILE else ())
+        for bundle in bundles:
             problems = self.artifacts.problems(bundle)
             if problems:
                 report(f"{bundle.name}: fetching from Maven Central ({problems[0]})")
                 self.artifacts.ensure(bundle)
+        if self.profile == TRINO_PROFILE:
+            path = write_profile(self.home, TRINO_PROFILE, self.lake)
+            report(f"profile {TRINO_PROFILE}: Spark, PyIceberg and Trino share the lake ({path})")
         for service in self.services:
             self._up_one(service, report)
 
@@ -129,17 +175,22 @@ class Stack:
                     f"{service.name} exited during start-up: {reason} (log: {process.log_file})"
                 )
             time.sleep(0.5)
-        process.stop(self.settings.stack.stop_grace_s)
+        process.stop(self.settings.stack.stop_grace_s, service.stop_signal)
         raise ServiceStartError(
             f"{service.name} did not answer within {self.settings.stack.start_timeout_s:.0f}s "
             f"(log: {process.log_file}); raise FINLAKE_STACK__START_TIMEOUT_S on a slow machine"
         )
 
-    def down(self, report: Report = _quiet) -> None:
-        """Stop every service, in reverse start order; data stays."""
+    def down(self, report: Report = _quiet, *, forget: bool = False) -> None:
+        """Stop every service, in reverse start order; data stays (``forget``: drop the profile)."""
         for service in reversed(self.services):
-            stopped = self.process(service).stop(self.settings.stack.stop_grace_s)
-            report(f"{service.name}: {'stopped' if stopped else 'not running'}")
+            process = self.process(service)
+            started = time.monotonic()
+            stopped = process.stop(self.settings.stack.stop_grace_s, service.stop_signal)
+            took = time.monotonic() - started
+            report(f"{service.name}: {f'stopped in {took:.1f}s' if stopped else 'not running'}")
+        if forget and forget_profile(self.home):
+            report(f"profile {self.profile}: forgotten; the lake is SQLite + local disk again")
 
     def status(self) -> list[ServiceStatus]:
         """What runs, where, since when, and whether it answers."""

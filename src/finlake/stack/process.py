@@ -92,12 +92,12 @@ class ManagedProcess:
         """Whether the started process has already died."""
         return self.running() is None
 
-    def stop(self, grace_s: float) -> bool:
-        """Stop the process (SIGTERM, then SIGKILL after ``grace_s``); True if one was running."""
+    def stop(self, grace_s: float, stop_signal: signal.Signals = signal.SIGTERM) -> bool:
+        """Stop it (``stop_signal``, SIGKILL after ``grace_s``); True if one was running."""
         record = self.running()
         if record is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(record.pid, signal.SIGTERM)
+                os.killpg(record.pid, stop_signal)
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline and self.running() is not None:
                 time.sleep(0.2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import httpx
 
@@ -19,6 +20,7 @@ class RegistryService:
     """Starts and checks Apicurio Registry; its storage is a topic on the local broker."""
 
     name = "registry"
+    stop_signal = signal.SIGTERM
 
     def __init__(self, settings: FinlakeSettings, artifacts: ArtifactCache) -> None:
         self.settings = settings
@@ -45,6 +47,10 @@ class RegistryService:
             purpose="Apicurio Registry",
             setting="FINLAKE_STACK__REGISTRY_JAVA_HOME",
         )
+
+    def check(self) -> None:
+        """Raise when no suitable JDK is installed."""
+        self.java()
 
     def prepare(self) -> list[str]:
         """The command that runs the registry."""

@@ -1,0 +1,50 @@
+"""Dependencies of the routes, as Annotated aliases."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from finlake_query_api.config import hash_api_key, is_valid_key
+from finlake_query_api.errors import NotAuthenticatedError, RateLimitedError
+from finlake_query_api.market import Market
+from finlake_query_api.state import AppState
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key the operator issued."
+)
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.finlake
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def require_api_key(
+    state: StateDep, key: Annotated[str | None, Security(api_key_header)] = None
+) -> str:
+    """The caller's key digest, once the key is valid and within its rate limit."""
+    if not key or not is_valid_key(key, state.key_digests):
+        raise NotAuthenticatedError("a valid X-API-Key header is required")
+    digest = hash_api_key(key)
+    if not state.limiter.hit(state.rate_limit, digest):
+        reset_at, _ = state.limiter.get_window_stats(state.rate_limit, digest)
+        retry_after = max(1, int(reset_at - time.time()) + 1)
+        raise RateLimitedError(
+            f"rate limit of {state.settings.api.rate_limit} per key exceeded", retry_after
+        )
+    return digest
+
+
+def get_market(state: StateDep) -> Market:
+    return state.market
+
+
+ApiKeyDep = Annotated[str, Depends(require_api_key)]
+MarketDep = Annotated[Market, Depends(get_market)]

@@ -1,0 +1,24 @@
+"""The dashboard page (chart, quality panel, live feed), served by the API itself."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from finlake_query_api.api.deps import StateDep
+from finlake_query_api.config import PACKAGE_DIR
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+CHART_LIBRARY = "lightweight-charts.standalone.production.js"
+
+
+@router.get("/", response_class=HTMLResponse)
+async def dashboard(request: Request, state: StateDep) -> HTMLResponse:
+    has_chart = (state.settings.api.vendor_dir / CHART_LIBRARY).is_file()
+    return templates.TemplateResponse(
+        request,
+        "dashboard.html",
+        {"has_chart": has_chart, "hot_window_days": state.settings.api.hot_window_days},
+    )

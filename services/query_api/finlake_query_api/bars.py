@@ -1,0 +1,187 @@
+"""Pure bar logic: rows to bars, daily bars from hourly ones, metrics, cursors, JSON rendering."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import NamedTuple
+
+from finlake_query_api.errors import InvalidCursorError
+
+BAR_COLUMNS = "window_start, window_end, open, high, low, close, volume, trade_count, vwap"
+
+
+class Interval(StrEnum):
+    """Bar width: 1-minute and 1-hour bars are gold tables; daily bars are built from hourly."""
+
+    MINUTE = "1m"
+    HOUR = "1h"
+    DAY = "1d"
+
+    @property
+    def table(self) -> str:
+        """The gold table the bars come from (daily bars: the hourly table)."""
+        return "market.ohlc_1m" if self is Interval.MINUTE else "market.ohlc_1h"
+
+    @property
+    def width(self) -> timedelta:
+        """The length of one bar."""
+        return {"1m": timedelta(minutes=1), "1h": timedelta(hours=1)}.get(
+            self.value, timedelta(days=1)
+        )
+
+    @property
+    def max_range(self) -> timedelta:
+        """The widest start..end a single request may ask for."""
+        return {"1m": timedelta(days=31), "1h": timedelta(days=732)}.get(
+            self.value, timedelta(days=3660)
+        )
+
+    @property
+    def default_range(self) -> timedelta:
+        """What start defaults to, before end."""
+        return {"1m": timedelta(days=1), "1h": timedelta(days=7)}.get(
+            self.value, timedelta(days=365)
+        )
+
+
+class Bar(NamedTuple):
+    """One OHLCV bar, as the gold tables hold it."""
+
+    window_start: datetime
+    window_end: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+    trade_count: int
+    vwap: Decimal | None
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (naive values are taken as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def to_bar(row: Sequence[object]) -> Bar:
+    """A bar from a row selected as ``BAR_COLUMNS``."""
+    start, end, open_, high, low, close, volume, trades, vwap = row
+    assert isinstance(start, datetime)
+    assert isinstance(end, datetime)
+    return Bar(
+        utc(start), utc(end), Decimal(str(open_)), Decimal(str(high)), Decimal(str(low)),
+        Decimal(str(close)), int(volume or 0),  # type: ignore[call-overload]  # bigint from SQL
+        int(trades or 0),  # type: ignore[call-overload]  # bigint from SQL
+        None if vwap is None else Decimal(str(vwap)),
+    )  # fmt: skip
+
+
+def daily_bars(hourly: Iterable[Bar]) -> list[Bar]:
+    """UTC-day bars from hourly bars: open of the earliest hour, close of the latest, by time."""
+    days: dict[datetime, list[Bar]] = {}
+    for bar in sorted(hourly, key=lambda bar: bar.window_start):
+        day = bar.window_start.replace(hour=0, minute=0, second=0, microsecond=0)
+        days.setdefault(day, []).append(bar)
+    result = []
+    for day, bars in days.items():
+        volume = sum(bar.volume for bar in bars)
+        weighted = sum((bar.vwap or bar.close) * bar.volume for bar in bars)
+        vwap = (weighted / volume).quantize(Decimal("0.000001")) if volume else None
+        result.append(
+            Bar(
+                day, day + timedelta(days=1), bars[0].open, max(bar.high for bar in bars),
+                min(bar.low for bar in bars), bars[-1].close, volume,
+                sum(bar.trade_count for bar in bars), vwap,
+            )
+        )  # fmt: skip
+    return result
+
+
+def timestamp_text(moment: datetime) -> str:
+    """ISO 8601 UTC with a ``Z`` (what pydantic writes for aware UTC datetimes)."""
+    text = utc(moment).isoformat().replace("+00:00", "Z")
+    return text
+
+
+def render_bar(bar: Bar) -> str:
+    """The bar as a JSON object (decimals as strings, exact), rendered once and reused."""
+    vwap = "null" if bar.vwap is None else f'"{bar.vwap}"'
+    return (
+        f'{{"window_start":"{timestamp_text(bar.window_start)}",'
+        f'"window_end":"{timestamp_text(bar.window_end)}",'
+        f'"open":"{bar.open}","high":"{bar.high}","low":"{bar.low}","close":"{bar.close}",'
+        f'"volume":{bar.volume},"trade_count":{bar.trade_count},"vwap":{vwap}}}'
+    )
+
+
+def encode_cursor(interval: Interval, after: datetime) -> str:
+    """An opaque cursor: the next page starts after this bar."""
+    raw = f"{interval.value}|{int(utc(after).timestamp() * 1_000_000)}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, interval: Interval) -> datetime:
+    """The window start a cursor points after; it must belong to the same interval."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, micros = raw.split("|")
+        after = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
+    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError, OSError) as error:
+        raise InvalidCursorError("cursor is not one this API returned") from error
+    if kind != interval.value:
+        raise InvalidCursorError(f"cursor belongs to interval {kind}, not {interval.value}")
+    return after
+
+
+class BarMetrics(NamedTuple):
+    """Market metrics over a run of bars."""
+
+    bar_count: int
+    open: Decimal
+    close: Decimal
+    high: Decimal
+    low: Decimal
+    volume: int
+    vwap: Decimal | None
+    simple_return: float
+    log_return: float
+    realized_volatility: float
+
+
+def bar_metrics(bars: Sequence[Bar]) -> BarMetrics | None:
+    """VWAP, returns and realized volatility (root of summed squared log returns of closes)."""
+    if not bars:
+        return None
+    volume = sum(bar.volume for bar in bars)
+    weighted = sum((bar.vwap or bar.close) * bar.volume for bar in bars)
+    first, last = bars[0].open, bars[-1].close
+    closes = [float(bar.close) for bar in bars]
+    log_returns = [math.log(now / before) for before, now in itertools.pairwise(closes) if before]
+    return BarMetrics(
+        len(bars), first, last, max(bar.high for bar in bars), min(bar.low for bar in bars),
+        volume, (weighted / volume).quantize(Decimal("0.000001")) if volume else None,
+        float(last / first - 1) if first else 0.0,
+        math.log(float(last) / float(first)) if first and last else 0.0,
+        math.sqrt(sum(value * value for value in log_returns)),
+    )  # fmt: skip
+
+
+def page_json(
+    symbol: str, interval: Interval, start: datetime, end: datetime, fragments: Sequence[str],
+    next_cursor: str | None, source: str,
+) -> bytes:  # fmt: skip
+    """The OHLC page body, assembled from pre-rendered bars."""
+    head = json.dumps(
+        {"symbol": symbol, "interval": interval.value, "start": timestamp_text(start),
+         "end": timestamp_text(end), "source": source, "next_cursor": next_cursor},
+        separators=(",", ":"),
+    )  # fmt: skip
+    return f'{head[:-1]},"bars":[{",".join(fragments)}]}}'.encode()

@@ -1,0 +1,43 @@
+"""``finlake api serve``: the query API and dashboard on this machine."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+
+from finlake_query_api.config import Settings
+
+app = typer.Typer(help="The query API and dashboard.", no_args_is_help=True)
+log = logging.getLogger("finlake_query_api")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default: settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default from settings).")] = None,
+) -> None:  # fmt: skip
+    """Serve the /v1 API, /metrics and the dashboard until interrupted."""
+    # Imported here: `finlake --help` loads every plug-in and should not pay for the web stack.
+    import uvicorn
+
+    from finlake_query_api.main import create_app
+
+    logging.basicConfig(level=logging.INFO, format='{"level":"%(levelname)s","msg":"%(message)s"}')
+    settings = Settings()
+    api = settings.api.model_copy(
+        update={"host": host or settings.api.host, "port": port or settings.api.port}
+    )
+    fragment = ""
+    if not api.key_digests():
+        # No key configured: issue one for this run only, so data endpoints are never open.
+        key = secrets.token_urlsafe(24)
+        api = api.model_copy(update={"api_keys": [SecretStr(key)]})
+        fragment = f"#key={key}"
+        typer.echo(f"no API key configured; this run accepts X-API-Key: {key}", err=True)
+    settings = settings.model_copy(update={"api": api})
+    typer.echo(f"dashboard: http://{api.host}:{api.port}/{fragment}", err=True)
+    uvicorn.run(create_app(settings), host=api.host, port=api.port, log_level="info")

@@ -1,0 +1,96 @@
+"""Settings of the query API: the shared finlake settings plus ``FINLAKE_API__*``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from finlake.config import FinlakeSettings
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+PACKAGE_DIR = Path(__file__).parent
+
+
+def hash_api_key(key: str) -> str:
+    """The SHA-256 hex digest under which an API key is stored (keys are long random tokens)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiSettings(BaseModel):
+    """How the query API listens, authenticates, limits and caches."""
+
+    host: str = Field(default="127.0.0.1", description="Interface `finlake api serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `finlake api serve` binds.")
+    engine: Literal["duckdb", "trino"] = Field(
+        default="duckdb", description="Query engine: embedded DuckDB or a Trino server."
+    )
+    api_key_hashes: list[str] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of the accepted API keys (from a Secret or the env).",
+    )
+    api_key_hashes_file: Path | None = Field(
+        default=None, description="A mounted Secret file: one SHA-256 hex digest per line."
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Plain API keys (local use); only their digests are kept in memory.",
+    )
+    rate_limit: str = Field(
+        default="600/minute", description="Per-key request limit, `limits` syntax (e.g. 10/second)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (empty: same origin only)."
+    )
+    hot_window_days: int = Field(
+        default=7, ge=0, le=90, description="Gold bars this recent are served from memory."
+    )
+    refresh_interval_s: float = Field(
+        default=5.0, ge=0, description="How often the lake's snapshot ids are checked."
+    )
+    keepalive_s: float = Field(
+        default=15.0, gt=0, description="Seconds between keep-alives on the alert stream."
+    )
+    vendor_dir: Path = Field(
+        default=PACKAGE_DIR / "static" / "vendor",
+        description="Where scripts/vendor_assets.sh put the chart library.",
+    )
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _digests(cls, hashes: list[str]) -> list[str]:
+        lowered = [digest.strip().lower() for digest in hashes]
+        for digest in lowered:
+            if not _SHA256_HEX.match(digest):
+                raise ValueError("API key hashes must be SHA-256 hex digests (64 hex characters)")
+        return lowered
+
+    def key_digests(self) -> frozenset[str]:
+        """Every accepted key's digest: configured hashes, the Secret file, hashed plain keys."""
+        digests = set(self.api_key_hashes)
+        if self.api_key_hashes_file is not None:
+            lines = self.api_key_hashes_file.read_text().split()
+            digests.update(self._digests([line for line in lines if line]))
+        digests.update(hash_api_key(key.get_secret_value()) for key in self.api_keys)
+        return frozenset(digests)
+
+
+def is_valid_key(key: str, digests: frozenset[str]) -> bool:
+    """Whether ``key`` hashes to an accepted digest (constant-time compare per digest)."""
+    candidate = hash_api_key(key)
+    return any(hmac.compare_digest(candidate, digest) for digest in digests)
+
+
+class Settings(FinlakeSettings):
+    """The finlake settings plus the API's own, from ``FINLAKE_*`` (nested with ``__``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FINLAKE_", env_nested_delimiter="__", env_ignore_empty=True, extra="ignore"
+    )
+
+    api: ApiSettings = Field(default_factory=ApiSettings)

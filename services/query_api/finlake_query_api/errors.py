@@ -1,0 +1,33 @@
+"""Domain errors of the query API; main.py maps each to one HTTP status, once."""
+
+from __future__ import annotations
+
+from finlake.errors import FinlakeError
+
+
+class UnknownSymbolError(FinlakeError, LookupError):
+    """The lake has no data for this symbol."""
+
+
+class InvalidRangeError(FinlakeError, ValueError):
+    """A time range is inverted, empty or larger than the interval allows."""
+
+
+class InvalidCursorError(FinlakeError, ValueError):
+    """A pagination cursor is malformed or belongs to another query."""
+
+
+class NotAuthenticatedError(FinlakeError):
+    """The request carries no valid API key."""
+
+
+class RateLimitedError(FinlakeError):
+    """The API key used up its request budget for now."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class LakeUnavailableError(FinlakeError):
+    """The lake could not answer (catalog unreachable, table not written yet)."""

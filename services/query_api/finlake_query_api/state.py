@@ -1,0 +1,29 @@
+"""What one app instance holds: settings, the market reader, key digests, the rate limiter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from finlake_query_api.config import Settings
+from finlake_query_api.market import Market
+from finlake_query_api.telemetry import Telemetry
+
+
+@dataclass
+class AppState:
+    """Per-app singletons, built by create_app (never at import time)."""
+
+    settings: Settings
+    market: Market
+    key_digests: frozenset[str]
+    telemetry: Telemetry
+    rate_limit: RateLimitItem = field(init=False)
+    limiter: MovingWindowRateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limit = parse(self.settings.api.rate_limit)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from finlake_query_api.config import Settings
+from finlake_query_api.main import create_app
+from tests.unit.finlake_query_api.conftest import API_KEY, api_settings
+from tests.unit.finlake_query_api.lake_data import NOW
+
+PROBLEM = "application/problem+json"
+
+
+def _problem(client: TestClient, url: str, status: int, **params: str) -> str:
+    response = client.get(url, params=params)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    detail: str = body["detail"]
+    return detail
+
+
+def test_unknown_symbol_is_404(client: TestClient) -> None:
+    assert "ZZZZ" in _problem(client, "/v1/symbols/ZZZZ/ohlc", 404)
+    _problem(client, "/v1/symbols/ZZZZ/metrics", 404)
+    _problem(client, "/v1/quotes/latest", 404, symbol="ZZZZ")
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "words"),
+    [
+        ({"start": "2026-11-26T00:00:00Z", "end": "2026-11-25T00:00:00Z"}, 400, "before end"),
+        ({"start": "2020-01-01T00:00:00Z", "end": "2026-11-25T00:00:00Z"}, 400, "too large"),
+        ({"start": "0001-01-01T00:00:00Z"}, 400, "must lie in"),
+        ({"end": "0001-01-01T00:00:00Z"}, 400, "must lie in"),
+        ({"interval": "5m"}, 422, "interval"),
+        ({"limit": "10001"}, 422, "limit"),
+        ({"limit": "0"}, 422, "limit"),
+        ({"start": "yesterday"}, 422, "start"),
+        ({"cursor": "bm9wZQ"}, 400, "cursor"),
+        ({"cursor": "MWh8MA", "interval": "1m"}, 400, "interval 1h"),
+        ({"cursor": "' OR 1=1 --"}, 422, "cursor"),
+        ({"start": "2026-11-25T00:00:00Z'; DROP TABLE market.ohlc_1m; --"}, 422, "start"),
+    ],
+)
+def test_bad_ohlc_input_is_a_clear_problem(
+    client: TestClient, params: dict[str, str], status: int, words: str
+) -> None:
+    assert words in _problem(client, "/v1/symbols/AAPL/ohlc", status, **params)
+
+
+@pytest.mark.parametrize(
+    "symbol", ["AAPL' OR '1'='1", "AAPL;DROP TABLE x", "%27%20OR%201%3D1", "A" * 40, "_x"]
+)
+def test_injection_in_the_symbol_is_rejected(client: TestClient, symbol: str) -> None:
+    response = client.get(f"/v1/symbols/{symbol}/ohlc")
+    assert response.status_code in (404, 422)
+    assert response.headers["content-type"] == PROBLEM
+
+
+def test_quoted_symbol_that_passes_the_pattern_is_bound_not_formatted(
+    client: TestClient,
+) -> None:
+    _problem(client, "/v1/quotes/latest", 404, symbol="AAPL' OR '1'='1")
+    _problem(client, "/v1/symbols/AAPL=X/ohlc", 404)
+
+
+def test_data_endpoints_need_a_valid_key(client: TestClient) -> None:
+    for url in ("/v1/symbols", "/v1/symbols/AAPL/ohlc", "/v1/quotes/latest", "/v1/quality"):
+        for headers in ({"X-API-Key": ""}, {"X-API-Key": "wrong"}):
+            response = client.get(url, headers=headers)
+            assert response.status_code == 401
+            assert response.headers["content-type"] == PROBLEM
+            assert response.headers["www-authenticate"].startswith("ApiKey")
+
+
+def test_probes_and_metrics_are_open(client: TestClient) -> None:
+    client.get("/v1/symbols")
+    for url in ("/healthz", "/readyz", "/metrics"):
+        assert client.get(url, headers={"X-API-Key": ""}).status_code == 200
+    metrics = client.get("/metrics").text
+    assert 'finlake_api_requests_total{method="GET",route="/v1/symbols",status="200"}' in metrics
+    assert "finlake_api_ready 1.0" in metrics
+
+
+def test_rate_limit_is_per_key(make_settings: Callable[..., Settings]) -> None:
+    other = "another-key-abcdef0123456"
+    settings = make_settings(rate_limit="3/minute", api_keys=[API_KEY, other])
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        statuses = [
+            client.get("/v1/symbols", headers={"X-API-Key": API_KEY}).status_code for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        limited = client.get("/v1/symbols", headers={"X-API-Key": API_KEY})
+        assert limited.headers["content-type"] == PROBLEM
+        assert int(limited.headers["retry-after"]) >= 1
+        assert client.get("/v1/symbols", headers={"X-API-Key": other}).status_code == 200
+
+
+def test_cors_allows_only_configured_origins(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(cors_origins=["https://ops.example"])
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        allowed = client.get("/healthz", headers={"Origin": "https://ops.example"})
+        denied = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://ops.example"
+    assert "access-control-allow-origin" not in denied.headers
+
+
+def test_lake_without_tables_is_not_a_server_error(tmp_path: Path) -> None:
+    app = create_app(api_settings(tmp_path), clock=lambda: NOW)
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as client:
+        assert client.get("/v1/symbols").json() == {"symbols": []}
+        _problem(client, "/v1/symbols/AAPL/ohlc", 404)
+        layers = client.get("/v1/quality").json()["layers"]
+        assert {layer["is_available"] for layer in layers} == {False}

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from finlake.query import DuckDBEngine
+from finlake_query_api.config import Settings
+from finlake_query_api.main import create_app
+from finlake_query_api.schemas import OhlcPage
+from tests.unit.finlake_query_api.conftest import API_KEY, CountingEngine, api_settings
+from tests.unit.finlake_query_api.lake_data import NOW, write
+
+DAY_AGO = (NOW - timedelta(days=1)).isoformat()
+END = NOW.isoformat()
+
+
+def _ohlc(client: TestClient, symbol: str = "AAPL", **params: Any) -> dict[str, Any]:
+    response = client.get(f"/v1/symbols/{symbol}/ohlc", params=params)
+    assert response.status_code == 200, response.text
+    OhlcPage.model_validate_json(response.content)  # the body honours the documented model
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_one_day_of_minute_bars_comes_from_memory_without_touching_the_lake(
+    client: TestClient, engine: CountingEngine
+) -> None:
+    queries, polls = len(engine.queries), engine.snapshot_polls
+    page = _ohlc(client, interval="1m", start=DAY_AGO, end=END, limit=2000)
+    assert page["source"] == "hot"
+    assert len(page["bars"]) == 1440
+    assert page["bars"][0]["window_start"] == "2026-11-25T16:00:00Z"
+    assert page["bars"][-1]["window_end"] == "2026-11-26T16:00:00Z"
+    assert (len(engine.queries), engine.snapshot_polls) == (queries, polls)
+
+
+def test_hot_and_lake_serve_identical_bars(
+    client: TestClient, make_settings: Callable[..., Settings]
+) -> None:
+    cold_app = create_app(make_settings(hot_window_days=0), clock=lambda: NOW)
+    with TestClient(cold_app, headers={"X-API-Key": API_KEY}) as cold:
+        for interval in ("1m", "1h", "1d"):
+            params = {"interval": interval, "start": "2026-11-22T00:00:00Z", "end": END}
+            hot, lake = _ohlc(client, **params), _ohlc(cold, **params)
+            assert (hot["source"], lake["source"]) == ("hot", "lake")
+            assert hot["bars"] == lake["bars"]
+            assert hot["bars"]
+
+
+def test_bars_older_than_the_hot_window_come_from_the_lake(client: TestClient) -> None:
+    start = NOW - timedelta(days=9, hours=12)
+    page = _ohlc(
+        client, interval="1h", start=start.isoformat(), end=(start + timedelta(hours=5)).isoformat()
+    )
+    assert page["source"] == "lake"
+    assert [bar["window_start"] for bar in page["bars"]][:2] == [
+        "2026-11-17T04:00:00Z", "2026-11-17T05:00:00Z",
+    ]  # fmt: skip
+
+
+def test_daily_bars_open_with_the_first_hour_and_close_with_the_last(client: TestClient) -> None:
+    hours = _ohlc(client, interval="1h", start="2026-11-24T00:00:00Z", end="2026-11-25T00:00:00Z")
+    [day] = _ohlc(client, interval="1d", start="2026-11-24T00:00:00Z", end="2026-11-25T00:00:00Z")[
+        "bars"
+    ]
+    assert len(hours["bars"]) == 24
+    assert day["open"] == hours["bars"][0]["open"]
+    assert day["close"] == hours["bars"][-1]["close"]
+    assert day["high"] == str(max(Decimal(bar["high"]) for bar in hours["bars"]))
+    assert day["low"] == str(min(Decimal(bar["low"]) for bar in hours["bars"]))
+    assert day["volume"] == sum(bar["volume"] for bar in hours["bars"])
+
+
+def test_cursor_pagination_walks_every_bar_once(client: TestClient) -> None:
+    for start in (DAY_AGO, (NOW - timedelta(days=9)).isoformat()):  # hot, then lake
+        end = (NOW - timedelta(days=8, hours=23)).isoformat() if start != DAY_AGO else END
+        full = _ohlc(client, interval="1m", start=start, end=end, limit=5000)["bars"]
+        pages, cursor = [], None
+        while True:
+            params = {"interval": "1m", "start": start, "end": end, "limit": 250}
+            page = _ohlc(client, **params, **({"cursor": cursor} if cursor else {}))
+            pages.extend(page["bars"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert pages == full
+        assert len(full) in (1440, 60)
+
+
+def test_new_snapshot_refreshes_the_hot_tier(tmp_path: Path) -> None:
+    from tests.unit.finlake_query_api.lake_data import build_lake, minute_bars
+
+    build_lake(api_settings(tmp_path), symbols=("AAPL",))
+    engine = CountingEngine(DuckDBEngine(api_settings(tmp_path)))
+    app = create_app(api_settings(tmp_path), engine=engine, clock=lambda: NOW + timedelta(hours=1))
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as client:
+        params = {"interval": "1m", "start": END, "end": (NOW + timedelta(hours=1)).isoformat()}
+        assert _ohlc(client, **params)["bars"] == []
+        write(api_settings(tmp_path), {"market.ohlc_1m": minute_bars(["AAPL"], NOW, 60)})
+        assert _ohlc(client, **params)["bars"] == []  # not polled yet: still the old snapshot
+        app.state.finlake.market.refresh()  # what the background poller does every interval
+        queries = len(engine.queries)
+        page = _ohlc(client, **params)
+        assert (page["source"], len(page["bars"])) == ("hot", 60)
+        assert len(engine.queries) == queries
