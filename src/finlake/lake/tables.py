@@ -24,6 +24,7 @@ class TableSpec:
     columns: tuple[Column, ...]
     partition_by: str | None
     comment: str
+    append_only: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -47,12 +48,23 @@ class TableSpec:
             for c in self.columns
         )
         partition = f"\nPARTITIONED BY ({self.partition_by})" if self.partition_by else ""
+        properties = ", ".join(f"'{key}'='{value}'" for key, value in self.properties.items())
         return (
             f"CREATE TABLE IF NOT EXISTS {self.qualified(catalog)} (\n  {columns}\n) USING iceberg"
             f"{partition}\nCOMMENT '{self.comment}'"
             f"\nLOCATION '{self.location_in(warehouse)}'"
-            "\nTBLPROPERTIES ('format-version'='2', 'write.target-file-size-bytes'='134217728')"
+            f"\nTBLPROPERTIES ({properties})"
         )
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """Iceberg table properties: format v2, 128 MB files; appends spread over every core."""
+        properties = {"format-version": "2", "write.target-file-size-bytes": "134217728"}
+        if self.append_only:
+            # A batch's rows mostly share one day: hash distribution by partition would write
+            # them in a single task. Unclustered appends use every core (compaction merges files).
+            properties |= {"write.distribution-mode": "none", "write.spark.fanout.enabled": "true"}
+        return properties
 
 
 _KAFKA = (
@@ -88,6 +100,7 @@ MARKET_RAW = TableSpec(
     ),
     "days(timestamp)",
     "Bronze: every decoded market-data record as-is, plus Kafka coordinates.",
+    append_only=True,
 )
 MARKET_DEAD_LETTER = TableSpec(
     "market.dead_letter",
@@ -103,6 +116,7 @@ MARKET_DEAD_LETTER = TableSpec(
     ),
     "days(ingest_ts)",
     "Records of market-data that are not a decodable MarketTick.",
+    append_only=True,
 )
 MARKET_CLEANED = TableSpec(
     "market.cleaned",
@@ -117,6 +131,7 @@ MARKET_CLEANED = TableSpec(
     ),
     "days(timestamp)",
     "Silver: validated ticks, one per (symbol, timestamp).",
+    append_only=True,
 )
 MARKET_QUARANTINE = TableSpec(
     "market.quarantine",
@@ -134,6 +149,7 @@ MARKET_QUARANTINE = TableSpec(
     ),
     "days(timestamp)",
     "Ticks that failed a silver expectation, with the rule.",
+    append_only=True,
 )
 
 
