@@ -32,7 +32,7 @@ from finlake.lake.tables import (
     MARKET_RUNS,
     MARKET_TABLES,
 )
-from finlake.quality import MARKET_TICK_EXPECTATIONS
+from finlake.quality import LATE_RULE, MARKET_TICK_EXPECTATIONS, ExpectationAction
 from finlake.spark.session import build_session
 from finlake.transforms.bronze import (
     MAGIC_BYTE,
@@ -42,8 +42,7 @@ from finlake.transforms.bronze import (
     with_wire_header,
 )
 from finlake.transforms.gold import to_bars, touched_windows, with_window_start
-from finlake.transforms.quality import split_by_expectations
-from finlake.transforms.silver import dedupe_ticks, split_late, to_silver_ticks
+from finlake.transforms.silver import DUPLICATE, tag_ticks, to_silver_ticks, with_rule_detail
 from finlake_spark.config import SparkAppSettings
 from finlake_spark.io import append_once, ensure_tables, merge_bars
 from finlake_spark.metrics import record_batch
@@ -180,37 +179,49 @@ class MarketBatch:
         marker: str,
     ) -> tuple[DataFrame, dict[int, datetime]]:
         """Append new silver rows and the quarantine; return them and the partition maxima."""
-        result = split_by_expectations(bronze, MARKET_TICK_EXPECTATIONS)
-        failed = result.failed.limit(1).collect()
-        if failed:
-            raise ContractViolation(f"tick failed a fail-action expectation: {failed[0].asDict()}")
+        rules = MARKET_TICK_EXPECTATIONS
         lateness = self.settings.market.allowed_lateness_s
-        on_time, late = split_late(result.passed, previous, lateness)
-        candidates = to_silver_ticks(dedupe_ticks(on_time)).persist()
+        # One materialized pass decides every row's fate; counts and subsets read from it.
+        tagged = tag_ticks(bronze, rules, previous, lateness).localCheckpoint()
+        outcomes = {
+            row.outcome: row["count"] for row in tagged.groupBy("outcome").count().collect()
+        }
+        actions = {rule.name: rule.action for rule in rules}
+        failing = sorted(o for o in outcomes if actions.get(o) is ExpectationAction.FAIL)
+        if failing:
+            example = tagged.filter(F.col("outcome") == failing[0]).limit(1).collect()[0]
+            raise ContractViolation(f"tick failed expectation {failing[0]}: {example.asDict()}")
+        quarantine_rules = [LATE_RULE] + [
+            name for name, action in actions.items() if action is ExpectationAction.QUARANTINE
+        ]
+        candidates = to_silver_ticks(tagged.filter(F.col("outcome").isNull()))
         span = candidates.agg(F.min("timestamp").alias("low")).collect()[0]
         existing = self.table(spark, MARKET_CLEANED.identifier).select("symbol", "timestamp")
         if span.low is not None:
             existing = existing.filter(F.col("timestamp") >= F.lit(span.low))
         new = candidates.join(existing, ["symbol", "timestamp"], "left_anti").localCheckpoint()
         counts.silver_rows = new.count()
-        counts.duplicate_rows = on_time.count() - counts.silver_rows
-        counts.dropped_rows = result.dropped.count()
-        quarantine = (
-            result.quarantined.unionByName(late)
-            .withColumn("quarantined_at", F.current_timestamp())
-            .persist()
+        counts.duplicate_rows = (
+            outcomes.get(DUPLICATE, 0) + outcomes.get(None, 0) - counts.silver_rows
         )
-        by_rule = quarantine.groupBy("rule").count().collect()
-        counts.quarantined_by_rule = {row.rule: row["count"] for row in by_rule}
+        counts.dropped_rows = sum(
+            n for o, n in outcomes.items() if actions.get(o) is ExpectationAction.DROP
+        )
+        counts.quarantined_by_rule = {o: n for o, n in outcomes.items() if o in quarantine_rules}
         counts.quarantined_rows = sum(counts.quarantined_by_rule.values())
         if counts.silver_rows:
             append_once(new, MARKET_CLEANED, self.catalog, marker)
         if counts.quarantined_rows:
+            quarantine = with_rule_detail(
+                tagged.filter(F.col("outcome").isin(quarantine_rules)), rules
+            ).withColumn("quarantined_at", F.current_timestamp())
             append_once(quarantine, MARKET_QUARANTINE, self.catalog, marker)
-        quarantine.unpersist()
-        candidates.unpersist()
+        valid = F.col("outcome").isNull() | F.col("outcome").isin(LATE_RULE, DUPLICATE)
         maxima = (
-            result.passed.groupBy("kafka_partition").agg(F.max("timestamp").alias("m")).collect()
+            tagged.filter(valid)
+            .groupBy("kafka_partition")
+            .agg(F.max("timestamp").alias("m"))
+            .collect()
         )
         partition_max = dict(previous)
         for row in maxima:

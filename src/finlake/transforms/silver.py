@@ -2,57 +2,67 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from finlake.quality import LATE_RULE
+from finlake.quality import LATE_RULE, Expectation
+from finlake.transforms.quality import first_failed_rule
 
 LATE_DETAIL = "event time older than the partition's max event time minus the allowed lateness"
 
 
-def with_seen_max_event_time(ticks: DataFrame, before: dict[int, datetime]) -> DataFrame:
-    """Add ``seen_max``: the latest event time read earlier in the same Kafka partition.
+DUPLICATE = "duplicate"
 
-    Lateness is judged per partition in offset order (market-data is keyed by symbol), so a
-    tick is late or on time whatever micro-batch it lands in.
+
+def _previous_max(before: dict[int, datetime]) -> Column:
+    previous = F.lit(None).cast("timestamp")
+    for partition, moment in before.items():
+        previous = F.when(F.col("kafka_partition") == partition, F.lit(moment)).otherwise(previous)
+    return previous
+
+
+def tag_ticks(
+    ticks: DataFrame,
+    expectations: Sequence[Expectation],
+    before: dict[int, datetime],
+    lateness_s: int,
+) -> DataFrame:
+    """Add ``outcome``: the first failed rule, ``late``, ``duplicate``, or null (goes to silver).
+
+    Lateness is judged per Kafka partition in offset order against the latest valid event time
+    read before (``before`` carries it across batches), so a tick is late or on time whatever
+    micro-batch it lands in. Of on-time ticks sharing (symbol, timestamp) the first read wins.
     """
+    tagged = ticks.withColumn("outcome", first_failed_rule(expectations))
+    valid = F.col("outcome").isNull()
     earlier = (
         Window.partitionBy("kafka_partition")
         .orderBy("kafka_offset")
         .rowsBetween(Window.unboundedPreceding, -1)
     )
-    previous = F.lit(None).cast("timestamp")
-    for partition, moment in before.items():
-        previous = F.when(F.col("kafka_partition") == partition, F.lit(moment)).otherwise(previous)
-    return ticks.withColumn("seen_max", F.greatest(F.max("timestamp").over(earlier), previous))
-
-
-def split_late(
-    ticks: DataFrame, before: dict[int, datetime], lateness_s: int
-) -> tuple[DataFrame, DataFrame]:
-    """(on time, late): late ticks are older than what their partition saw minus ``lateness_s``."""
-    seen = with_seen_max_event_time(ticks, before)
-    limit = F.col("seen_max") - F.make_dt_interval(secs=F.lit(lateness_s))
-    is_late = F.coalesce(F.col("timestamp") < limit, F.lit(False))
-    late = (
-        seen.filter(is_late)
-        .withColumn("rule", F.lit(LATE_RULE))
-        .withColumn("detail", F.lit(LATE_DETAIL))
-        .drop("seen_max")
+    seen = F.greatest(F.max(F.when(valid, F.col("timestamp"))).over(earlier), _previous_max(before))
+    limit = seen - F.make_dt_interval(secs=F.lit(lateness_s))
+    late = valid & F.coalesce(F.col("timestamp") < limit, F.lit(False))
+    tagged = tagged.withColumn(
+        "outcome", F.when(late, F.lit(LATE_RULE)).otherwise(F.col("outcome"))
     )
-    return seen.filter(~is_late).drop("seen_max"), late
-
-
-def dedupe_ticks(ticks: DataFrame) -> DataFrame:
-    """One row per (symbol, timestamp): the first read from Kafka (lowest partition, offset)."""
-    first_read = Window.partitionBy("symbol", "timestamp").orderBy(
+    first_read = Window.partitionBy("symbol", "timestamp", F.col("outcome").isNull()).orderBy(
         "kafka_partition", "kafka_offset"
     )
-    return (
-        ticks.withColumn("_rank", F.row_number().over(first_read)).filter("_rank = 1").drop("_rank")
+    repeated = F.col("outcome").isNull() & (F.row_number().over(first_read) > 1)
+    return tagged.withColumn(
+        "outcome", F.when(repeated, F.lit(DUPLICATE)).otherwise(F.col("outcome"))
     )
+
+
+def with_rule_detail(rows: DataFrame, expectations: Sequence[Expectation]) -> DataFrame:
+    """Add ``rule`` (the outcome) and ``detail`` (what the rule checks) to quarantined rows."""
+    described = [(e.name, e.description) for e in expectations] + [(LATE_RULE, LATE_DETAIL)]
+    details = F.create_map(*[F.lit(text) for pair in described for text in pair])
+    return rows.withColumn("rule", F.col("outcome")).withColumn("detail", details[F.col("outcome")])
 
 
 def to_silver_ticks(ticks: DataFrame) -> DataFrame:

@@ -15,12 +15,11 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
-from pyspark.testing import assertDataFrameEqual
 
 from finlake.quality import MARKET_TICK_EXPECTATIONS, Expectation, ExpectationAction
 from finlake.transforms.gold import to_bars, touched_windows
 from finlake.transforms.quality import split_by_expectations
-from finlake.transforms.silver import dedupe_ticks, split_late, to_silver_ticks
+from finlake.transforms.silver import tag_ticks, to_silver_ticks, with_rule_detail
 
 T0 = datetime(2026, 11, 25, 23, 59, 30, tzinfo=UTC)
 TICKS = StructType(
@@ -79,10 +78,16 @@ def test_drop_and_fail_actions_are_separated(spark: SparkSession) -> None:
     assert [r.kafka_offset for r in result.passed.collect()] == [2]
 
 
-def test_dedupe_keeps_the_first_read(spark: SparkSession) -> None:
+def outcomes(frame: DataFrame) -> dict[tuple[int, int], str | None]:
+    return {(r.kafka_partition, r.kafka_offset): r.outcome for r in frame.collect()}
+
+
+def test_tag_keeps_the_first_read_of_a_key_and_marks_the_rest_duplicate(
+    spark: SparkSession,
+) -> None:
     rows = [("A", at(0), 10.0, 1, 0, 7), ("A", at(0), 11.0, 1, 0, 3), ("B", at(0), 12.0, 1, 1, 0)]
-    kept = dedupe_ticks(ticks(spark, rows))
-    assertDataFrameEqual(kept, ticks(spark, [rows[1], rows[2]]))
+    tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {}, lateness_s=600)
+    assert outcomes(tagged) == {(0, 3): None, (0, 7): "duplicate", (1, 0): None}
 
 
 def test_late_is_judged_per_partition_in_offset_order(spark: SparkSession) -> None:
@@ -91,22 +96,33 @@ def test_late_is_judged_per_partition_in_offset_order(spark: SparkSession) -> No
         ("A", at(1000), 1.0, 1, 0, 1),
         ("A", at(500), 1.0, 1, 0, 2),  # 500 s behind: within 600 s
         ("A", at(300), 1.0, 1, 0, 3),  # 700 s behind: late
+        ("A", at(5000), None, 1, 0, 4),  # invalid: does not move the clock
+        ("A", at(4000), 1.0, 1, 0, 5),
         ("B", at(10), 1.0, 1, 1, 0),  # other partition: its own clock
     ]
-    on_time, late = split_late(ticks(spark, rows), {}, lateness_s=600)
-    assert sorted((r.kafka_partition, r.kafka_offset) for r in on_time.collect()) == [
-        (0, 0),
-        (0, 1),
-        (0, 2),
-        (1, 0),
-    ]
-    assert [(r.kafka_offset, r.rule) for r in late.collect()] == [(3, "late")]
+    tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {}, lateness_s=600)
+    assert outcomes(tagged) == {
+        (0, 0): None,
+        (0, 1): None,
+        (0, 2): None,
+        (0, 3): "late",
+        (0, 4): "price_not_null",
+        (0, 5): None,
+        (1, 0): None,
+    }
 
 
 def test_late_carries_the_previous_batches_maximum(spark: SparkSession) -> None:
     rows = [("B", at(10), 1.0, 1, 1, 5)]
-    _, late = split_late(ticks(spark, rows), {1: at(2000)}, lateness_s=600)
-    assert late.count() == 1
+    tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {1: at(2000)}, 600)
+    assert outcomes(tagged) == {(1, 5): "late"}
+
+
+def test_quarantined_rows_carry_rule_and_detail(spark: SparkSession) -> None:
+    rows = [("A", at(0), -1.0, 1, 0, 0)]
+    tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {}, lateness_s=600)
+    [row] = with_rule_detail(tagged, MARKET_TICK_EXPECTATIONS).collect()
+    assert (row.rule, row.detail) == ("price_positive", "keep price > 0")
 
 
 def test_silver_price_is_decimal_with_two_places(spark: SparkSession) -> None:
