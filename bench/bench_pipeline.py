@@ -170,7 +170,8 @@ def throughput(settings: FinlakeSettings, root: Path, count: int) -> None:
     output = (peer_home / "log").read_text().splitlines()
     peer = json.loads(next(line for line in output if line.startswith('{"rows"')))
 
-    ours, theirs = rows_in / busy, peer["rows"] / peer["seconds"]
+    # DuckDB sums BIGINTs into HUGEINTs, which arrive as Decimal.
+    ours, theirs = float(rows_in) / float(busy), peer["rows"] / peer["seconds"]
     print(
         f"pipeline: {batches} batch(es), rows_in {rows_in}, silver {silver}, "
         f"gold bars 1m {gold_1m} / 1h {gold_1h}\n"

@@ -23,6 +23,7 @@ from finlake.kafka_io import publish
 from finlake.query import LakeQuery
 from finlake.stack.kafka import CLIENT_LOGGER, create_topics
 from tests.integration.market_expected import Bar, bars, rule_of, silver
+from tests.integration.pipeline import pipeline_env, run_once
 
 START = datetime(2026, 11, 25, 23, 20, tzinfo=UTC)  # the run crosses midnight UTC
 SYMBOLS = ("AAA", "BBB", "CCC")
@@ -91,7 +92,7 @@ def write_csv(path: Path, ticks: list[MarketTick], berlin: set[int] = frozenset(
 
 
 def replay(settings: FinlakeSettings, topic: str, path: Path) -> None:
-    env = {**pipeline_env(settings, path.parent, topic), "FINLAKE_INGESTION__TOPIC": topic}
+    env = {**market_env(settings, path.parent, topic), "FINLAKE_INGESTION__TOPIC": topic}
     done = subprocess.run(
         [sys.executable, "-m", "finlake.cli.main", "ingest", "replay", str(path)],
         env=env,
@@ -104,29 +105,10 @@ def replay(settings: FinlakeSettings, topic: str, path: Path) -> None:
     assert "failed 0" in done.stdout
 
 
-def pipeline_env(settings: FinlakeSettings, home: Path, topic: str, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "FINLAKE_HOME": str(home),
-        "FINLAKE_KAFKA__PORT": str(settings.kafka.port),
-        "FINLAKE_REGISTRY__PORT": str(settings.registry.port),
-        "FINLAKE_MARKET__TOPIC": topic,
-        "FINLAKE_SPARK__MASTER": "local[2]",
-        **extra,
-    }
-
-
-def run_once(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", "market", "--once"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "market: done" in done.stdout
+def market_env(settings: FinlakeSettings, home: Path, topic: str, **extra: str) -> dict[str, str]:
+    """The session broker and registry, a lake of its own under ``home``."""
+    lake = settings.model_copy(update={"home": home})
+    return pipeline_env(lake, topic, FINLAKE_SPARK__MASTER="local[2]", **extra)
 
 
 def new_topic(settings: FinlakeSettings, name: str, partitions: int = 3) -> str:
@@ -167,7 +149,7 @@ def test_dirty_replay_then_an_extension_of_the_last_hour(
     producer.produce(topic, b"definitely not avro", b"AAA")
     producer.produce(topic, b"\x00\x00\x00\x7f\xff\x02", b"BBB")  # unknown schema id
     producer.flush(10)
-    env = pipeline_env(settings, tmp_path, topic)
+    env = market_env(settings, tmp_path, topic)
     run_once(env)
 
     query = lake(tmp_path)
@@ -221,7 +203,7 @@ def test_killed_stream_restarts_to_the_same_gold(settings: FinlakeSettings, tmp_
     topic = new_topic(settings, "ticks-crash")
     ticks = clean_ticks(START, 1500, seed=9)
     publish(settings, topic, ticks, key_field="symbol")
-    env = pipeline_env(
+    env = market_env(
         settings,
         tmp_path,
         topic,

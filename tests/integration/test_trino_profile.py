@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from finlake.stack.kafka import create_topics
 from finlake.stack.manager import Stack
 from finlake.trino_engine import TrinoEngine
 from tests.integration.conftest import empty_lake, trino_settings
+from tests.integration.pipeline import pipeline_env, run_once
 
 TOPIC = "trino-profile-ticks"
 START = datetime(2026, 11, 25, 14, 58, tzinfo=UTC)  # crosses an hour boundary
@@ -56,24 +54,7 @@ def trino_stack(trino_profile: Stack) -> Stack:
     empty_lake(settings)
     create_topics(settings.kafka.bootstrap, [TopicSpec(TOPIC, 2, 86_400_000, "symbol", None)])
     assert publish(settings, TOPIC, ticks(), key_field="symbol").failed == 0
-    env = {
-        **os.environ,
-        "FINLAKE_HOME": str(settings.home),
-        "FINLAKE_KAFKA__PORT": str(settings.kafka.port),
-        "FINLAKE_REGISTRY__PORT": str(settings.registry.port),
-        "FINLAKE_MARKET__TOPIC": TOPIC,
-        "FINLAKE_SPARK__DRIVER_MEMORY": "1g",
-    }
-    # A subprocess: this test process already owns the one SQLite-backed Spark session.
-    done = subprocess.run(
-        [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", "market", "--once"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_once(pipeline_env(settings, TOPIC, FINLAKE_SPARK__DRIVER_MEMORY="1g"))
     return stack
 
 
