@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,18 @@ from pyspark.sql import SparkSession
 
 from finlake.config import FinlakeSettings, get_settings
 from finlake.spark.session import build_session
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``finlake ARGS`` in a subprocess, as a user runs it (wide terminal, captured output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "finlake.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        check=False,
+    )
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ import pytest
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import TRINO_PROFILE, open_catalog
 from finlake.stack.manager import Stack
+from finlake.stack.seaweedfs import PORT_FIELDS
 from tests.conftest import free_port
 
 
@@ -51,19 +52,7 @@ def settings(stack: Stack) -> FinlakeSettings:
 def trino_settings(home: Path) -> FinlakeSettings:
     """An isolated home on free ports, every service of the trino profile included."""
     base = stack_settings(home).model_dump()
-    store = {
-        field: free_port()
-        for field in (
-            "s3_port",
-            "master_port",
-            "volume_port",
-            "filer_port",
-            "master_grpc_port",
-            "volume_grpc_port",
-            "filer_grpc_port",
-            "s3_grpc_port",
-        )
-    }
+    store = {field: free_port() for field in PORT_FIELDS}
     return FinlakeSettings.model_validate(
         {
             **base,

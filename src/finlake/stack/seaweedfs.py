@@ -16,6 +16,18 @@ from finlake.errors import StackError
 from finlake.lake.connection import S3_CHECKSUM_ENV, S3Access
 from finlake.stack.credentials import LocalCredentials, write_private
 
+# Every port SeaweedFS binds, as ObjectStoreSettings fields (S3 first: the one clients use).
+PORT_FIELDS = (
+    "s3_port",
+    "master_port",
+    "volume_port",
+    "filer_port",
+    "master_grpc_port",
+    "volume_grpc_port",
+    "filer_grpc_port",
+    "s3_grpc_port",
+)
+
 
 class SeaweedService:
     """Starts ``weed server`` (master, volume, filer, S3 gateway) and creates the bucket."""
@@ -35,16 +47,7 @@ class SeaweedService:
         store = self.settings.object_store
         return [
             (getattr(store, field), f"FINLAKE_OBJECT_STORE__{field.upper()}")
-            for field in (
-                "s3_port",
-                "master_port",
-                "volume_port",
-                "filer_port",
-                "master_grpc_port",
-                "volume_grpc_port",
-                "filer_grpc_port",
-                "s3_grpc_port",
-            )
+            for field in PORT_FIELDS
         ]
 
     @property
