@@ -1,0 +1,38 @@
+"""``finlake alerts``: check rule files, run the alert service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from finlake.cli.output import console, errors
+from finlake.contracts import alert_rule
+from finlake.contracts.resources import ResourceError, load_resources
+
+app = typer.Typer(help="Alert rules and the alert service (email, Slack, dashboard).")
+
+
+@app.command("validate")
+def validate(
+    files: Annotated[
+        list[Path], typer.Argument(help="AlertRule YAML files (several documents each).")
+    ],
+) -> None:
+    """Check AlertRule files: one line per problem and exit 1, or a summary and exit 0."""
+    try:
+        rules = load_resources(files, kind=alert_rule.KIND)
+    except ResourceError as error:
+        for problem in error.problems:
+            errors.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    for rule in rules:
+        spec: alert_rule.AlertRuleSpec = rule.spec
+        watched = ", ".join(spec.symbols) if spec.symbols else f"/{spec.selector.pattern}/"  # type: ignore[union-attr]
+        console.print(
+            f"[green]ok[/] {rule.name}: {spec.condition.type.value} on {watched}"
+            f" -> {', '.join(c.value for c in spec.channel_types())}",
+            highlight=False,
+        )
+    console.print(f"{len(rules)} rule(s) valid in {len(files)} file(s)")

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from finlake.contracts.alert_rule import (
+    REQUIRED_FIELDS,
+    AlertRuleSpec,
+    ChannelType,
+    ConditionType,
+    FireMode,
+)
+from finlake.contracts.resources import (
+    ResourceError,
+    format_duration,
+    load_resources,
+    parse_duration,
+)
+
+RULE = """\
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: aapl-breakout, labels: {team: desk}}
+spec:
+  symbols: [AAPL, MSFT]
+  condition: {type: price_cross, direction: above, level: 200}
+  severity: critical
+  channels:
+    - {type: email, to: [ops@example.com], secretRef: {name: smtp}}
+    - {type: slack, secretRef: {name: slack, key: webhook-url}}
+  for: 30s
+  cooldown: 1h30m
+  fire: once_per_bar_close
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400), ("500ms", 0.5), (12, 12)],
+)
+def test_durations_parse_and_print_back(text: str | int, seconds: float) -> None:
+    parsed = parse_duration(text)
+    assert parsed == timedelta(seconds=seconds)
+    assert parse_duration(format_duration(parsed)) == parsed
+
+
+@pytest.mark.parametrize("bad", ["5x", "-1s", "1.5h", "", True, -3])
+def test_bad_durations_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+def test_a_rule_file_loads_into_the_spec(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULE)
+    [resource] = load_resources([path], kind="AlertRule")
+    spec: AlertRuleSpec = resource.spec
+    assert resource.name == "aapl-breakout"
+    assert spec.condition.type is ConditionType.PRICE_CROSS
+    assert spec.condition.threshold == 200
+    assert spec.for_ == timedelta(seconds=30)
+    assert spec.cooldown == timedelta(minutes=90)
+    assert spec.fire is FireMode.ONCE_PER_BAR_CLOSE
+    assert spec.channel_types() == [ChannelType.EMAIL, ChannelType.SLACK]
+    assert spec.matches("AAPL")
+    assert not spec.matches("GOOG")
+    assert spec.wire()["for"] == "30s"
+    assert AlertRuleSpec.model_validate(spec.wire()) == spec
+
+
+def test_selector_matches_by_pattern() -> None:
+    spec = AlertRuleSpec.model_validate(
+        {"selector": {"pattern": "A.*"}, "condition": {"type": "gap", "percent": 2}}
+    )
+    assert spec.matches("AMZN")
+    assert not spec.matches("MSFT")
+    assert spec.channel_types() == [ChannelType.DASHBOARD]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"symbols": ["A"], "condition": {"type": "price_cross", "level": 1}}, "needs direction"),
+        ({"symbols": ["A"], "condition": {"type": "gap", "direction": "above", "percent": 1}},
+         "direction must be one of up, down, either"),
+        ({"symbols": ["A"], "condition": {"type": "volume_surge", "ratio": 3, "window": "5m",
+          "lookback": "1m"}}, "lookback must be longer than window"),
+        ({"condition": {"type": "gap", "percent": 1}}, "exactly one of symbols or selector"),
+        ({"symbols": ["A"], "selector": {"pattern": "A"}, "condition": {"type": "gap",
+          "percent": 1}}, "exactly one of symbols or selector"),
+        ({"selector": {"pattern": "("}, "condition": {"type": "gap", "percent": 1}},
+         "not a valid regular expression"),
+        ({"symbols": ["A", "A"], "condition": {"type": "gap", "percent": 1}}, "more than once"),
+        ({"symbols": ["A"], "condition": {"type": "gap", "percent": 1},
+          "channels": [{"type": "email"}]}, "email needs to"),
+        ({"symbols": ["A"], "condition": {"type": "gap", "percent": 1},
+          "channels": [{"type": "email", "to": ["nobody"]}]}, "not an email address"),
+        ({"symbols": ["A"], "condition": {"type": "gap", "percent": 1}, "webhook": "x"},
+         "Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_invalid_specs_say_why(spec: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        AlertRuleSpec.model_validate(spec)
+
+
+def test_every_condition_type_lists_its_required_fields() -> None:
+    assert set(REQUIRED_FIELDS) == set(ConditionType)
+    rules = AlertRuleSpec.model_json_schema(by_alias=True)["$defs"]["Condition"][
+        "x-kubernetes-validations"
+    ]
+    assert any("has(self.lookback)" in rule["rule"] for rule in rules)
+
+
+def test_every_problem_of_every_file_is_reported(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(RULE)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RULE.replace("level: 200", "level: -1") + "---\nkind: Nope\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec: [unclosed")
+    with pytest.raises(ResourceError) as caught:
+        load_resources([good, bad, broken, tmp_path / "missing.yaml"])
+    lines = [str(p) for p in caught.value.problems]
+    assert any("bad.yaml[0] AlertRule/aapl-breakout: spec.condition.level" in p for p in lines)
+    assert any("bad.yaml[1]: kind: 'Nope' is not one of" in p for p in lines)
+    assert any("broken.yaml: not valid YAML" in p for p in lines)
+    assert any("missing.yaml: cannot read" in p for p in lines)
+
+
+def test_the_same_rule_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(RULE + "---\n" + RULE)
+    with pytest.raises(ResourceError, match="defined more than once"):
+        load_resources([path])
