@@ -50,6 +50,10 @@ class ApiSettings(BaseModel):
     hot_window_days: int = Field(
         default=7, ge=0, le=90, description="Gold bars this recent are served from memory."
     )
+    response_cache_entries: int = Field(
+        default=1024, ge=0, le=1_000_000,
+        description="Market reads kept by the response cache until the next snapshot (0: off).",
+    )  # fmt: skip
     refresh_interval_s: float = Field(
         default=5.0, ge=0, description="How often the lake's snapshot ids are checked."
     )

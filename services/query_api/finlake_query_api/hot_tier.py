@@ -82,6 +82,10 @@ class HotTier:
         source = Interval.HOUR if interval is Interval.DAY else interval
         return self._tables[source].series.get(symbol, HotSeries())
 
+    def has_symbol(self, symbol: str) -> bool:
+        """Whether ``symbol`` has bars in memory (no set is built)."""
+        return any(symbol in table.series for table in self._tables.values())
+
     def symbols(self) -> set[str]:
         """Symbols with bars in memory."""
         return {symbol for table in self._tables.values() for symbol in table.series}

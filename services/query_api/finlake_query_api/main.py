@@ -18,6 +18,7 @@ from finlake_query_api.api.problems import install_problem_handlers
 from finlake_query_api.api.routes import alerts, dashboard, health, quality, quotes, symbols
 from finlake_query_api.config import PACKAGE_DIR, Settings
 from finlake_query_api.market import Market, utc_now
+from finlake_query_api.response_cache import ResponseCache
 from finlake_query_api.state import AppState
 from finlake_query_api.telemetry import MetricsMiddleware, Telemetry
 
@@ -80,6 +81,10 @@ def create_app(
             allow_origins=settings.api.cors_origins,
             allow_methods=["GET"],
             allow_headers=["X-API-Key"],
+        )
+    if settings.api.response_cache_entries:
+        app.add_middleware(
+            ResponseCache, state=state, max_entries=settings.api.response_cache_entries
         )
     app.add_middleware(MetricsMiddleware, telemetry=state.telemetry)
     return app

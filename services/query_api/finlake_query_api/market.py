@@ -99,17 +99,17 @@ class Market:
         """Whether the catalog had ``table`` at the latest poll."""
         return self.tokens.get(table, MISSING) != MISSING
 
-    def is_in_memory(self, interval: Interval, start: datetime | None) -> bool:
-        """Whether an OHLC request from ``start`` needs no lake call (hot bars, symbols cached)."""
+    def is_in_memory(self, symbol: str, interval: Interval, start: datetime | None) -> bool:
+        """Whether an OHLC request from ``start`` needs no lake call (hot bars, symbol known)."""
+        if start is None or not EARLIEST <= utc(start) <= LATEST:
+            return False
+        if not self.hot.covers(interval, utc(start)):
+            return False
+        if self.hot.has_symbol(symbol):
+            return True
         symbols = self._cache.get("symbols")
         key = tuple(self.tokens.get(t, MISSING) for t in ("market.cleaned", "market.ohlc_1h"))
-        return (
-            start is not None
-            and symbols is not None
-            and symbols[0] == key
-            and EARLIEST <= utc(start) <= LATEST
-            and self.hot.covers(interval, utc(start))
-        )
+        return symbols is not None and symbols[0] == key
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Rows of bound SQL; a lake failure becomes LakeUnavailableError."""
@@ -145,7 +145,7 @@ class Market:
 
     def require_symbol(self, symbol: str) -> None:
         """Raise UnknownSymbolError unless the lake has data for ``symbol``."""
-        if symbol not in self.hot.symbols() and symbol not in {r.symbol for r in self.symbols()}:
+        if not self.hot.has_symbol(symbol) and symbol not in {r.symbol for r in self.symbols()}:
             raise UnknownSymbolError(f"no data for symbol {symbol!r}")
 
     # -- bars ----------------------------------------------------------------------------------

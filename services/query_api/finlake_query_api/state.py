@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 
+from finlake_query_api.alert_feed import AlertFeed
 from finlake_query_api.config import Settings
 from finlake_query_api.market import Market
 from finlake_query_api.telemetry import Telemetry
@@ -23,7 +24,10 @@ class AppState:
     telemetry: Telemetry
     rate_limit: RateLimitItem = field(init=False)
     limiter: MovingWindowRateLimiter = field(init=False)
+    alert_feed: AlertFeed = field(default_factory=AlertFeed)
 
     def __post_init__(self) -> None:
         self.rate_limit = parse(self.settings.api.rate_limit)
+        # The asyncio flavour: the threaded MemoryStorage starts a timer thread per burst of
+        # hits, which cost more than serving a cached page.
         self.limiter = MovingWindowRateLimiter(MemoryStorage())

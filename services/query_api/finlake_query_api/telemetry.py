@@ -31,6 +31,10 @@ class Telemetry:
             "finlake_api_lake_failures", "Lake queries or snapshot polls that failed.",
             registry=self.registry,
         )  # fmt: skip
+        self.cache_hits = Counter(
+            "finlake_api_cache_hits", "Market reads answered by the response cache.",
+            registry=self.registry,
+        )  # fmt: skip
         self.ready = Gauge("finlake_api_ready", "1 when the lake answered.", registry=self.registry)
 
 

@@ -60,7 +60,7 @@ async def ohlc(
     # a page wholly in memory is served on the event loop, anything else on a worker thread.
     market = state.market
     arguments = (symbol, interval, start, end, limit, cursor)
-    if market.is_in_memory(interval, start):
+    if market.is_in_memory(symbol, interval, start):
         body = market.ohlc_page(*arguments)
     else:
         body = await run_in_threadpool(market.ohlc_page, *arguments)

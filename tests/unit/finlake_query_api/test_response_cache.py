@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from finlake_query_api.config import Settings
+from finlake_query_api.main import create_app
+from tests.unit.finlake_query_api.conftest import API_KEY, CountingEngine
+from tests.unit.finlake_query_api.lake_data import NOW
+
+START = NOW - timedelta(days=9, hours=12)
+LAKE_PAGE = {
+    "interval": "1h",
+    "start": START.isoformat(),
+    "end": (START + timedelta(hours=5)).isoformat(),
+}
+
+
+def _app(
+    make_settings: Callable[..., Settings], engine: CountingEngine, **api: object
+) -> TestClient:
+    return TestClient(create_app(make_settings(**api), engine=engine, clock=lambda: NOW))
+
+
+def test_a_repeated_read_is_answered_from_memory(
+    make_settings: Callable[..., Settings], engine: CountingEngine
+) -> None:
+    with _app(make_settings, engine) as client:
+        headers = {"X-API-Key": API_KEY}
+        first = client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers)
+        queries = len(engine.queries)
+        second = client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers)
+        assert first.status_code == second.status_code == 200
+        assert first.json()["source"] == "lake"
+        assert "x-cache" not in first.headers
+        assert second.headers["x-cache"] == "hit"
+        assert second.content == first.content
+        assert len(engine.queries) == queries  # the lake was not asked again
+        metrics = client.get("/metrics").text
+        assert "finlake_api_cache_hits_total 1.0" in metrics
+        assert 'route="/v1/symbols/{symbol}/ohlc"' in metrics
+
+
+def test_a_cached_page_still_needs_a_valid_key_and_counts_against_the_limit(
+    make_settings: Callable[..., Settings], engine: CountingEngine
+) -> None:
+    with _app(make_settings, engine, rate_limit="2/minute") as client:
+        headers = {"X-API-Key": API_KEY}
+        assert client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers).is_success
+        anonymous = client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE)
+        wrong = client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers={"X-API-Key": "x"})
+        assert (anonymous.status_code, wrong.status_code) == (401, 401)
+        assert client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers).is_success
+        limited = client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers)
+        assert limited.status_code == 429
+        assert limited.headers["content-type"] == "application/problem+json"
+
+
+def test_errors_and_other_queries_are_not_cached(
+    make_settings: Callable[..., Settings], engine: CountingEngine
+) -> None:
+    with _app(make_settings, engine) as client:
+        headers = {"X-API-Key": API_KEY}
+        for _ in range(2):
+            missing = client.get("/v1/symbols/NOPE/ohlc", params=LAKE_PAGE, headers=headers)
+            assert missing.status_code == 404
+            assert "x-cache" not in missing.headers
+        other = client.get(
+            "/v1/symbols/AAPL/ohlc", params={**LAKE_PAGE, "interval": "1d"}, headers=headers
+        )
+        assert other.status_code == 200
+        assert "x-cache" not in other.headers
+
+
+def test_the_cache_can_be_turned_off(
+    make_settings: Callable[..., Settings], engine: CountingEngine
+) -> None:
+    with _app(make_settings, engine, response_cache_entries=0) as client:
+        headers = {"X-API-Key": API_KEY}
+        client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers)
+        queries = len(engine.queries)
+        again = client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers)
+        assert "x-cache" not in again.headers
+        assert len(engine.queries) == queries + 1
