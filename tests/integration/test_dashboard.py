@@ -124,3 +124,27 @@ def test_alert_stream_needs_a_key(server: str) -> None:
     response = httpx.get(f"{server}/v1/alerts/stream", timeout=10)
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_posted_alert_appears_in_the_live_feed_without_a_reload(server: str) -> None:
+    alert = {
+        "event_id": "live-AAPL-1", "rule": "aapl-breakout", "kind": "price_cross",
+        "symbol": "AAPL", "severity": "critical", "window_start": "2026-03-02T14:30:00Z",
+        "window_end": "2026-03-02T14:31:00Z", "fired_at": "2026-03-02T14:31:00Z",
+        "value": 201.5, "threshold": 200.0, "message": "AAPL crossed above 200 at 201.5",
+    }  # fmt: skip
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{server}/#key={API_KEY}")
+        page.wait_for_function("document.getElementById('feed-status').textContent === 'live'")
+        loads = page.evaluate("performance.getEntriesByType('navigation').length")
+        response = httpx.post(f"{server}/v1/alerts/events", json={"events": [alert]},
+                              headers={"X-API-Key": API_KEY}, timeout=10)  # fmt: skip
+        assert response.json() == {"accepted": 1, "duplicates": 0}
+        item = page.wait_for_selector("#feed li[data-event-id='live-AAPL-1']", timeout=30_000)
+        assert item is not None
+        assert "CRITICAL AAPL aapl-breakout" in item.inner_text()
+        assert "AAPL crossed above 200 at 201.5" in item.inner_text()
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == loads
+        browser.close()

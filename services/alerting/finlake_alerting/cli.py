@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -36,3 +37,32 @@ def validate(
             highlight=False,
         )
     console.print(f"{len(rules)} rule(s) valid in {len(files)} file(s)")
+
+
+@app.command("serve")
+def serve(
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", help="AlertRule files (default: FINLAKE_ALERTING__RULE_PATHS)."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP API port (default: settings).")] = None,
+) -> None:
+    """Consume the alerts topic and deliver to the dashboard, email and Slack until SIGTERM."""
+    # Imported here: `finlake --help` loads every plug-in and should not pay for the service.
+    from finlake_alerting.config import Settings
+    from finlake_alerting.credentials import Redactor
+    from finlake_alerting.logs import configure_logging
+    from finlake_alerting.service import collect_secrets
+    from finlake_alerting.worker import run
+
+    settings = Settings()
+    updates: dict[str, object] = {}
+    if rules:
+        updates["rule_paths"] = rules
+    if port is not None:
+        updates["port"] = port
+    settings = settings.model_copy(
+        update={"alerting": settings.alerting.model_copy(update=updates)}
+    )
+    configure_logging(settings.alerting.log_level, Redactor(collect_secrets(settings, os.environ)))
+    run(settings)

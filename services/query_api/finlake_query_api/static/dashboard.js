@@ -144,6 +144,33 @@ async function followAlerts() {
   setTimeout(followAlerts, 5000);
 }
 
+function showAlert(alert) {
+  const feed = document.getElementById("feed");
+  if (feed.querySelector(`li[data-event-id="${CSS.escape(alert.event_id)}"]`)) return;
+  const item = document.createElement("li");
+  item.dataset.eventId = alert.event_id;
+  item.dataset.type = alert.type;
+  item.dataset.symbol = alert.symbol;
+  item.className = `alert severity-${alert.severity}`;
+  const when = document.createElement("time");
+  when.dateTime = alert.fired_at;
+  when.textContent = alert.fired_at.replace("T", " ").slice(0, 19);
+  const title = document.createElement("strong");
+  title.textContent = alert.type === "silence_expired" ? " silence expired "
+    : ` ${alert.severity.toUpperCase()} ${alert.symbol} ${alert.rule} `;
+  const text = document.createElement("span");
+  text.className = "message";
+  text.textContent = alert.message;
+  item.append(when, title, text);
+  feed.prepend(item);
+  while (feed.children.length > 200) feed.lastElementChild.remove();
+}
+
+async function showRecentAlerts() {
+  const recent = (await api("/v1/alerts?limit=50")).alerts;
+  for (const alert of recent.reverse()) showAlert(alert);
+}
+
 function handleEvent(block, feedStatus) {
   const fields = {};
   for (const line of block.split("\n")) {
@@ -151,11 +178,17 @@ function handleEvent(block, feedStatus) {
     const at = line.indexOf(":");
     fields[line.slice(0, at)] = line.slice(at + 1).trim();
   }
-  if (fields.event === "ready") { feedStatus.textContent = "live"; return; }
+  if (fields.event === "ready") {
+    feedStatus.textContent = "live";
+    refresh(showRecentAlerts); // whatever fired while disconnected
+    return;
+  }
   if (fields.data === undefined) return;
-  const item = document.createElement("li");
-  item.textContent = `${new Date().toISOString()} ${fields.event || "alert"} ${fields.data}`;
-  document.getElementById("feed").prepend(item);
+  try {
+    showAlert(JSON.parse(fields.data));
+  } catch (error) {
+    setStatus(`unreadable alert: ${error.message}`, true);
+  }
 }
 
 async function refresh(what) {

@@ -1,0 +1,88 @@
+"""The alert service's HTTP API: probes, metrics, and silences (created, listed, expired)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from finlake_alerting.service import AlertService
+from finlake_alerting.silences import Silence, SilenceCreate, SilenceState
+
+
+class SilencePublic(Silence):
+    """A silence as the API shows it, with its state now."""
+
+    status: SilenceState
+
+
+def _public(silence: Silence, now: datetime) -> SilencePublic:
+    return SilencePublic(**silence.model_dump(), status=silence.state(now))
+
+
+class Problem(BaseModel):
+    """An error answer."""
+
+    detail: str
+
+
+def create_api(service: AlertService) -> FastAPI:
+    """The ASGI app over a running (or starting) service."""
+    app = FastAPI(title="finlake alert service", version="1.0.0")
+    silences = APIRouter(prefix="/api/v1/silences", tags=["silences"])
+
+    @app.get("/healthz", tags=["probes"])
+    def healthz(response: Response) -> dict[str, str]:
+        alive = service.is_alive()
+        response.status_code = 200 if alive else 503
+        return {"status": "ok" if alive else "stalled"}
+
+    @app.get("/readyz", tags=["probes"])
+    def readyz(response: Response) -> dict[str, str]:
+        ready = service.is_consuming
+        response.status_code = 200 if ready else 503
+        return {"status": "ready" if ready else "not ready"}
+
+    @app.get("/metrics", tags=["probes"], response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/status", tags=["status"])
+    def service_status() -> dict[str, Any]:
+        return service.status()
+
+    @silences.post("", status_code=status.HTTP_201_CREATED, responses={422: {"model": Problem}})
+    def create_silence(request: SilenceCreate) -> SilencePublic:
+        try:
+            silence = service.add_silence(request)
+        except ValueError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        return _public(silence, datetime.now(UTC))
+
+    @silences.get("")
+    def list_silences(
+        state: Annotated[SilenceState | None, Query(description="Only this state.")] = None,
+    ) -> list[SilencePublic]:
+        now = datetime.now(UTC)
+        found = [_public(s, now) for s in service.silences()]
+        return [s for s in found if state is None or s.status is state]
+
+    @silences.get("/{silence_id}", responses={404: {"model": Problem}})
+    def get_silence(silence_id: str) -> SilencePublic:
+        for silence in service.silences():
+            if silence.id == silence_id:
+                return _public(silence, datetime.now(UTC))
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
+
+    @silences.delete("/{silence_id}", responses={404: {"model": Problem}})
+    def expire_silence(silence_id: str) -> SilencePublic:
+        silence = service.expire_silence(silence_id)
+        if silence is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
+        return _public(silence, datetime.now(UTC))
+
+    app.include_router(silences)
+    return app

@@ -1,0 +1,250 @@
+"""One worker thread and queue per channel: group, rate-limit, send with retries, log, dead-letter.
+
+A slow or failing channel only holds up its own queue; the others keep delivering.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from finlake.contracts.models import AlertEvent
+from finlake_alerting.channels import DeliveryError, Sender
+from finlake_alerting.config import ServiceSettings
+from finlake_alerting.credentials import Redactor
+from finlake_alerting.dead_letters import DeadLetters
+from finlake_alerting.metrics import Metrics
+from finlake_alerting.routing import Target
+from finlake_alerting.store import StateStore, Status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """One event to deliver to one target; ``origin`` is its (topic, partition, offset)."""
+
+    event: AlertEvent
+    target: Target
+    payload: bytes | None = None
+    origin: tuple[str, int, int] | None = None
+    queued_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def group(self) -> tuple[str, str]:
+        """Jobs with the same group may go out as one message."""
+        return self.target.key, self.event.rule
+
+
+class _Stopping(Exception):
+    """The service is shutting down during a backoff: leave the job for the next run."""
+
+
+def _is_retryable(error: BaseException) -> bool:
+    if isinstance(error, _Stopping):
+        return False
+    return not (isinstance(error, DeliveryError) and error.permanent)
+
+
+class ChannelWorker:
+    """Delivers the jobs of one channel type in order, in its own thread."""
+
+    def __init__(
+        self, channel: str, sender: Sender, *, store: StateStore, dead_letters: DeadLetters,
+        metrics: Metrics, settings: ServiceSettings, rate_limit: str, redact: Redactor,
+        on_done: Callable[[Job], None],
+    ) -> None:  # fmt: skip
+        self.channel = channel
+        self.sender = sender
+        self.store = store
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        self.settings = settings
+        self.redact = redact
+        self.on_done = on_done
+        self._rate = parse(rate_limit)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._queue: queue.Queue[Job] = queue.Queue()
+        self._backlog: deque[Job] = deque()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"channel-{channel}", daemon=True)
+
+    def start(self) -> ChannelWorker:
+        """Start the thread."""
+        self._thread.start()
+        return self
+
+    def submit(self, job: Job) -> None:
+        """Queue a delivery."""
+        self._queue.put(job)
+        self.metrics.queued.labels(self.channel).inc()
+
+    @property
+    def pending(self) -> int:
+        """Jobs not finished yet."""
+        return self._queue.qsize() + len(self._backlog)
+
+    def stop(self, deadline: float) -> None:
+        """Finish queued jobs until ``deadline`` (monotonic), then stop; the rest is redelivered."""
+        while self.pending and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(0.05)
+        self._stopping.set()
+        self._thread.join(timeout=max(1.0, deadline - time.monotonic()))
+        self.sender.close()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            head = self._next()
+            if head is None:
+                continue
+            group = [head]
+            try:
+                self._wait_for_rate(head.target.key)
+                group = self._group(head)
+                self._deliver(group)
+            except _Stopping:
+                return
+            except Exception as error:  # e.g. Kafka down for a dead letter: keep it, try again
+                log.error("channel %s: %s", self.channel, self.redact(str(error)))
+                self._backlog.extendleft(reversed(group))
+                self._stopping.wait(1.0)
+
+    def _next(self) -> Job | None:
+        if self._backlog:
+            return self._backlog.popleft()
+        try:
+            return self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return None
+
+    def _wait_for_rate(self, key: str) -> None:
+        while not self._limiter.hit(self._rate, self.channel, key):
+            reset_at, _ = self._limiter.get_window_stats(self._rate, self.channel, key)
+            if self._stopping.wait(min(max(reset_at - time.time(), 0.005), 1.0)):
+                raise _Stopping
+
+    def _group(self, head: Job) -> list[Job]:
+        # Whatever queued up meanwhile (e.g. while rate-limited) joins the head's message.
+        while True:
+            try:
+                self._backlog.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        group, rest = [head], deque[Job]()
+        while self._backlog:
+            job = self._backlog.popleft()
+            if job.group == head.group and len(group) < self.settings.group_max:
+                group.append(job)
+            else:
+                rest.append(job)
+        self._backlog = rest
+        return group
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stopping.wait(seconds):
+            raise _Stopping
+
+    def _on_retry(self, state: RetryCallState) -> None:
+        self.metrics.retried.labels(self.channel).inc()
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "channel %s: attempt %d failed, retrying: %s", self.channel, state.attempt_number,
+            self.redact(str(error)),
+        )  # fmt: skip
+
+    def _deliver(self, group: list[Job]) -> None:
+        target = group[0].target
+        ids = [job.event.event_id for job in group]
+        events = [job.event for job in group]
+        attempts = 0
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=wait_exponential(
+                multiplier=self.settings.backoff_initial_s, max=self.settings.backoff_max_s
+            ),
+            retry=retry_if_exception(_is_retryable),
+            before_sleep=self._on_retry,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    self.store.mark(ids, target.key, Status.SENDING, attempts=attempts)
+                    started = time.perf_counter()
+                    try:
+                        self.sender.send(events, target)
+                    except Exception:
+                        self.metrics.failed.labels(self.channel).inc()
+                        # The attempt's outcome is known (it failed): not in doubt.
+                        self.store.mark(ids, target.key, Status.FAILED, attempts=attempts)
+                        raise
+            elapsed = time.perf_counter() - started
+        except _Stopping:
+            raise
+        except Exception as error:
+            self._dead_letter(group, f"{type(error).__name__}: {error}", attempts)
+            return
+        self.store.mark(ids, target.key, Status.DELIVERED, attempts=attempts)
+        now = datetime.now(UTC)
+        self.metrics.messages.labels(self.channel).inc()
+        self.metrics.send_seconds.labels(self.channel).observe(elapsed)
+        for job in group:
+            self.metrics.sent.labels(self.channel).inc()
+            lag = (now - job.event.fired_at).total_seconds()
+            self.metrics.latency.labels(self.channel).observe(max(lag, 0.0))
+        log.info("delivered", extra={"channel": target.key, "events": ids, "attempts": attempts})
+        self._finish(group)
+
+    def _dead_letter(self, group: list[Job], reason: str, attempts: int) -> None:
+        reason = self.redact(reason)
+        target = group[0].target
+        for job in group:
+            dead_letter(self.dead_letters, job, reason, attempts)
+            self.store.mark(
+                [job.event.event_id], target.key, Status.DEAD_LETTERED, attempts=attempts,
+                detail=reason,
+            )  # fmt: skip
+            self.metrics.dead_lettered.labels(self.channel).inc()
+        log.error(
+            "dead-lettered",
+            extra={"channel": target.key, "events": [j.event.event_id for j in group],
+                   "attempts": attempts, "reason": reason},
+        )  # fmt: skip
+        self._finish(group)
+
+    def _finish(self, group: list[Job]) -> None:
+        for job in group:
+            self.metrics.queued.labels(self.channel).dec()
+            self.on_done(job)
+
+
+def dead_letter(dead_letters: DeadLetters, job: Job, reason: str, attempts: int) -> None:
+    """Send one job's event to the dead-letter topic."""
+    payload = job.payload
+    if payload is None:  # a notice the service made itself: its JSON is what there is to keep
+        payload = job.event.model_dump_json().encode()
+    dead_letters.send(
+        job.event.event_id, payload, reason, channel=job.target.key, attempts=attempts,
+        origin=job.origin,
+    )  # fmt: skip

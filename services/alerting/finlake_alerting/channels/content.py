@@ -1,0 +1,120 @@
+"""What a notification says: subject, plain text, HTML, Slack Block Kit and dashboard JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from finlake.contracts.models import AlertEvent
+
+SILENCE_EXPIRED = "silence_expired"
+_ICONS = {
+    "critical": ":red_circle:",
+    "warning": ":large_orange_circle:",
+    "info": ":large_blue_circle:",
+}
+
+
+def _ts(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _number(value: float) -> str:
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def subject(events: Sequence[AlertEvent]) -> str:
+    """``[CRITICAL] rule: AAPL price_cross 201.5 (threshold 200)`` or a count for a group."""
+    first = events[0]
+    head = f"[{first.severity.upper()}] {first.rule}"
+    if len(events) == 1:
+        return (
+            f"{head}: {first.symbol} {first.kind} {_number(first.value)} "
+            f"(threshold {_number(first.threshold)})"
+        )
+    symbols = ", ".join(dict.fromkeys(e.symbol for e in events))
+    return f"{head}: {len(events)} alerts ({symbols})"
+
+
+def _facts(event: AlertEvent) -> list[tuple[str, str]]:
+    return [
+        ("Symbol", event.symbol),
+        ("Kind", event.kind),
+        ("Value", _number(event.value)),
+        ("Threshold", _number(event.threshold)),
+        ("Window", f"{_ts(event.window_start)} - {_ts(event.window_end)}"),
+        ("Fired at", _ts(event.fired_at)),
+        ("Event id", event.event_id),
+    ]
+
+
+def text_body(events: Sequence[AlertEvent]) -> str:
+    """The plain-text part of the email."""
+    parts = []
+    for event in events:
+        lines = [event.message, ""] + [f"{name}: {value}" for name, value in _facts(event)]
+        if event.labels:
+            labels = sorted(event.labels.items())
+            lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in labels))
+        parts.append("\n".join(lines))
+    return "\n\n---\n\n".join(parts) + "\n"
+
+
+def html_body(events: Sequence[AlertEvent]) -> str:
+    """The HTML part of the email (every value escaped)."""
+    sections = []
+    for event in events:
+        rows = "".join(
+            f"<tr><th align='left'>{escape(name)}</th><td>{escape(value)}</td></tr>"
+            for name, value in _facts(event)
+        )
+        sections.append(
+            f"<div class='alert' data-event-id='{escape(event.event_id)}'>"
+            f"<h2>{escape(event.severity.upper())}: {escape(event.rule)} on "
+            f"{escape(event.symbol)}</h2><p>{escape(event.message)}</p><table>{rows}</table></div>"
+        )
+    return (
+        "<!doctype html><html><body>"
+        f"<h1>{escape(subject(events))}</h1>{''.join(sections)}"
+        "<p>Sent by finlake alerting.</p></body></html>"
+    )
+
+
+def slack_blocks(events: Sequence[AlertEvent]) -> list[dict[str, Any]]:
+    """A Block Kit message: a header, one section per event (fields), a context line of ids."""
+    first = events[0]
+    icon = _ICONS.get(first.severity, ":white_circle:")
+    title = f"{first.severity.upper()}: {first.rule}"
+    if len(events) > 1:
+        title += f" ({len(events)} alerts)"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}}
+    ]
+    # Slack allows 50 blocks per message; the service groups at most 20 events.
+    for event in events:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"{icon} *{event.symbol}* {event.message}"},
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*{name}*\n{value}"}
+                    for name, value in _facts(event)[1:5]
+                ],
+            }
+        )
+    ids = ", ".join(e.event_id for e in events)
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"fired {_ts(first.fired_at)} · ids: {ids}"}],
+        }
+    )
+    return blocks
+
+
+def dashboard_item(event: AlertEvent) -> dict[str, Any]:
+    """The JSON the query API's live feed shows."""
+    kind = SILENCE_EXPIRED if event.kind == SILENCE_EXPIRED else "alert"
+    return {"type": kind, **event.model_dump(mode="json")}

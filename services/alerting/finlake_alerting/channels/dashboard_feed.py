@@ -1,0 +1,43 @@
+"""The dashboard: events posted to the query API, which pushes them to its live feed (SSE)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from finlake.contracts.models import AlertEvent
+from finlake_alerting.channels import DeliveryError
+from finlake_alerting.channels.content import dashboard_item
+from finlake_alerting.config import DashboardSettings
+from finlake_alerting.routing import Target
+
+EVENTS_PATH = "/v1/alerts/events"
+
+
+class DashboardSender:
+    """POSTs batches to ``/v1/alerts/events``; the endpoint ignores ids it has already shown."""
+
+    def __init__(self, settings: DashboardSettings) -> None:
+        headers = {}
+        if settings.api_key is not None:
+            headers["X-API-Key"] = settings.api_key.get_secret_value()
+        self._client = httpx.Client(
+            base_url=settings.url, headers=headers, timeout=settings.timeout_s
+        )
+
+    def send(self, events: Sequence[AlertEvent], target: Target) -> None:  # noqa: ARG002
+        """Post the events; 4xx (but 408/429) is permanent."""
+        response = self._client.post(
+            EVENTS_PATH, json={"events": [dashboard_item(e) for e in events]}
+        )
+        if response.is_success:
+            return
+        code = response.status_code
+        permanent = 400 <= code < 500 and code not in (408, 429)
+        detail = f"query API answered {code}: {response.text[:200]}"
+        raise DeliveryError(detail, permanent=permanent)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()

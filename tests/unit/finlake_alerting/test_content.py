@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from finlake.contracts.alert_rule import Channel
+from finlake_alerting.channels.content import html_body, slack_blocks, subject, text_body
+from finlake_alerting.channels.mailer import build_email
+from finlake_alerting.credentials import MissingSecretError, Redactor, channel_secret
+from tests.unit.finlake_alerting.events import alert
+
+
+def test_one_event_subject_text_and_html() -> None:
+    event = alert(0, message="AAPL crossed above 200 <fast> & hard")
+    assert subject([event]) == "[CRITICAL] aapl-breakout: AAPL price_cross 201.5 (threshold 200)"
+    assert "Event id: aapl-breakout-AAPL-0" in text_body([event])
+    html = html_body([event])
+    assert "&lt;fast&gt; &amp; hard" in html
+    assert "<fast>" not in html
+    assert "data-event-id='aapl-breakout-AAPL-0'" in html
+
+
+def test_a_group_is_one_message_naming_every_event() -> None:
+    events = [alert(0), alert(1, symbol="MSFT")]
+    assert subject(events) == "[CRITICAL] aapl-breakout: 2 alerts (AAPL, MSFT)"
+    message = build_email(events, "finlake@example.com", ["ops@example.com"])
+    assert message["X-Finlake-Event-Ids"] == "aapl-breakout-AAPL-0 aapl-breakout-MSFT-1"
+    parts = {part.get_content_type() for part in message.iter_parts()}
+    assert parts == {"text/plain", "text/html"}
+
+
+def test_slack_blocks_are_block_kit() -> None:
+    blocks = slack_blocks([alert(0), alert(1)])
+    assert [b["type"] for b in blocks] == ["header", "section", "section", "context"]
+    assert blocks[0]["text"] == {
+        "type": "plain_text", "text": "CRITICAL: aapl-breakout (2 alerts)", "emoji": True,
+    }  # fmt: skip
+    assert blocks[1]["fields"][0] == {"type": "mrkdwn", "text": "*Kind*\nprice_cross"}
+    assert "aapl-breakout-AAPL-1" in blocks[-1]["elements"][0]["text"]
+
+
+def test_secrets_come_from_the_secret_ref_variable_or_the_fallback() -> None:
+    channel = Channel.model_validate({"type": "slack", "secretRef": {"name": "desk-slack"}})
+    env = {"FINLAKE_SECRET_DESK_SLACK_WEBHOOK_URL": "https://hooks.example/abc"}
+    secret = channel_secret(channel, None, env)
+    assert secret is not None
+    assert secret.get_secret_value() == "https://hooks.example/abc"
+    with pytest.raises(MissingSecretError, match=r"\$FINLAKE_SECRET_DESK_SLACK_WEBHOOK_URL is not"):
+        channel_secret(channel, SecretStr("fallback"), {})
+    plain = Channel(type="slack")
+    assert channel_secret(plain, SecretStr("fallback"), {}) == SecretStr("fallback")
+
+
+def test_redactor_masks_every_secret() -> None:
+    redact = Redactor(["https://hooks.example/abc", "pw12345"])
+    masked = redact("POST https://hooks.example/abc failed, pw12345")
+    assert masked == "POST ******** failed, ********"

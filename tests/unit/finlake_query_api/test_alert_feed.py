@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import asyncio
+
+from fastapi.testclient import TestClient
+
+from finlake_query_api.alert_feed import AlertFeed, AlertItem
+
+ITEM = {
+    "event_id": "r-AAPL-1", "rule": "r", "kind": "price_cross", "symbol": "AAPL",
+    "severity": "critical", "window_start": "2026-03-02T14:30:00Z",
+    "window_end": "2026-03-02T14:31:00Z", "fired_at": "2026-03-02T14:31:00Z", "value": 201.5,
+    "threshold": 200.0, "message": "AAPL crossed above 200", "labels": {"team": "desk"},
+}  # fmt: skip
+
+
+def test_posted_alerts_are_listed_newest_first_and_duplicates_ignored(client: TestClient) -> None:
+    second = {**ITEM, "event_id": "r-AAPL-2", "fired_at": "2026-03-02T14:32:00Z"}
+    first = client.post("/v1/alerts/events", json={"events": [ITEM, second]})
+    assert first.status_code == 200, first.text
+    assert first.json() == {"accepted": 2, "duplicates": 0}
+    again = client.post("/v1/alerts/events", json={"events": [ITEM]})
+    assert again.json() == {"accepted": 0, "duplicates": 1}
+    listed = client.get("/v1/alerts").json()["alerts"]
+    assert [a["event_id"] for a in listed[:2]] == ["r-AAPL-2", "r-AAPL-1"]
+    since = client.get("/v1/alerts", params={"since": "2026-03-02T14:31:30Z"}).json()["alerts"]
+    assert [a["event_id"] for a in since] == ["r-AAPL-2"]
+
+
+def test_posting_needs_a_key_and_a_valid_event(client: TestClient) -> None:
+    no_key = client.post("/v1/alerts/events", json={"events": [ITEM]}, headers={"X-API-Key": ""})
+    assert no_key.status_code == 401
+    bad = client.post("/v1/alerts/events", json={"events": [{**ITEM, "value": "high"}]})
+    assert bad.status_code == 422
+    assert "value" in bad.json()["detail"]
+
+
+def test_subscribers_get_each_new_item_once() -> None:
+    async def scenario() -> list[str]:
+        feed = AlertFeed(size=2)
+        queue = feed.subscribe()
+        item = AlertItem.model_validate(ITEM)
+        feed.publish([item, item])
+        feed.publish([AlertItem.model_validate({**ITEM, "event_id": "x"})])
+        got = [queue.get_nowait(), queue.get_nowait()]
+        assert queue.empty()
+        return [i.event_id for i in got if i is not None]
+
+    assert asyncio.run(scenario()) == ["r-AAPL-1", "x"]
