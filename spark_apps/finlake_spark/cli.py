@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +22,14 @@ class Pipeline(StrEnum):
     """The pipelines that can run."""
 
     MARKET = "market"
+    TRANSACTIONS = "transactions"
+    ALERTS = "alerts"
+
+
+class Schedule(StrEnum):
+    """How often a batch pipeline runs."""
+
+    HOURLY = "hourly"
 
 
 @app.command("run")
@@ -28,14 +38,68 @@ def run_pipeline(
     once: Annotated[
         bool, typer.Option("--once", help="Process everything available in Kafka, then exit 0.")
     ] = False,
+    schedule: Annotated[
+        Schedule | None,
+        typer.Option(help="transactions: run now and then every hour (default: once)."),
+    ] = None,
+    hour: Annotated[
+        datetime | None,
+        typer.Option(
+            help="transactions: process again the bronze received in this hour (UTC), e.g. "
+            "2026-05-01T13:00; idempotent.",
+            formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        ),
+    ] = None,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", help="alerts: AlertRule files or folders (repeatable)."),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="alerts: stop after so many seconds.", min=0)
+    ] = None,
 ) -> None:
     """Run a pipeline continuously, or once over what is available."""
+    if pipeline is Pipeline.ALERTS:
+        _run_alerts(once=once, rules=rules or [], duration_s=duration)
+        return
+    settings = SparkAppSettings()
+    if pipeline is Pipeline.TRANSACTIONS:
+        _run_transactions(settings, once=once, schedule=schedule, hour=hour)
+        return
     from finlake_spark.jobs import market_stream
 
-    settings = SparkAppSettings()
     require_broker(settings.kafka.bootstrap)
     if settings.market.metrics_port:
         start_http_server(settings.market.metrics_port, addr="127.0.0.1")
     console.print(f"{pipeline.value}: {'draining Kafka once' if once else 'running until stopped'}")
     market_stream.run(settings, once=once)
     console.print(f"{pipeline.value}: done")
+
+
+def _run_transactions(
+    settings: SparkAppSettings, *, once: bool, schedule: Schedule | None, hour: datetime | None
+) -> None:
+    from finlake_spark.jobs import transactions_batch
+
+    if schedule is not None and (once or hour is not None):
+        raise typer.BadParameter("--schedule runs until stopped; leave out --once and --hour")
+    if schedule is Schedule.HOURLY:
+        console.print("transactions: running now and at the top of every hour (Ctrl-C stops)")
+        transactions_batch.run_hourly(settings, report=console.print)
+        return
+    moment = hour.replace(tzinfo=UTC) if hour is not None and hour.tzinfo is None else hour
+    result = transactions_batch.run_once(settings, hour=moment)
+    console.print(transactions_batch.describe(result), highlight=False)
+
+
+def _run_alerts(*, once: bool, rules: list[Path], duration_s: float | None) -> None:
+    from finlake_spark.alerts.config import DetectionAppSettings
+    from finlake_spark.jobs import alert_detection
+
+    settings = DetectionAppSettings()
+    require_broker(settings.kafka.bootstrap)
+    if settings.detection.metrics_port:
+        start_http_server(settings.detection.metrics_port, addr="127.0.0.1")
+    console.print(f"alerts: {'draining Kafka once' if once else 'running until stopped'}")
+    alert_detection.run(settings, once=once, duration_s=duration_s, rules=rules)
+    console.print("alerts: done")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from finlake.errors import ConfigurationError
+from finlake.simulate import parse_injection
 from finlake_ingestion.config import IngestionSettings, get_settings
 from finlake_ingestion.logs import configure_logging
 from finlake_ingestion.metrics import IngestionMetrics
@@ -133,10 +134,19 @@ def simulate(
     start: Annotated[
         str | None, typer.Option(help="Event time of the first tick, ISO-8601 (default now).")
     ] = None,
+    inject: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A pattern a rule of that kind detects, KIND:SYMBOL@AT[:AMOUNT][/DURATION] "
+            "(repeatable), e.g. price_cross:AAPL@2m:150, percent_move:MSFT@5m:+4%, "
+            "volume_surge:NVDA@10m:x8/2m, gap:AMZN@0s:-3%.",
+        ),
+    ] = None,
     serve: Serve = False,
     port: Port = None,
 ) -> None:
     """Publish seeded random-walk ticks (the demo's source)."""
+    injections = [parse_injection(text) for text in inject or []]
     step = parse_duration(event_interval) if event_interval is not None else None
     if rate is None:
         rate = 0.0 if step is not None else 100.0
@@ -147,6 +157,11 @@ def simulate(
     first = _parse_start(start)
     settings = _settings(port)
     names = simulated_symbols(symbols)
+    for injection in injections:
+        if injection.symbol not in names:
+            raise ConfigurationError(
+                f"--inject names {injection.symbol}, which is not simulated ({', '.join(names)})"
+            )
     _finish(
         settings,
         lambda _metrics: SimulateSource(
@@ -157,6 +172,7 @@ def simulate(
             duration_s=duration,
             start=first,
             event_interval=step,
+            injections=injections,
         ),
         serve,
     )

@@ -216,3 +216,218 @@ MARKET_TABLES = (
     MARKET_OHLC_1H,
     MARKET_RUNS,
 )
+
+# --- Transactions flow (DESIGN.md flow 2) -------------------------------------------------------
+
+_TRANSACTION_LINEAGE = (
+    Column("upload_id", "string", "Upload the row arrived in (see transactions.uploads)."),
+    Column("row_number", "bigint", "1-based number of the record in its file, header excluded."),
+    Column("received_at", "timestamp", "When the upload was received (bronze commit), UTC."),
+)
+_TRANSACTION_TEXT = (
+    Column("transaction_id", "string", "transaction_id exactly as uploaded."),
+    Column("account_id", "string", "account_id exactly as uploaded."),
+    Column("card_id", "string", "card_id exactly as uploaded (null if the file has no column)."),
+    Column("timestamp", "string", "timestamp exactly as uploaded (ISO 8601 expected)."),
+    Column("amount", "string", "amount exactly as uploaded (decimal text expected)."),
+    Column("currency", "string", "currency exactly as uploaded."),
+    Column("merchant", "string", "merchant exactly as uploaded."),
+    Column("merchant_category", "string", "merchant_category exactly as uploaded."),
+    Column("country", "string", "country exactly as uploaded."),
+    Column("channel", "string", "channel exactly as uploaded."),
+    Column("entry_mode", "string", "entry_mode exactly as uploaded (null if no column)."),
+    Column("status", "string", "status exactly as uploaded (null if no column)."),
+    Column("is_fraud", "string", "is_fraud exactly as uploaded (null if no column)."),
+)
+_UPLOAD_PROBLEM = (
+    Column(
+        "upload_issue",
+        "string",
+        "Why the record could not be mapped cleanly at upload (wrong field count, bytes not "
+        "valid in the encoding); null for a clean record. The batch quarantines such rows.",
+    ),
+    Column(
+        "raw_record",
+        "string",
+        "The record's fields joined by the file's delimiter when they could not be mapped to "
+        "columns (wrong field count); null otherwise.",
+    ),
+)
+
+TRANSACTIONS_RAW = TableSpec(
+    "transactions.raw",
+    "transactions/raw",
+    (
+        Column("upload_id", "string", "Upload the row arrived in (see transactions.uploads)."),
+        Column("file_name", "string", "Name of the uploaded file."),
+        Column(
+            "row_number", "bigint", "1-based number of the record in its file, header excluded."
+        ),
+        Column("received_at", "timestamp", "When the upload was received, UTC."),
+        *_TRANSACTION_TEXT,
+        *_UPLOAD_PROBLEM,
+    ),
+    # Bronze rows are text as uploaded (the event time may not even parse): partitioned by the
+    # day they were received, which is also what the hourly batch reads incrementally.
+    "days(received_at)",
+    "Bronze: every uploaded transaction record as-is (text), with upload id, file and row number.",
+    append_only=True,
+)
+TRANSACTIONS_UPLOADS = TableSpec(
+    "transactions.uploads",
+    "transactions/uploads",
+    (
+        Column("upload_id", "string", "Id of the upload."),
+        Column("content_sha256", "string", "SHA-256 of the file's bytes (idempotency key)."),
+        Column("file_name", "string", "Name of the uploaded file."),
+        Column("size_bytes", "bigint", "Size of the file in bytes."),
+        Column("encoding", "string", "Text encoding the file was read with."),
+        Column("delimiter", "string", "Field delimiter the file was read with."),
+        Column("rows_total", "bigint", "Records written to transactions.raw."),
+        Column(
+            "rows_flagged", "bigint", "Records with an upload_issue (quarantined by the batch)."
+        ),
+        Column("received_at", "timestamp", "When the upload was received, UTC."),
+    ),
+    None,
+    "One row per accepted upload; an upload whose content_sha256 is here is a no-op.",
+    append_only=True,
+)
+TRANSACTIONS_VALIDATED = TableSpec(
+    "transactions.validated",
+    "transactions/validated",
+    (
+        Column("transaction_id", "string", "Unique transaction id (one row per id)."),
+        Column("account_id", "string", "Account (cardholder) the transaction is booked on."),
+        Column("card_id", "string", "Card token, null for non-card payments."),
+        Column("timestamp", "timestamp", "When the transaction was authorised, UTC."),
+        Column("amount", "decimal(18,2)", "Amount in currency units; negative for refunds."),
+        Column("currency", "string", "ISO 4217 alphabetic code, upper case."),
+        Column("merchant", "string", "Merchant name or id, trimmed."),
+        Column("merchant_category", "string", "ISO 18245 MCC, four digits."),
+        Column("country", "string", "ISO 3166-1 alpha-2 merchant country, upper case."),
+        Column("channel", "string", "pos, ecommerce, atm, transfer or contactless."),
+        Column("entry_mode", "string", "chip, swipe, contactless, manual, token or null."),
+        Column("status", "string", "approved, declined or null."),
+        Column("is_fraud", "boolean", "Fraud label: true, false or null (unknown)."),
+        *_TRANSACTION_LINEAGE,
+        Column("validated_at", "timestamp", "When the batch validated the row, UTC."),
+    ),
+    "days(timestamp)",
+    "Silver: typed, validated transactions, one per transaction_id (first received wins).",
+    append_only=True,
+)
+TRANSACTIONS_QUARANTINE = TableSpec(
+    "transactions.quarantine",
+    "transactions/quarantine",
+    (
+        Column("upload_id", "string", "Upload the row arrived in."),
+        Column("file_name", "string", "Name of the uploaded file."),
+        Column(
+            "row_number", "bigint", "1-based number of the record in its file, header excluded."
+        ),
+        Column("received_at", "timestamp", "When the upload was received, UTC."),
+        *_TRANSACTION_TEXT,
+        *_UPLOAD_PROBLEM,
+        Column("event_date", "date", "UTC date of the timestamp if it parses, else received date."),
+        Column("rule", "string", "The first expectation the row failed."),
+        Column("detail", "string", "What the rule checks."),
+        Column("quarantined_at", "timestamp", "When the row was quarantined, UTC."),
+    ),
+    "event_date",
+    "Transaction rows that failed a silver expectation, as uploaded, with the rule.",
+    append_only=True,
+)
+TRANSACTIONS_SUMMARY = TableSpec(
+    "transactions.summary",
+    "transactions/summary",
+    (
+        Column("account_id", "string", "Account."),
+        Column("granularity", "string", "hour or day."),
+        Column("window_start", "timestamp", "Start of the hour or day, UTC, inclusive."),
+        Column("window_end", "timestamp", "End of the hour or day, UTC, exclusive."),
+        Column("currency", "string", "Currency of the amounts (sums never mix currencies)."),
+        Column("transaction_count", "bigint", "Validated transactions in the window."),
+        Column("amount_sum", "decimal(28,2)", "Sum of amounts (refunds negative)."),
+        Column("amount_max", "decimal(18,2)", "Largest amount."),
+        Column("declined_count", "bigint", "Transactions with status declined."),
+        Column("count_by_category", "map<string,bigint>", "Transactions per merchant category."),
+        Column("amount_by_category", "map<string,decimal(28,2)>", "Amount per merchant category."),
+        Column("count_by_channel", "map<string,bigint>", "Transactions per channel."),
+        Column("amount_by_channel", "map<string,decimal(28,2)>", "Amount per channel."),
+        Column("updated_at", "timestamp", "When the window was last recomputed, UTC."),
+    ),
+    "days(window_start)",
+    "Gold: per account, currency and hour or day: counts and sums, by category and channel.",
+)
+TRANSACTIONS_BATCH_RUNS = TableSpec(
+    "transactions.batch_runs",
+    "transactions/batch_runs",
+    (
+        Column("run_id", "string", "Id of the batch run."),
+        Column("mode", "string", "incremental (new bronze snapshots) or hour (a re-run)."),
+        Column("bronze_from_snapshot", "bigint", "Bronze snapshot read after (exclusive); null."),
+        Column("bronze_to_snapshot", "bigint", "Bronze snapshot read up to (inclusive)."),
+        Column("hour_start", "timestamp", "For an hour re-run: the receive hour, UTC."),
+        Column("rows_in", "bigint", "Bronze rows read."),
+        Column("validated_rows", "bigint", "Rows newly written to transactions.validated."),
+        Column("duplicate_rows", "bigint", "Rows quarantined as duplicates of a transaction_id."),
+        Column("quarantined_rows", "bigint", "Rows newly written to transactions.quarantine."),
+        Column("quarantined_by_rule", "map<string,bigint>", "Rows read that failed, per rule."),
+        Column("summary_rows", "bigint", "Summary windows recomputed."),
+        Column("duration_s", "double", "Run duration in seconds."),
+        Column("committed_at", "timestamp", "When the run finished, UTC."),
+    ),
+    None,
+    "One row per successful transactions batch run: what it read and wrote.",
+)
+TRANSACTIONS_TABLES = (
+    TRANSACTIONS_RAW,
+    TRANSACTIONS_UPLOADS,
+    TRANSACTIONS_VALIDATED,
+    TRANSACTIONS_QUARANTINE,
+    TRANSACTIONS_SUMMARY,
+    TRANSACTIONS_BATCH_RUNS,
+)
+TRANSACTIONS_PREDICTIONS = TableSpec(
+    "transactions.predictions",
+    "transactions/predictions",
+    (
+        Column("transaction_id", "string", "The scored transaction (transactions.validated)."),
+        Column("account_id", "string", "Account of the transaction."),
+        Column("timestamp", "timestamp", "When the transaction was authorised, UTC."),
+        Column("fraud_score", "double", "Model probability that the transaction is fraud."),
+        Column("is_fraud_predicted", "boolean", "fraud_score at or above the threshold."),
+        Column("threshold", "double", "Threshold the prediction used."),
+        Column("model_name", "string", "Registered MLflow model that scored the row."),
+        Column("model_version", "string", "Version of that model."),
+        Column("scored_at", "timestamp", "When the row was scored, UTC."),
+    ),
+    "days(timestamp)",
+    "Fraud scores of validated transactions, one row per transaction and model version.",
+    append_only=True,
+)
+
+# --- Alerts flow (DESIGN.md flow 3) ---------------------------------------------------------------
+
+ALERTS_EVENTS = TableSpec(
+    "alerts.events",
+    "alerts/events",
+    (
+        Column("event_id", "string", "Deterministic id of the firing (rule, symbol, window)."),
+        Column("rule", "string", "Name of the AlertRule that fired."),
+        Column("kind", "string", "price_cross, percent_move, return_zscore, volume_surge or gap."),
+        Column("symbol", "string", "Instrument ticker."),
+        Column("severity", "string", "info, warning or critical."),
+        Column("window_start", "timestamp", "Start of the bar the rule fired in, UTC."),
+        Column("window_end", "timestamp", "End (exclusive) of that bar, UTC."),
+        Column("fired_at", "timestamp", "When the detector first emitted the event, UTC."),
+        Column("value", "double", "Observed value, in the rule's unit."),
+        Column("threshold", "double", "The rule's threshold, in the same unit."),
+        Column("message", "string", "One sentence describing the firing."),
+        Column("labels", "map<string,string>", "The rule's labels."),
+    ),
+    "days(window_start)",
+    "Every alert event the detector emitted, once per event_id (the history of topic alerts).",
+)
+ALERTS_TABLES = (ALERTS_EVENTS,)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from finlake.contracts.models import MarketTick
-from finlake.simulate import random_walk_ticks
+from finlake.simulate import Injection, random_walk_ticks
 from finlake_ingestion.pacing import RatePacer
 from finlake_ingestion.sources.base import Batch
 
@@ -41,6 +41,7 @@ class SimulateSource:
         duration_s: float | None = None,
         start: datetime | None = None,
         event_interval: timedelta | None = None,
+        injections: Sequence[Injection] = (),
         batch_size: int = 5000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -50,6 +51,7 @@ class SimulateSource:
         self.count = count
         self.duration_s = duration_s
         self.start = start
+        self.injections = tuple(injections)
         if event_interval is None:
             # Event time keeps pace with the publishing rate (one step per len(symbols) ticks).
             step_s = len(self.symbols) / rate if rate > 0 else 1.0
@@ -79,6 +81,7 @@ class SimulateSource:
             seed=self.seed,
             start=start,
             interval=self.event_interval,
+            injections=self.injections,
         )
         pacer = RatePacer(self.rate, self._clock) if self.rate > 0 else None
         deadline = None if self.duration_s is None else self._clock() + self.duration_s

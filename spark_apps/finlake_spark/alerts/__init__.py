@@ -1,0 +1,1 @@
+"""Alert detection: rule loading, per-symbol evaluation, the Spark stateful processor and sink."""

@@ -1,0 +1,56 @@
+"""Settings of the alert detection job (env ``FINLAKE_DETECTION__*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from finlake.contracts.topics import ALERTS, MARKET_DATA
+from finlake_spark.config import SparkAppSettings
+
+
+class DetectionSettings(BaseModel):
+    """The detection stream: topics, rules, trigger, watermark."""
+
+    source_topic: str = Field(default=MARKET_DATA, description="Topic the ticks are read from.")
+    alerts_topic: str = Field(default=ALERTS, description="Topic the alert events go to.")
+    rules: list[Path] = Field(
+        default_factory=list, description="AlertRule files or folders of *.yaml files."
+    )
+    trigger_interval_s: float = Field(default=1.0, gt=0, description="Micro-batch interval.")
+    watermark_delay_s: int = Field(
+        default=60,
+        ge=0,
+        description="Bars of idle symbols close (once_per_bar_close) and idle state is evicted "
+        "when the max event time minus this passes them.",
+    )
+    max_offsets_per_trigger: int = Field(
+        default=100_000, ge=1, description="Kafka records per micro-batch at most."
+    )
+    starting_offsets: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where a new checkpoint starts reading."
+    )
+    checkpoint_name: str = Field(
+        default="alert-detection", description="Folder under $FINLAKE_HOME/checkpoints."
+    )
+    metrics_port: int | None = Field(
+        default=None, description="Serve Prometheus /metrics on this port while running."
+    )
+
+
+class DetectionAppSettings(SparkAppSettings):
+    """Everything the detection job reads."""
+
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+
+    @property
+    def checkpoint(self) -> Path:
+        """The stream's checkpoint folder."""
+        return self.home.resolve() / "checkpoints" / self.detection.checkpoint_name
+
+    @property
+    def rules_snapshot(self) -> Path:
+        """The JSON snapshot of the active rules the workers read."""
+        return self.home.resolve() / "state" / f"{self.detection.checkpoint_name}-rules.json"

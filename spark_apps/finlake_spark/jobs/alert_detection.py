@@ -1,0 +1,124 @@
+"""Kafka ``market-data`` -> per-symbol rule evaluation -> Kafka ``alerts`` + ``alerts.events``.
+
+Glue only: the semantics live in ``finlake_spark.alerts`` (evaluator, processor, sink). The
+rules are re-read at every micro-batch, so editing a rule file takes effect without touching the
+checkpoint; state is one bounded JSON value per symbol in the RocksDB state store.
+
+``run(settings, once=..., duration_s=...)`` is the public entry point (``finlake pipeline run
+alerts`` calls it): until stopped, until Kafka is drained once, or for a bounded time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from finlake.lake.tables import ALERTS_TABLES
+from finlake.spark.session import build_session
+from finlake_spark.alerts.config import DetectionAppSettings
+from finlake_spark.alerts.processor import EVENT_SCHEMA, AlertProcessor, tick_decoder
+from finlake_spark.alerts.rules import RuleSource
+from finlake_spark.alerts.sink import AlertSink
+from finlake_spark.io import ensure_tables
+
+log = logging.getLogger(__name__)
+STATE_STORE = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+
+
+def ticks(
+    spark: SparkSession, settings: DetectionAppSettings, decode: Callable[[Column], Column]
+) -> DataFrame:
+    """The source: Kafka records decoded to valid ticks, with an event-time watermark."""
+    options = settings.detection
+    records = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
+        .option("subscribe", options.source_topic)
+        .option("startingOffsets", options.starting_offsets)
+        .option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
+        .option("failOnDataLoss", "false")
+        .load()
+    )
+    decoded = records.select(
+        decode(F.col("value")).alias("tick"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+    )
+    return (
+        decoded.filter(F.col("tick.error").isNull())
+        .select(
+            "tick.symbol",
+            "tick.timestamp_ms",
+            F.timestamp_millis("tick.timestamp_ms").alias("timestamp"),
+            "tick.price",
+            "tick.volume",
+            "kafka_partition",
+            "kafka_offset",
+        )
+        .withWatermark("timestamp", f"{options.watermark_delay_s} seconds")
+    )
+
+
+def start(spark: SparkSession, settings: DetectionAppSettings, *, once: bool) -> StreamingQuery:
+    """Validate the rules, then start the stream (checkpoint under $FINLAKE_HOME)."""
+    rules = RuleSource(settings.detection.rules, settings.rules_snapshot)
+    rules.refresh()  # invalid rules at start: a clear error, nothing started
+    ensure_tables(spark, settings, ALERTS_TABLES)
+    spark.conf.set("spark.sql.streaming.stateStore.providerClass", STATE_STORE)
+    rejected = spark.sparkContext.accumulator(0)
+    decode = tick_decoder(settings.registry, settings.detection.source_topic, rejected)
+    firings = (
+        ticks(spark, settings, decode)
+        .groupBy("symbol")
+        .transformWithState(
+            AlertProcessor(settings.rules_snapshot), EVENT_SCHEMA, "Append", "EventTime"
+        )
+    )
+    writer = firings.writeStream.option("checkpointLocation", str(settings.checkpoint))
+    interval = settings.detection.trigger_interval_s
+    writer = (
+        writer.trigger(availableNow=True)
+        if once
+        else writer.trigger(processingTime=f"{interval} seconds")
+    )
+    sink = AlertSink(settings, rules, rejected)
+    return writer.foreachBatch(sink).queryName("alert-detection").start()
+
+
+def run(
+    settings: DetectionAppSettings,
+    *,
+    once: bool = False,
+    duration_s: float | None = None,
+    rules: Sequence[Path] = (),
+) -> None:
+    """Run detection until SIGTERM, until Kafka is drained (``once``) or for ``duration_s``."""
+    if rules:
+        detection = settings.detection.model_copy(update={"rules": list(rules)})
+        settings = settings.model_copy(update={"detection": detection})
+    spark = build_session(settings, app_name="finlake-alert-detection")
+    query = start(spark, settings, once=once)
+    stopper: threading.Timer | None = None
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("alert detection: signal %s, stopping", signum)
+        query.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+    if duration_s is not None and not once:
+        stopper = threading.Timer(duration_s, query.stop)
+        stopper.daemon = True
+        stopper.start()
+    try:
+        query.awaitTermination()
+    finally:
+        if stopper is not None:
+            stopper.cancel()

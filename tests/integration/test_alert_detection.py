@@ -1,0 +1,305 @@
+"""Alert detection end to end: ticks with known patterns -> exactly the expected alert events.
+
+One module-scoped scenario, three runs of the job: the first finds every pattern; the second
+(same checkpoint, a rule added, a few more ticks) finds only the new firing; the third (a new
+checkpoint over all the same ticks) finds nothing new, on the topic and in the table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from finlake.config import FinlakeSettings
+from finlake.contracts.models import AlertEvent, MarketTick
+from finlake.contracts.topics import TopicSpec
+from finlake.kafka_io import publish, read_back
+from finlake.query import LakeQuery
+from finlake.stack.kafka import CLIENT_LOGGER, create_topics
+from tests.integration.alert_detection import detection_env, run_detection_once
+
+START = datetime(2026, 11, 25, 23, 40, tzinfo=UTC)  # crosses midnight UTC: a gap
+STEP = timedelta(seconds=10)
+STEPS = 240  # 23:40 -> 00:20
+MORE = 30  # 00:20 -> 00:25 (second run)
+SOURCE, ALERTS = "alert-ticks", "alert-events"
+
+RULES = """\
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: aaa-cross}
+spec:
+  symbols: [AAA]
+  condition: {type: price_cross, level: 105, direction: above}
+  severity: critical
+  labels: {team: desk-a}
+  channels: [{type: dashboard}, {type: slack}]
+---
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: aaa-cross-held}
+spec:
+  symbols: [AAA]
+  condition: {type: price_cross, level: 105, direction: above}
+  for: 30s
+---
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: bbb-move-once}
+spec:
+  symbols: [BBB]
+  condition: {type: percent_move, percent: 3, window: 5m, direction: up}
+  fire: once
+---
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: bbb-move-close}
+spec:
+  symbols: [BBB]
+  condition: {type: percent_move, percent: 3, window: 5m}
+  fire: once_per_bar_close
+---
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: ccc-zscore}
+spec:
+  symbols: [CCC]
+  condition: {type: return_zscore, k: 4, window: 1m, lookback: 30m}
+---
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: ddd-volume}
+spec:
+  symbols: [DDD]
+  condition: {type: volume_surge, ratio: 5, window: 1m, lookback: 10m}
+---
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: e-gap}
+spec:
+  selector: {pattern: "E.*"}
+  condition: {type: gap, percent: 2}
+  severity: info
+"""
+ADDED_RULE = """\
+apiVersion: finlake.io/v1alpha1
+kind: AlertRule
+metadata: {name: aaa-drop}
+spec:
+  symbols: [AAA]
+  condition: {type: price_cross, level: 104, direction: below}
+"""
+
+
+def at(step: int) -> datetime:
+    return START + step * STEP
+
+
+def step_of(hour: int, minute: int, second: int = 0) -> int:
+    moment = START.replace(hour=hour, minute=minute, second=second)
+    if hour == 0:
+        moment += timedelta(days=1)
+    return int((moment - START) / STEP)
+
+
+CROSS_UP, MOVE_UP = step_of(23, 45), step_of(23, 50)
+GAP, JUMP, SURGE, DROP = step_of(0, 0), step_of(0, 5), step_of(0, 10), step_of(0, 21)
+
+
+def price(symbol: str, step: int) -> float:
+    wiggle = 0.01 * (step % 2)
+    if symbol == "AAA":
+        return (103.0 if step >= DROP else 106.0 if step >= CROSS_UP else 100.0) + wiggle
+    if symbol == "BBB":
+        return (104.0 if step >= MOVE_UP else 100.0) + wiggle
+    if symbol == "CCC":  # 1-minute returns of a few 0.1 %, then one jump of 3 %
+        level = 100.0 * (1 + 0.002 * ((step // 6) % 3))
+        return round(level * (1.03 if step >= JUMP else 1.0), 4)
+    return (103.0 if step >= GAP else 100.0) + wiggle  # DDD, EEE (EEE gaps at midnight)
+
+
+def volume(symbol: str, step: int) -> int:
+    return 1000 if symbol == "DDD" and SURGE <= step < SURGE + 6 else 100
+
+
+def ticks(first: int, last: int) -> list[MarketTick]:
+    return [
+        MarketTick(
+            symbol=symbol,
+            timestamp=at(step),
+            price=price(symbol, step),
+            volume=volume(symbol, step),
+            source="replay",
+            produced_at=at(step),
+        )
+        for step in range(first, last)
+        for symbol in ("AAA", "BBB", "CCC", "DDD", "EEE")
+    ]
+
+
+@dataclass(frozen=True)
+class Expected:
+    rule: str
+    symbol: str
+    bar: datetime
+    value: float
+
+
+def expected_first_run() -> list[Expected]:
+    held = CROSS_UP + 3  # 30 s after the cross
+    move = (price("BBB", MOVE_UP) / price("BBB", MOVE_UP - 30) - 1) * 100
+    closes = [Expected("bbb-move-close", "BBB", at(MOVE_UP) + timedelta(minutes=m), 0) for m in
+              range(5)]  # fmt: skip
+    return [
+        Expected("aaa-cross", "AAA", at(CROSS_UP), price("AAA", CROSS_UP)),
+        Expected("aaa-cross-held", "AAA", at(held).replace(second=0), price("AAA", held)),
+        Expected("bbb-move-once", "BBB", at(MOVE_UP), move),
+        *closes,
+        Expected("ccc-zscore", "CCC", at(JUMP), ccc_zscore()),
+        Expected("ddd-volume", "DDD", at(SURGE), 0),
+        Expected("e-gap", "EEE", at(GAP), (price("EEE", GAP) / price("EEE", GAP - 1) - 1) * 100),
+    ]
+
+
+def ccc_zscore() -> float:
+    """By hand: the jump minute's close-to-close return against the minutes before it."""
+    closes = [price("CCC", minute * 6 + 5) for minute in range(JUMP // 6)]
+    history = [b / a - 1 for a, b in itertools.pairwise(closes)][-30:]
+    jump = price("CCC", JUMP) / closes[-1] - 1
+    return (jump - statistics.fmean(history)) / statistics.stdev(history)
+
+
+def topic_events(settings: FinlakeSettings) -> list[AlertEvent]:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka.bootstrap, "group.id": "t", "logger": CLIENT_LOGGER}
+    )
+    try:
+        offsets = {}
+        for partition in range(3):
+            low, high = consumer.get_watermark_offsets(TopicPartition(ALERTS, partition), 10)
+            if high > low:
+                offsets[partition] = (low, high - 1)
+    finally:
+        consumer.close()
+    return read_back(settings, ALERTS, AlertEvent, offsets) if offsets else []
+
+
+def table_events(home: Path) -> list[tuple[object, ...]]:
+    query = LakeQuery(FinlakeSettings.model_validate({"home": home}))
+    return query.run(
+        "SELECT event_id, rule, symbol, window_start, value, severity, message, labels "
+        "FROM alerts.events ORDER BY rule, window_start"
+    )[1]
+
+
+@dataclass
+class Scenario:
+    home: Path
+    env: dict[str, str]
+    rules: Path
+    runs: list[Callable[[], None]]
+    first: list[AlertEvent]
+    first_table: list[tuple[object, ...]]
+    second: list[AlertEvent]
+    second_table: list[tuple[object, ...]]
+    third: list[AlertEvent]
+    third_table: list[tuple[object, ...]]
+    output: str
+
+
+@pytest.fixture(scope="module")
+def scenario(settings: FinlakeSettings, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    home = tmp_path_factory.mktemp("alerts-home")
+    create_topics(
+        settings.kafka.bootstrap,
+        [TopicSpec(SOURCE, 3, 86_400_000, "symbol", None), TopicSpec(ALERTS, 3, 86_400_000,
+                                                                       "event_id", None)],
+    )  # fmt: skip
+    rules = home / "rules"
+    rules.mkdir()
+    (rules / "desk.yaml").write_text(RULES)
+    env = detection_env(settings, home, SOURCE, ALERTS)
+    publish(settings, SOURCE, ticks(0, STEPS), key_field="symbol")
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap, "logger": CLIENT_LOGGER})
+    producer.produce(SOURCE, b"not avro at all", b"AAA")
+    producer.flush(10)
+
+    output = run_detection_once(env, rules)
+    first, first_table = topic_events(settings), table_events(home)
+
+    (rules / "added.yml").write_text(ADDED_RULE)
+    publish(settings, SOURCE, ticks(STEPS, STEPS + MORE), key_field="symbol")
+    run_detection_once(env, rules)
+    second, second_table = topic_events(settings), table_events(home)
+
+    shutil.rmtree(home / "checkpoints")
+    run_detection_once(env, rules)
+    third, third_table = topic_events(settings), table_events(home)
+    return Scenario(home, env, rules, [], first, first_table, second, second_table, third,
+                    third_table, output)  # fmt: skip
+
+
+def _key(event: AlertEvent) -> tuple[str, str, datetime]:
+    return (event.rule, event.symbol, event.window_start)
+
+
+def test_each_pattern_fires_exactly_the_expected_events(scenario: Scenario) -> None:
+    expected = expected_first_run()
+    got = {_key(event): event for event in scenario.first}
+    assert len(scenario.first) == len(got) == len(expected)
+    assert set(got) == {(e.rule, e.symbol, e.bar) for e in expected}
+    for item in expected:
+        event = got[(item.rule, item.symbol, item.bar)]
+        assert event.window_end == item.bar + timedelta(minutes=1)
+        if item.value:
+            assert event.value == pytest.approx(item.value, rel=1e-6)
+    assert got[("ddd-volume", "DDD", at(SURGE))].value == pytest.approx(3000 / 600)
+
+
+def test_events_carry_the_rule_content(scenario: Scenario) -> None:
+    got = {_key(event): event for event in scenario.first}
+    cross = got[("aaa-cross", "AAA", at(CROSS_UP))]
+    assert (cross.kind, cross.severity, cross.threshold) == ("price_cross", "critical", 105.0)
+    assert cross.labels == {"team": "desk-a"}
+    assert cross.message == "AAA crossed above 105.00: 106.00 at 2026-11-25 23:45:00 UTC"
+    gap = got[("e-gap", "EEE", at(GAP))]
+    assert (gap.kind, gap.severity, gap.threshold) == ("gap", "info", 2.0)
+    opening = (price("EEE", GAP) / price("EEE", GAP - 1) - 1) * 100
+    assert gap.message == (
+        f"EEE opened 2026-11-26 up {opening:.2f}% from the previous close 100.01 (open 103.00)"
+    )
+    surge = got[("ddd-volume", "DDD", at(SURGE))]
+    assert surge.message.startswith("DDD traded 3,000 in 1m, 5.0x the rolling average of 600")
+    assert all(e.fired_at >= e.window_start for e in scenario.first)
+
+
+def test_the_table_holds_the_same_events_once(scenario: Scenario) -> None:
+    ids = [row[0] for row in scenario.first_table]
+    assert sorted(ids) == sorted(e.event_id for e in scenario.first)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_rule_added_while_the_checkpoint_is_kept_fires_on_new_ticks_only(
+    scenario: Scenario,
+) -> None:
+    new = [e for e in scenario.second if e.event_id not in {x.event_id for x in scenario.first}]
+    assert [(e.rule, e.symbol, e.window_start) for e in new] == [("aaa-drop", "AAA", at(DROP))]
+    assert len(scenario.second) == len(scenario.first) + 1
+    assert len(scenario.second_table) == len(scenario.first_table) + 1
+
+
+def test_a_replay_over_a_new_checkpoint_emits_nothing_twice(scenario: Scenario) -> None:
+    assert [e.event_id for e in scenario.third] == [e.event_id for e in scenario.second]
+    assert scenario.third_table == scenario.second_table
+
+
+def test_undecodable_records_are_counted_not_fatal(scenario: Scenario) -> None:
+    assert "1 market-data records not evaluated" in scenario.output
