@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,13 +20,23 @@ from finlake.contracts.topics import MARKET_DATA
 from finlake.errors import FinlakeError
 from finlake.kafka_io import publish
 from finlake.query import LakeQuery
-from finlake.simulate import random_walk_ticks
+from finlake.simulate import Injection, parse_injection, random_walk_ticks
 from finlake.stack.manager import Stack
 
 DEMO_SYMBOLS = (
     "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK-B", "JPM", "V",
     "UNH", "XOM", "JNJ", "WMT", "MA", "PG", "HD", "CVX", "KO", "PEP",
 )  # fmt: skip
+
+
+# Patterns forced into the simulated stream so that examples/alert-rules.yaml fires (flow 3).
+DEMO_INJECTIONS = (
+    "price_cross:AAPL@20m:200",
+    "percent_move:MSFT@30m:+4%",
+    "return_zscore:NVDA@50m:+3%",
+    "volume_surge:AMZN@60m:x10",
+)
+DEMO_RULES = Path("examples/alert-rules.yaml")
 
 
 def troubled_ticks(clean: list[MarketTick]) -> list[MarketTick]:
@@ -43,16 +54,39 @@ def troubled_ticks(clean: list[MarketTick]) -> list[MarketTick]:
     ]
 
 
-def _run_pipeline(settings: FinlakeSettings) -> None:
-    command = [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", "market", "--once"]
+def _run_pipeline(settings: FinlakeSettings, name: str, *options: str) -> None:
+    command = [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", name, "--once"]
     done = subprocess.run(
-        command, env=dict(os.environ), capture_output=True, text=True, check=False
+        [*command, *options], env=dict(os.environ), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        log = settings.home.resolve() / "logs" / "demo-pipeline.log"
+        log = settings.home.resolve() / "logs" / f"demo-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(done.stdout + done.stderr)
-        raise FinlakeError(f"the market pipeline failed; its output is in {log}")
+        raise FinlakeError(f"the {name} pipeline failed; its output is in {log}")
+
+
+def _alerts(settings: FinlakeSettings, lake: LakeQuery, rules: Path) -> None:
+    if not rules.is_file():
+        console.print(f"alerts: skipped ({rules} not found; run the demo from the repository)")
+        return
+    console.print(
+        f"running alert detection once (Spark: market-data -> rules of {rules} -> "
+        "alerts topic + alerts.events)"
+    )
+    _run_pipeline(settings, "alerts", "--rules", str(rules))
+    _show(
+        lake,
+        "SELECT rule, kind, symbol, severity, window_start, round(value, 2) AS value, threshold "
+        "FROM alerts.events ORDER BY window_start, rule, symbol",
+        "alerts fired on the simulated stream",
+    )
+
+
+def _injections(symbols: int) -> list[Injection]:
+    chosen = set(DEMO_SYMBOLS[:symbols])
+    parsed = [parse_injection(text) for text in DEMO_INJECTIONS]
+    return [injection for injection in parsed if injection.symbol in chosen]
 
 
 def _layer_counts(lake: LakeQuery) -> Table:
@@ -78,6 +112,9 @@ def demo(
     symbols: Annotated[int, typer.Option(min=1, max=20, help="How many symbols.")] = 20,
     hours: Annotated[float, typer.Option(help="Hours of event time to simulate.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 7,
+    rules: Annotated[
+        Path, typer.Option(help="AlertRule file the detection step evaluates.")
+    ] = DEMO_RULES,
 ) -> None:
     """Start the stack, simulate ticks into Kafka, run the market pipeline, show every layer."""
     settings = get_settings()
@@ -92,6 +129,7 @@ def demo(
             seed=seed,
             start=start,
             interval=timedelta(seconds=10),
+            injections=_injections(symbols),
         )
     )
     records = clean + troubled_ticks(clean)
@@ -103,7 +141,7 @@ def demo(
     console.print(
         "running the market pipeline once (Spark local mode: Kafka -> bronze -> silver -> gold)"
     )
-    _run_pipeline(settings)
+    _run_pipeline(settings, "market")
     lake = LakeQuery(settings)
     console.print(_layer_counts(lake))
     _show(
@@ -117,12 +155,14 @@ def demo(
         "FROM market.ohlc_1h ORDER BY window_start DESC, symbol LIMIT 6",
         "gold: hourly OHLC",
     )
+    _alerts(settings, lake, rules)
     console.print(f"done in {time.monotonic() - began:.0f}s. Next:")
     for command in (
         "uv run finlake query \"SELECT * FROM market.ohlc_1m WHERE symbol = 'AAPL'\"",
         'uv run finlake query "SELECT * FROM market.pipeline_runs" --format json',
         "uv run finlake api serve                   # dashboard + query API (prints URL, key)",
-        "uv run finlake ingest simulate --help      # publish more ticks",
+        "uv run finlake ingest simulate --help      # publish more ticks (--inject patterns)",
+        "uv run finlake alerts serve --rules examples/alert-rules.yaml  # deliver the alerts",
         "uv run finlake pipeline run market         # run the stream continuously",
         "uv run finlake stack status                # what runs; `finlake stack down` stops it",
     ):
