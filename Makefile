@@ -9,7 +9,7 @@ SYNCED := .venv/.finlake-synced
 PYTEST := $(UV) run --frozen pytest --durations=15
 
 help: ## Show the targets and what they do
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV_HOME)/bin/uv:
 	python3 -m venv $(UV_HOME)
@@ -38,8 +38,25 @@ typecheck: install ## mypy --strict on the core library
 dashboard-assets: ## Vendor the dashboard's chart library from npm (cached; never a CDN)
 	services/query_api/scripts/vendor_assets.sh
 
-test: lint dashboard-assets ## Lint, then every test: unit, integration (real Kafka, registry, Spark, browser)
+chart-tools: install ## Install the chart checks' tools (helm, kubeconform, helm-unittest, promtool, schemas; cached)
+	$(UV) run --frozen scripts/chart-tools.sh >/dev/null
+
+crds-sync: ## Copy manifests/crds and manifests/examples into the chart (a test fails when they drift)
+	rm -f charts/finlake/crds/*.yaml charts/finlake/examples/*.yaml
+	cp manifests/crds/*.yaml charts/finlake/crds/
+	cp manifests/examples/*.yaml charts/finlake/examples/
+
+helm-docs: chart-tools ## Regenerate charts/finlake/README.md from values.yaml
+	$(HOME)/.cache/finlake/tools/chart-tools-1/bin/helm-docs --chart-search-root charts/finlake --template-files README.md.gotmpl
+
+test: lint dashboard-assets k8s-tools chart-tools ## Lint, then every test: unit, integration (Kafka, registry, Spark, browser), e2e (kube-apiserver)
 	$(PYTEST)
+
+k8s-tools: ## Build/fetch etcd, kube-apiserver, kubectl and the spark-operator CRDs (cached)
+	scripts/k8s-tools.sh
+
+test-e2e: install k8s-tools ## Operator e2e tests against a real kube-apiserver + etcd
+	$(PYTEST) -m e2e
 
 test-unit: install ## Unit tests only (no services)
 	$(PYTEST) -m "not integration and not e2e"
@@ -60,6 +77,7 @@ bench: install ## Benchmarks (ratios against a peer measured in the same run)
 	$(UV) run --frozen python -m bench.bench_producer
 	$(UV) run --frozen python bench/bench_pipeline.py
 	$(UV) run --frozen python bench/bench_query_api.py
+	$(UV) run --frozen python bench/bench_alerts.py
 
 api: install dashboard-assets ## Serve the query API and the dashboard on the local lake
 	$(UV) run --frozen finlake api serve
@@ -67,4 +85,4 @@ api: install dashboard-assets ## Serve the query API and the dashboard on the lo
 clean: ## Remove caches and build outputs (never the data under FINLAKE_HOME)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache test-artifacts
 
-.PHONY: help install lint format typecheck dashboard-assets test test-unit test-integration demo stack-up stack-down bench api clean
+.PHONY: help install lint format typecheck dashboard-assets chart-tools crds-sync helm-docs k8s-tools test test-e2e test-unit test-integration demo stack-up stack-down bench api clean

@@ -1,0 +1,256 @@
+"""MedallionPipeline -> spec ConfigMap, streaming SparkApplication, hourly batch and maintenance
+ScheduledSparkApplications (kubeflow spark-operator v1beta2), and the driver metrics Service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from finlake.contracts.medallion_pipeline import (
+    KIND,
+    MedallionPipelineSpec,
+    SparkJob,
+    stream_env,
+)
+from finlake.contracts.resources import API_VERSION, format_duration
+from finlake_operator.builders.common import (
+    CONFIG_HASH_ANNOTATION,
+    Owner,
+    child_labels,
+    config_hash,
+    metadata,
+    platform_env_from,
+)
+
+APP = "finlake-spark"
+SPARK_API_VERSION = "sparkoperator.k8s.io/v1beta2"
+SPEC_MOUNT = "/etc/finlake/pipeline"
+SPEC_FILE = "pipeline.yaml"
+HISTORY_LIMIT = 3
+
+
+def spec_config_map_name(owner: Owner) -> str:
+    """The ConfigMap holding the pipeline document the jobs load (as the local runner does)."""
+    return owner.child_name("pipeline")
+
+
+def stream_name(owner: Owner) -> str:
+    """Name of the streaming SparkApplication."""
+    return owner.child_name("stream")
+
+
+def batch_name(owner: Owner) -> str:
+    """Name of the hourly batch ScheduledSparkApplication."""
+    return owner.child_name("batch")
+
+
+def maintenance_name(owner: Owner) -> str:
+    """Name of the daily maintenance ScheduledSparkApplication."""
+    return owner.child_name("maintenance")
+
+
+def metrics_service_name(owner: Owner) -> str:
+    """Name of the streaming driver's metrics Service."""
+    return owner.child_name("stream-metrics")
+
+
+def default_metrics_url(owner: Owner, pipeline: MedallionPipelineSpec) -> str:
+    """Where the streaming driver's /metrics answers inside the cluster."""
+    service = metrics_service_name(owner)
+    return f"http://{service}.{owner.namespace}.svc:{pipeline.spark.metrics_port}/metrics"
+
+
+def pipeline_document(owner: Owner, pipeline: MedallionPipelineSpec) -> str:
+    """The resource as a YAML document: the exact file a local run would load."""
+    document = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": owner.name, "namespace": owner.namespace},
+        "spec": pipeline.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def build_spec_config_map(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
+    """The ConfigMap mounted into every driver of the pipeline."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(owner, spec_config_map_name(owner), "pipeline", APP),
+        "data": {SPEC_FILE: pipeline_document(owner, pipeline)},
+    }
+
+
+def _env(pipeline: MedallionPipelineSpec, owner: Owner) -> list[dict[str, str]]:
+    values = stream_env(pipeline) | {
+        "FINLAKE_PIPELINE_FILE": f"{SPEC_MOUNT}/{SPEC_FILE}",
+        "FINLAKE_PIPELINE_NAME": owner.name,
+    }
+    return [{"name": name, "value": value} for name, value in sorted(values.items())]
+
+
+def _application_spec(
+    owner: Owner, pipeline: MedallionPipelineSpec, job: SparkJob, arguments: list[str]
+) -> dict[str, Any]:
+    """A SparkApplication spec (also the template of the scheduled ones)."""
+    spark = pipeline.spark
+    component = job.value
+    env_from = platform_env_from()
+    if pipeline.catalog_secret is not None:
+        env_from.append({"secretRef": {"name": pipeline.catalog_secret.name}})
+    labels = child_labels(owner, component, APP)
+    driver: dict[str, Any] = {
+        "cores": spark.driver.cores,
+        "memory": spark.driver.memory,
+        "serviceAccount": spark.service_account,
+        "labels": labels,
+        "annotations": {
+            CONFIG_HASH_ANNOTATION: config_hash(pipeline_document(owner, pipeline)),
+        },
+        "env": _env(pipeline, owner),
+        "envFrom": env_from,
+        "configMaps": [{"name": spec_config_map_name(owner), "path": SPEC_MOUNT}],
+        "ports": [{"name": "metrics", "containerPort": spark.metrics_port, "protocol": "TCP"}],
+    }
+    if spark.driver_memory_overhead is not None:
+        driver["memoryOverhead"] = spark.driver_memory_overhead
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(
+            max(1, spark.executor.instances * spark.executor.cores)
+        ),
+        **spark.conf,
+    }
+    return {
+        "type": "Python",
+        "pythonVersion": "3",
+        "mode": "cluster",
+        "image": spark.image,
+        "imagePullPolicy": "IfNotPresent",
+        "sparkVersion": spark.version,
+        "mainApplicationFile": spark.main_application_file,
+        "arguments": [job.value, *arguments],
+        "sparkConf": conf,
+        "driver": driver,
+        "executor": {
+            "instances": spark.executor.instances,
+            "cores": spark.executor.cores,
+            "memory": spark.executor.memory,
+            "labels": labels,
+            "envFrom": env_from,
+        },
+    }
+
+
+def build_stream_application(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
+    """The always-running streaming job (restarted by the spark-operator when it fails)."""
+    spec = _application_spec(owner, pipeline, SparkJob.STREAM, [])
+    spec["restartPolicy"] = {
+        "type": "Always",
+        "onFailureRetryInterval": 30,
+        "onSubmissionFailureRetryInterval": 60,
+    }
+    return {
+        "apiVersion": SPARK_API_VERSION,
+        "kind": "SparkApplication",
+        "metadata": metadata(owner, stream_name(owner), SparkJob.STREAM.value, APP),
+        "spec": spec,
+    }
+
+
+def _scheduled(
+    owner: Owner,
+    pipeline: MedallionPipelineSpec,
+    name: str,
+    job: SparkJob,
+    schedule: str,
+    arguments: list[str],
+) -> dict[str, Any]:
+    template = _application_spec(owner, pipeline, job, arguments)
+    template["restartPolicy"] = {
+        "type": "OnFailure",
+        "onFailureRetries": 2,
+        "onFailureRetryInterval": 60,
+        "onSubmissionFailureRetries": 2,
+        "onSubmissionFailureRetryInterval": 60,
+    }
+    return {
+        "apiVersion": SPARK_API_VERSION,
+        "kind": "ScheduledSparkApplication",
+        "metadata": metadata(owner, name, job.value, APP),
+        "spec": {
+            "schedule": schedule,
+            # Explicit: a cron without a time zone runs in the controller's local time.
+            "timeZone": pipeline.batch.time_zone,
+            "concurrencyPolicy": pipeline.batch.concurrency_policy.value,
+            "suspend": pipeline.batch.suspend,
+            "successfulRunHistoryLimit": HISTORY_LIMIT,
+            "failedRunHistoryLimit": HISTORY_LIMIT,
+            "template": template,
+        },
+    }
+
+
+def build_batch_schedule(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
+    """The hourly batch run (late data, gold recomputation), in the pipeline's time zone."""
+    return _scheduled(
+        owner, pipeline, batch_name(owner), SparkJob.BATCH, pipeline.batch.schedule, []
+    )
+
+
+def build_maintenance_schedule(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
+    """The daily compaction and snapshot expiry of the pipeline's tables."""
+    maintenance = pipeline.maintenance
+    arguments = [
+        "--target-file-size-mb",
+        str(maintenance.target_file_size_mb),
+        "--snapshot-retention",
+        format_duration(maintenance.snapshot_retention),
+        *[table for _, table in pipeline.layers.named_tables()],
+    ]
+    return _scheduled(
+        owner,
+        pipeline,
+        maintenance_name(owner),
+        SparkJob.MAINTENANCE,
+        maintenance.schedule,
+        arguments,
+    )
+
+
+def build_metrics_service(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
+    """The Service in front of the streaming driver's /metrics."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, metrics_service_name(owner), SparkJob.STREAM.value, APP),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {
+                "sparkoperator.k8s.io/app-name": stream_name(owner),
+                "spark-role": "driver",
+            },
+            "ports": [
+                {
+                    "name": "metrics",
+                    "port": pipeline.spark.metrics_port,
+                    "targetPort": pipeline.spark.metrics_port,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def build_medallion_pipeline_children(
+    owner: Owner, pipeline: MedallionPipelineSpec
+) -> list[dict[str, Any]]:
+    """Every child of a MedallionPipeline, in apply order (the spec ConfigMap first)."""
+    return [
+        build_spec_config_map(owner, pipeline),
+        build_stream_application(owner, pipeline),
+        build_metrics_service(owner, pipeline),
+        build_batch_schedule(owner, pipeline),
+        build_maintenance_schedule(owner, pipeline),
+    ]

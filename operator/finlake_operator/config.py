@@ -1,0 +1,43 @@
+"""Settings of the operator (env ``FINLAKE_OPERATOR__*``; the CLI's options override them)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from finlake.config import FinlakeSettings
+
+
+class OperatorOptions(BaseModel):
+    """How the operator watches, resyncs and reports."""
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty: the whole cluster."
+    )
+    resync_interval_s: float = Field(
+        default=60.0, gt=0, description="How often each resource is re-read to correct drift."
+    )
+    peering: str = Field(default="finlake", description="Peering name (one active operator).")
+    standalone: bool = Field(default=False, description="Run without peering.")
+    priority: int | None = Field(
+        default=None,
+        description="Peering priority, the highest is active; default: random per process "
+        "(peers of equal priority would all pause).",
+    )
+    peering_lifetime_s: int = Field(
+        default=60, ge=1, description="A peer silent this long is dead; a standby takes over."
+    )
+    liveness_host: str = Field(default="0.0.0.0", description="Listen host of /healthz.")
+    liveness_port: int = Field(default=8080, ge=1, le=65535, description="Port of /healthz.")
+    metrics_port: int = Field(default=9111, ge=0, le=65535, description="/metrics; 0 = off.")
+    alerting_image: str = Field(
+        default="ghcr.io/finlake/alerting:0.1.0", description="Image of the alerting Deployments."
+    )
+    metrics_timeout_s: float = Field(
+        default=2.0, gt=0, description="Timeout reading a pipeline's metrics."
+    )
+
+
+class OperatorSettings(FinlakeSettings):
+    """Everything the operator reads."""
+
+    operator: OperatorOptions = Field(default_factory=OperatorOptions)

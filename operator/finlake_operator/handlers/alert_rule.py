@@ -1,0 +1,37 @@
+"""AlertRule: check the channels' Secrets, apply the rules entry and the alerting Deployment."""
+
+from __future__ import annotations
+
+from finlake.contracts.alert_rule import AlertRuleSpec
+from finlake_operator.builders.alert_rule import (
+    build_alerting_deployment,
+    build_rules_entry,
+)
+from finlake_operator.builders.common import Owner
+from finlake_operator.handlers.medallion_pipeline import require_secret
+from finlake_operator.kube import Kube
+from finlake_operator.reconcile import Plan
+
+KIND = "AlertRule"
+PLURAL = "alertrules"
+
+
+def rules_field_manager(owner: Owner) -> str:
+    """The field manager owning this rule's share of the shared rules ConfigMap."""
+    return f"finlake-operator/alertrule/{owner.name}"[:128]
+
+
+def plan_alert_rule(owner: Owner, rule: AlertRuleSpec, kube: Kube, image: str) -> Plan:
+    """The rule's children; its rules entry is applied under its own field manager first."""
+    for index, channel in enumerate(rule.channels):
+        if channel.secret_ref is not None:
+            require_secret(
+                kube, owner.namespace, channel.secret_ref.name, f"spec.channels[{index}].secretRef"
+            )
+    kube.apply(build_rules_entry(owner, rule), field_manager=rules_field_manager(owner))
+    return Plan(children=[build_alerting_deployment(owner, rule, image)])
+
+
+def remove_rule(owner: Owner, kube: Kube) -> None:
+    """Drop the rule's key and owner reference from the shared ConfigMap (the others stay)."""
+    kube.apply(build_rules_entry(owner, None), field_manager=rules_field_manager(owner))

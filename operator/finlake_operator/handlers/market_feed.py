@@ -1,0 +1,63 @@
+"""MarketFeed: resolve the symbols, apply the producer's children, report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finlake.contracts.market_feed import (
+    TICKER,
+    FeedSource,
+    MarketFeedSpec,
+    SimulateSpec,
+    parse_symbol_list,
+)
+from finlake_operator.builders.common import Owner
+from finlake_operator.builders.market_feed import build_market_feed_children
+from finlake_operator.kube import Kube, ObjectRef
+from finlake_operator.reconcile import Degradation, Plan
+from finlake_operator.status import Reason
+
+KIND = "MarketFeed"
+PLURAL = "marketfeeds"
+
+
+def resolve_symbols(owner: Owner, feed: MarketFeedSpec, kube: Kube) -> tuple[str, ...]:
+    """The tickers the feed polls: inline, or read (and checked) from the referenced ConfigMap."""
+    import re
+
+    if feed.symbols_from is None:
+        return tuple(feed.symbols) if feed.source is FeedSource.YAHOO and feed.symbols else ()
+    ref = ObjectRef("v1", "ConfigMap", owner.namespace, feed.symbols_from.name)
+    config_map = kube.get(ref)
+    if config_map is None:
+        raise Degradation(
+            Reason.CONFIG_MAP_NOT_FOUND,
+            f"spec.symbolsFrom.name: ConfigMap {ref.name} not found in {owner.namespace}",
+        )
+    text = (config_map.get("data") or {}).get(feed.symbols_from.key)
+    if text is None:
+        raise Degradation(
+            Reason.CONFIG_MAP_KEY_NOT_FOUND,
+            f"spec.symbolsFrom.key: ConfigMap {ref.name} has no key {feed.symbols_from.key}",
+        )
+    symbols = parse_symbol_list(text)
+    bad = [s for s in symbols if not re.fullmatch(TICKER, s)]
+    if bad or not symbols:
+        problem = f"not tickers: {', '.join(bad[:5])}" if bad else "no tickers"
+        raise Degradation(
+            Reason.INVALID_SPEC,
+            f"spec.symbolsFrom: ConfigMap {ref.name} key {feed.symbols_from.key}: {problem}",
+        )
+    return symbols
+
+
+def plan_market_feed(owner: Owner, feed: MarketFeedSpec, kube: Kube) -> Plan:
+    """The producer's children and the symbol count."""
+    symbols = resolve_symbols(owner, feed, kube)
+    count: int | None = None
+    if feed.source is FeedSource.YAHOO:
+        count = len(symbols)
+    elif feed.source is FeedSource.SIMULATE:
+        count = (feed.simulate or SimulateSpec()).symbols
+    summary: dict[str, Any] = {"symbols": count}
+    return Plan(children=build_market_feed_children(owner, feed, symbols), summary=summary)

@@ -1,0 +1,66 @@
+"""MedallionPipeline: check references, apply the Spark applications, read freshness."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
+from finlake_operator.builders.common import Owner
+from finlake_operator.builders.medallion_pipeline import (
+    SPARK_API_VERSION,
+    batch_name,
+    build_medallion_pipeline_children,
+    default_metrics_url,
+)
+from finlake_operator.freshness import evaluate_freshness, fetch_metrics
+from finlake_operator.kube import Kube, ObjectRef
+from finlake_operator.observe import Observed
+from finlake_operator.reconcile import Degradation, Plan
+from finlake_operator.status import Condition, Reason
+
+KIND = "MedallionPipeline"
+PLURAL = "medallionpipelines"
+
+
+def require_secret(kube: Kube, namespace: str, name: str, field: str) -> None:
+    """Degraded (and retried) while a referenced Secret is missing; its content is never read."""
+    if kube.get(ObjectRef("v1", "Secret", namespace, name)) is None:
+        raise Degradation(
+            Reason.SECRET_NOT_FOUND, f"{field}: Secret {name} not found in {namespace}"
+        )
+
+
+def last_success(schedule: dict[str, Any] | None) -> str | None:
+    """When the last successful run of a ScheduledSparkApplication started."""
+    status = (schedule or {}).get("status") or {}
+    if status.get("lastRunName") in (status.get("pastSuccessfulRunNames") or []):
+        value = status.get("lastRun")
+        return str(value) if value else None
+    return None
+
+
+def plan_medallion_pipeline(owner: Owner, pipeline: MedallionPipelineSpec, kube: Kube) -> Plan:
+    """The pipeline's children, its freshness conditions and summary."""
+    if pipeline.catalog_secret is not None:
+        require_secret(kube, owner.namespace, pipeline.catalog_secret.name, "spec.catalogSecret")
+    url = pipeline.freshness.metrics_url or default_metrics_url(owner, pipeline)
+    batch = kube.get(
+        ObjectRef(
+            SPARK_API_VERSION, "ScheduledSparkApplication", owner.namespace, batch_name(owner)
+        )
+    )
+    summary: dict[str, Any] = {"lastSuccess": last_success(batch)}
+
+    def freshness(_: list[Observed], now: str) -> list[Condition]:
+        result = evaluate_freshness(
+            fetch_metrics(url), pipeline.freshness, time.time(), now, owner.generation
+        )
+        summary["lag"] = result.lag
+        return result.conditions
+
+    return Plan(
+        children=build_medallion_pipeline_children(owner, pipeline),
+        extra_conditions=freshness,
+        summary=summary,
+    )

@@ -1,0 +1,263 @@
+"""MedallionPipeline: a topic streamed through bronze, silver and gold, plus its hourly batch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from finlake.contracts.market_feed import (
+    IMAGE,
+    K8S_NAME,
+    KAFKA_TOPIC,
+    QUANTITY,
+    CamelSpec,
+    cel,
+)
+from finlake.contracts.resources import Duration, register_kind
+from finlake.contracts.topics import MARKET_DATA
+from finlake.quality import MARKET_TICK_EXPECTATIONS, Expectation
+
+KIND = "MedallionPipeline"
+TABLE = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+# Five cron fields; each a list of numbers, ranges, steps or '*'.
+CRON = r"^(\S+\s+){4}\S+$"
+TIME_ZONE = r"^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$"
+SPARK_VERSION = r"^4\.1\.[0-9]+$"
+TableName = Annotated[str, Field(pattern=TABLE, max_length=128)]
+DEFAULT_SPARK_IMAGE = "ghcr.io/finlake/spark:0.1.0"
+DEFAULT_MAIN_FILE = "local:///opt/finlake/finlake_spark/main.py"
+
+
+class SparkJob(StrEnum):
+    """The Spark jobs a pipeline runs (the argument the main file dispatches on)."""
+
+    STREAM = "market-stream"
+    BATCH = "market-batch"
+    MAINTENANCE = "maintenance"
+
+
+class ConcurrencyPolicy(StrEnum):
+    """What a scheduled run does when the previous one is still running."""
+
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class LayerSpec(CamelSpec):
+    """One medallion layer: the table it writes."""
+
+    table: str = Field(pattern=TABLE, max_length=128, description="Iceberg table, namespace.name.")
+
+
+class SilverLayerSpec(LayerSpec):
+    """Silver: the validated table and where failing rows go."""
+
+    quarantine_table: str = Field(
+        pattern=TABLE, max_length=128, description="Rows failing an expectation, with the rule."
+    )
+
+
+class GoldLayerSpec(CamelSpec):
+    """Gold: the aggregate tables (one per bar size)."""
+
+    tables: list[TableName] = Field(
+        min_length=1, max_length=16, description="Iceberg tables of the aggregates, namespace.name."
+    )
+
+
+class LayersSpec(CamelSpec):
+    """The three layers and their tables."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.silver.table != self.silver.quarantineTable",
+                    "silver.quarantineTable must differ from silver.table",
+                    ".silver.quarantineTable",
+                ),
+                cel(
+                    "self.bronze.table != self.silver.table",
+                    "silver.table must differ from bronze.table",
+                    ".silver.table",
+                ),
+            ]
+        }
+    )
+
+    bronze: LayerSpec = Field(description="Source payloads as-is, plus ingest metadata.")
+    silver: SilverLayerSpec = Field(description="Typed, deduplicated, validated rows.")
+    gold: GoldLayerSpec = Field(description="Business aggregates.")
+
+    @model_validator(mode="after")
+    def _check_distinct(self) -> LayersSpec:
+        # Beyond the CEL rules: no table may be written by two layers (the schema cannot say it).
+        seen: dict[str, str] = {}
+        for field, table in self.named_tables():
+            if table in seen:
+                raise ValueError(f"layers.{field}: table {table} is already used by {seen[table]}")
+            seen[table] = f"layers.{field}"
+        return self
+
+    def named_tables(self) -> list[tuple[str, str]]:
+        """Every table with the field that names it."""
+        named = [
+            ("bronze.table", self.bronze.table),
+            ("silver.table", self.silver.table),
+            ("silver.quarantineTable", self.silver.quarantine_table),
+        ]
+        named += [(f"gold.tables[{i}]", table) for i, table in enumerate(self.gold.tables)]
+        return named
+
+
+class BatchSpec(CamelSpec):
+    """The hourly batch: cron schedule in an explicit time zone."""
+
+    schedule: str = Field(
+        default="5 * * * *", pattern=CRON, max_length=100, description="Cron (5 fields)."
+    )
+    time_zone: str = Field(
+        default="UTC", pattern=TIME_ZONE, max_length=64, description="IANA time zone."
+    )
+    concurrency_policy: ConcurrencyPolicy = Field(
+        default=ConcurrencyPolicy.FORBID, description="Allow, Forbid or Replace."
+    )
+    suspend: bool = Field(default=False, description="Stop scheduling new runs.")
+
+
+class MaintenanceSpec(CamelSpec):
+    """Daily table maintenance: compaction and snapshot expiry."""
+
+    schedule: str = Field(
+        default="30 2 * * *", pattern=CRON, max_length=100, description="Cron (5 fields)."
+    )
+    target_file_size_mb: int = Field(
+        default=128, ge=16, le=1024, description="Compaction target data file size."
+    )
+    snapshot_retention: Duration = Field(
+        default=timedelta(days=7), description="Snapshots older than this are expired."
+    )
+
+
+class SparkPodSpec(CamelSpec):
+    """Cores and memory of the driver or of each executor."""
+
+    cores: int = Field(default=1, ge=1, le=64, description="CPU cores.")
+    memory: str = Field(default="1g", pattern=r"^[0-9]+[kmgt]$", description="JVM memory, e.g. 2g.")
+
+
+class ExecutorSpec(SparkPodSpec):
+    """The executors: how many and how big."""
+
+    instances: int = Field(default=2, ge=1, le=200, description="Executor count.")
+
+
+class SparkSpec(CamelSpec):
+    """The Spark image, version and sizes shared by the pipeline's applications."""
+
+    image: str = Field(
+        default=DEFAULT_SPARK_IMAGE, pattern=IMAGE, max_length=512, description="Spark image."
+    )
+    version: str = Field(default="4.1.1", pattern=SPARK_VERSION, description="Spark version.")
+    main_application_file: str = Field(
+        default=DEFAULT_MAIN_FILE,
+        pattern=r"^(local|s3a|https?)://\S+\.py$",
+        max_length=1024,
+        description="Python entry file; the job name is its first argument.",
+    )
+    service_account: str = Field(
+        default="finlake-spark", pattern=K8S_NAME, max_length=253, description="Driver account."
+    )
+    driver: SparkPodSpec = Field(default_factory=SparkPodSpec, description="Driver size.")
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec, description="Executor size.")
+    driver_memory_overhead: str | None = Field(
+        default=None, pattern=QUANTITY, description="Driver memory overhead."
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="Extra sparkConf entries."
+    )
+    metrics_port: int = Field(
+        default=9100, ge=1024, le=65535, description="Driver /metrics port (Prometheus)."
+    )
+
+
+class SecretRef(CamelSpec):
+    """A Secret in the resource's namespace, referenced by name only."""
+
+    name: str = Field(pattern=K8S_NAME, max_length=253, description="Secret name.")
+
+
+class FreshnessSpec(CamelSpec):
+    """When the pipeline counts as fresh and its quality as OK (read from its metrics)."""
+
+    max_lag: Duration = Field(
+        default=timedelta(minutes=5), description="Newest event older than this: stale."
+    )
+    max_quarantine_ratio: float = Field(
+        default=0.05, ge=0, le=1, description="Quarantined / checked rows above this: not OK."
+    )
+    metrics_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        max_length=1024,
+        description="Where the operator reads the stream's metrics; default: the driver service.",
+    )
+
+
+class MedallionPipelineSpec(CamelSpec):
+    """A medallion pipeline: streaming from a topic into bronze/silver/gold, plus batch runs."""
+
+    source_topic: str = Field(default=MARKET_DATA, pattern=KAFKA_TOPIC, description="Topic.")
+    layers: LayersSpec = Field(description="Tables per layer.")
+    expectations: list[Expectation] = Field(
+        default_factory=lambda: list(MARKET_TICK_EXPECTATIONS),
+        max_length=64,
+        description="Bronze -> silver rules, in the order failing rows are attributed.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    trigger: Duration = Field(default=timedelta(seconds=10), description="Micro-batch interval.")
+    watermark: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Allowed lateness: older ticks go to quarantine as late.",
+    )
+    max_offsets_per_trigger: int = Field(
+        default=500_000, ge=1, le=100_000_000, description="Kafka records per micro-batch."
+    )
+    batch: BatchSpec = Field(default_factory=BatchSpec, description="Hourly batch schedule.")
+    maintenance: MaintenanceSpec = Field(
+        default_factory=MaintenanceSpec, description="Daily compaction and snapshot expiry."
+    )
+    spark: SparkSpec = Field(default_factory=SparkSpec, description="Spark image and sizes.")
+    catalog_secret: SecretRef | None = Field(
+        default=None, description="Secret with the catalog / object store credentials."
+    )
+    freshness: FreshnessSpec = Field(
+        default_factory=FreshnessSpec, description="Freshness and quality objectives."
+    )
+
+    @field_validator("expectations")
+    @classmethod
+    def _unique_expectations(cls, expectations: list[Expectation]) -> list[Expectation]:
+        names = [expectation.name for expectation in expectations]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate expectation names: {', '.join(duplicates)}")
+        return expectations
+
+
+def stream_env(pipeline: MedallionPipelineSpec) -> dict[str, str]:
+    """The FINLAKE_* settings of the streaming job for this pipeline (both runtimes read them)."""
+    return {
+        "FINLAKE_MARKET__TOPIC": pipeline.source_topic,
+        "FINLAKE_MARKET__TRIGGER_INTERVAL_S": f"{pipeline.trigger.total_seconds():g}",
+        "FINLAKE_MARKET__ALLOWED_LATENESS_S": str(int(pipeline.watermark.total_seconds())),
+        "FINLAKE_MARKET__MAX_OFFSETS_PER_TRIGGER": str(pipeline.max_offsets_per_trigger),
+        "FINLAKE_MARKET__METRICS_PORT": str(pipeline.spark.metrics_port),
+    }
+
+
+register_kind(KIND, MedallionPipelineSpec)

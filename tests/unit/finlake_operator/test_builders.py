@@ -1,0 +1,155 @@
+from typing import Any
+
+from finlake.contracts.alert_rule import AlertRuleSpec
+from finlake.contracts.market_feed import MarketFeedSpec
+from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
+from finlake_operator.builders.alert_rule import (
+    RULES_CONFIG_MAP,
+    build_alerting_deployment,
+    build_rules_entry,
+)
+from finlake_operator.builders.common import Owner
+from finlake_operator.builders.market_feed import build_market_feed_children
+from finlake_operator.builders.medallion_pipeline import build_medallion_pipeline_children
+
+OWNER = Owner(kind="MarketFeed", name="us-tech", namespace="markets", uid="uid-1")
+PIPELINE_OWNER = Owner(kind="MedallionPipeline", name="market", namespace="markets", uid="uid-2")
+RULE_OWNER = Owner(kind="AlertRule", name="breakout", namespace="markets", uid="uid-3")
+LAYERS = {
+    "bronze": {"table": "market.raw"},
+    "silver": {"table": "market.cleaned", "quarantineTable": "market.quarantine"},
+    "gold": {"tables": ["market.ohlc_1m", "market.ohlc_1h"]},
+}
+
+
+def _by_kind(children: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {child["kind"]: child for child in children}
+
+
+def test_feed_children_are_named_owned_and_labelled() -> None:
+    feed = MarketFeedSpec.model_validate({"source": "yahoo", "symbols": ["AAPL", "MSFT"]})
+    children = build_market_feed_children(OWNER, feed, ("AAPL", "MSFT"))
+    assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
+        ("ConfigMap", "us-tech-producer"),
+        ("Deployment", "us-tech-producer"),
+        ("Service", "us-tech-producer-metrics"),
+    ]
+    for child in children:
+        (reference,) = child["metadata"]["ownerReferences"]
+        assert reference == {
+            "apiVersion": "finlake.io/v1alpha1",
+            "kind": "MarketFeed",
+            "name": "us-tech",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        assert child["metadata"]["namespace"] == "markets"
+        assert child["metadata"]["labels"]["app.kubernetes.io/instance"] == "us-tech"
+
+
+def test_feed_deployment_reads_its_config_map_and_rolls_on_change() -> None:
+    feed = MarketFeedSpec.model_validate({"source": "yahoo", "symbols": ["AAPL"]})
+    deployment = _by_kind(build_market_feed_children(OWNER, feed, ("AAPL",)))["Deployment"]
+    spec = deployment["spec"]
+    assert spec["strategy"] == {"type": "Recreate"}  # one Yahoo poller at a time
+    (container,) = spec["template"]["spec"]["containers"]
+    assert {"configMapRef": {"name": "us-tech-producer"}} in container["envFrom"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    selector = spec["selector"]["matchLabels"]
+    assert selector.items() <= spec["template"]["metadata"]["labels"].items()
+    other = _by_kind(build_market_feed_children(OWNER, feed, ("AAPL", "JPM")))["Deployment"]
+    annotation = "finlake.io/config-hash"
+    assert (
+        other["spec"]["template"]["metadata"]["annotations"][annotation]
+        != spec["template"]["metadata"]["annotations"][annotation]
+    )
+
+
+def test_feed_symbols_from_a_config_map_land_in_the_producer_settings() -> None:
+    feed = MarketFeedSpec.model_validate({"source": "yahoo", "symbolsFrom": {"name": "list"}})
+    config_map = _by_kind(build_market_feed_children(OWNER, feed, ("JPM", "XOM")))["ConfigMap"]
+    assert config_map["data"]["FINLAKE_YAHOO__SYMBOLS"] == "JPM,XOM"
+
+
+def test_long_names_stay_valid_and_deterministic() -> None:
+    owner = Owner(kind="MarketFeed", name="x" * 63, namespace="n", uid="u")
+    name = owner.child_name("producer-metrics")
+    assert len(name) <= 63
+    assert name == owner.child_name("producer-metrics")
+    assert name != owner.child_name("producer")
+
+
+def test_pipeline_builds_stream_batch_and_maintenance() -> None:
+    pipeline = MedallionPipelineSpec.model_validate(
+        {
+            "layers": LAYERS,
+            "batch": {"timeZone": "America/New_York"},
+            "catalogSecret": {"name": "catalog"},
+        }
+    )
+    children = build_medallion_pipeline_children(PIPELINE_OWNER, pipeline)
+    names = [(c["kind"], c["metadata"]["name"]) for c in children]
+    assert names == [
+        ("ConfigMap", "market-pipeline"),
+        ("SparkApplication", "market-stream"),
+        ("Service", "market-stream-metrics"),
+        ("ScheduledSparkApplication", "market-batch"),
+        ("ScheduledSparkApplication", "market-maintenance"),
+    ]
+    stream = children[1]["spec"]
+    assert stream["type"] == "Python"
+    assert stream["sparkVersion"] == "4.1.1"
+    assert stream["arguments"] == ["market-stream"]
+    assert stream["restartPolicy"]["type"] == "Always"
+    assert {"secretRef": {"name": "catalog"}} in stream["driver"]["envFrom"]
+    env = {e["name"]: e["value"] for e in stream["driver"]["env"]}
+    assert env["FINLAKE_MARKET__TOPIC"] == "market-data"
+    assert env["FINLAKE_PIPELINE_FILE"] == "/etc/finlake/pipeline/pipeline.yaml"
+    batch = children[3]["spec"]
+    assert batch["schedule"] == "5 * * * *"
+    assert batch["timeZone"] == "America/New_York"
+    assert batch["template"]["arguments"] == ["market-batch"]
+    maintenance = children[4]["spec"]
+    assert maintenance["template"]["arguments"][:5] == [
+        "maintenance",
+        "--target-file-size-mb",
+        "128",
+        "--snapshot-retention",
+        "7d",
+    ]
+    assert "market.ohlc_1h" in maintenance["template"]["arguments"]
+
+
+def test_pipeline_config_map_holds_the_document_a_local_run_loads(tmp_path: Any) -> None:
+    from finlake.contracts.resources import load_resources
+
+    pipeline = MedallionPipelineSpec.model_validate({"layers": LAYERS})
+    config_map = build_medallion_pipeline_children(PIPELINE_OWNER, pipeline)[0]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(config_map["data"]["pipeline.yaml"])
+    (resource,) = load_resources([path])
+    assert resource.spec == pipeline
+
+
+def test_alert_rule_references_secrets_by_name_only() -> None:
+    rule = AlertRuleSpec.model_validate(
+        {
+            "symbols": ["AAPL"],
+            "condition": {"type": "price_cross", "level": 250, "direction": "above"},
+            "channels": [{"type": "slack", "secretRef": {"name": "slack"}}],
+        }
+    )
+    deployment = build_alerting_deployment(RULE_OWNER, rule)
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {
+        "name": "FINLAKE_SECRET_SLACK_WEBHOOK_URL",
+        "valueFrom": {"secretKeyRef": {"name": "slack", "key": "webhook-url"}},
+    } in env
+    entry = build_rules_entry(RULE_OWNER, rule)
+    assert entry["metadata"]["name"] == RULES_CONFIG_MAP
+    assert entry["metadata"]["ownerReferences"][0]["controller"] is False
+    assert "breakout.yaml" in entry["data"]
+    removal = build_rules_entry(RULE_OWNER, None)
+    assert "data" not in removal
+    assert "ownerReferences" not in removal["metadata"]

@@ -1,0 +1,80 @@
+from datetime import timedelta
+
+from finlake.contracts.medallion_pipeline import FreshnessSpec
+from finlake_operator.freshness import evaluate_freshness
+from finlake_operator.observe import availability_conditions, observe_child
+from finlake_operator.status import Condition, merge_condition, transitions
+
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
+
+
+def _condition(status: str, time: str, reason: str = "Reconciled") -> Condition:
+    return Condition.model_validate(
+        {"type": "Ready", "status": status, "reason": reason, "lastTransitionTime": time}
+    )
+
+
+def test_transition_time_moves_only_when_the_status_changes() -> None:
+    first = merge_condition([], _condition("False", T0), now=T0)
+    same = merge_condition(first, _condition("False", T1, "Other"), now=T1)
+    assert same[0].last_transition_time == T0
+    assert same[0].reason == "Other"
+    flipped = merge_condition(same, _condition("True", T1), now=T1)
+    assert flipped[0].last_transition_time == T1
+    assert [c.type for c in transitions(same, flipped)] == ["Ready"]
+    assert transitions(flipped, flipped) == []
+
+
+def _deployment(available: int, generation: int = 2, observed: int = 2) -> dict[str, object]:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "d", "generation": generation},
+        "spec": {"replicas": 1},
+        "status": {"availableReplicas": available, "observedGeneration": observed},
+    }
+
+
+def test_children_drive_ready_progressing_degraded() -> None:
+    desired = {"kind": "Deployment", "metadata": {"name": "d"}}
+    waiting = observe_child(desired, _deployment(0))
+    ready = observe_child(desired, _deployment(1))
+    stale = observe_child(desired, _deployment(1, generation=3))
+    assert (waiting.is_ready, ready.is_ready, stale.is_ready) == (False, True, False)
+    spark = {"kind": "SparkApplication", "metadata": {"name": "s"}}
+    failed = observe_child(
+        spark, {"status": {"applicationState": {"state": "FAILED", "errorMessage": "oom"}}}
+    )
+    assert failed.is_failed
+    by_type = {c.type: c for c in availability_conditions([ready, waiting], 2, T0)}
+    assert (by_type["Ready"].status, by_type["Progressing"].status) == ("False", "True")
+    by_type = {c.type: c for c in availability_conditions([ready, failed], 2, T0)}
+    assert by_type["Degraded"].status == "True"
+    assert "SparkApplication s is Failed: oom" in by_type["Degraded"].message
+    by_type = {c.type: c for c in availability_conditions([ready], 2, T0)}
+    assert by_type["Ready"].status == "True"
+    assert by_type["Ready"].observed_generation == 2
+
+
+METRICS = """
+# TYPE finlake_pipeline_max_event_time_seconds gauge
+finlake_pipeline_max_event_time_seconds{pipeline="market"} 1000.0
+# TYPE finlake_pipeline_rows_total counter
+finlake_pipeline_rows_total{pipeline="market",layer="silver",outcome="written"} 90.0
+finlake_pipeline_rows_total{pipeline="market",layer="silver",outcome="quarantined"} 10.0
+"""
+
+
+def test_freshness_and_quality_from_metrics() -> None:
+    objective = FreshnessSpec(max_lag=timedelta(minutes=5), max_quarantine_ratio=0.2)
+    result = evaluate_freshness(METRICS, objective, now_s=1060.0, now=T0, generation=1)
+    by_type = {c.type: c for c in result.conditions}
+    assert by_type["Fresh"].status == "True"
+    assert result.lag == "1m"
+    assert by_type["QualityOK"].status == "True"
+    strict = FreshnessSpec(max_lag=timedelta(seconds=30), max_quarantine_ratio=0.05)
+    result = evaluate_freshness(METRICS, strict, now_s=1060.0, now=T0, generation=1)
+    by_type = {c.type: c for c in result.conditions}
+    assert (by_type["Fresh"].status, by_type["Fresh"].reason) == ("False", "LagOverObjective")
+    assert by_type["QualityOK"].reason == "QuarantineOverObjective"
+    unknown = evaluate_freshness(None, strict, now_s=0, now=T0, generation=1)
+    assert {c.status for c in unknown.conditions} == {"Unknown"}
