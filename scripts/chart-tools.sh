@@ -145,6 +145,18 @@ if ! done_stamp "crds-${PROMETHEUS_OPERATOR##*@}-${SPARK_OPERATOR##*@}"; then
   mark_done "crds-${PROMETHEUS_OPERATOR##*@}-${SPARK_OPERATOR##*@}"
 fi
 
+prometheus_crds=$tools/crds/prometheus-operator-${PROMETHEUS_OPERATOR##*@}
+if ! done_stamp "prometheus-operator-crds-${PROMETHEUS_OPERATOR##*@}"; then
+  # The CRDs themselves (not only their schemas): the e2e test installs them into the test API server so the
+  # rendered chart's ServiceMonitors, PodMonitors and PrometheusRules are accepted (or refused) for real.
+  log "copying the Prometheus Operator CRDs (Go module proxy)"
+  prom=$(go_dir "$PROMETHEUS_OPERATOR")/example/prometheus-operator-crd
+  rm -rf "$prometheus_crds" && mkdir -p "$prometheus_crds"
+  install -m 0644 "$prom"/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml \
+    "$prometheus_crds/"
+  mark_done "prometheus-operator-crds-${PROMETHEUS_OPERATOR##*@}"
+fi
+
 if ! done_stamp "skaffold-$SKAFFOLD_SCHEMA_VERSION"; then
   log "fetching skaffold's $SKAFFOLD_SCHEMA_VERSION schema (Go module proxy)"
   install -m 0644 "$(go_dir "$SKAFFOLD")/docs-v2/content/en/schemas/$SKAFFOLD_SCHEMA_VERSION.json" \
@@ -162,6 +174,7 @@ HELM_PLUGINS=$tools/helm-plugins
 KUBE_VERSION=$KUBE_VERSION
 KUBERNETES_SCHEMAS=$k8s_schemas/v$KUBE_VERSION-standalone-strict
 CRD_SCHEMAS=$crd_schemas
+PROMETHEUS_OPERATOR_CRDS=$prometheus_crds
 SKAFFOLD_SCHEMA=$tools/schemas/skaffold-$SKAFFOLD_SCHEMA_VERSION.json
 EOF
 "$bin/helm" version --short >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System prerequisites: a JDK 17+ (Kafka, Spark), a JDK 21+ (Apicurio), Maven, npm, Chromium.
+# System prerequisites: a JDK 17+ (Kafka, Spark), a JDK 21+ (Apicurio), Maven, npm, Chromium, OpenSSL.
 # Installs what is missing from Debian's packages when run as root; otherwise says what to install.
 set -euo pipefail
 missing=()
@@ -7,6 +7,7 @@ command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v npm >/dev/null || missing+=(npm)  # vendors the dashboard's chart library
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)  # the dashboard's browser test
+command -v openssl >/dev/null || missing+=(openssl)  # the e2e API server's service-account keys
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} from Debian's packages"

@@ -36,7 +36,7 @@ class Schedule(StrEnum):
 def run_pipeline(
     pipeline: Annotated[Pipeline, typer.Argument(help="Which pipeline.")],
     once: Annotated[
-        bool, typer.Option("--once", help="Process everything available in Kafka, then exit 0.")
+        bool, typer.Option("--once", help="Process what is available (Kafka, bronze), then exit 0.")
     ] = False,
     schedule: Annotated[
         Schedule | None,
@@ -70,7 +70,7 @@ def run_pipeline(
 
     require_broker(settings.kafka.bootstrap)
     if settings.market.metrics_port:
-        start_http_server(settings.market.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.market.metrics_port, addr=settings.market.metrics_host)
     console.print(f"{pipeline.value}: {'draining Kafka once' if once else 'running until stopped'}")
     market_stream.run(settings, once=once)
     console.print(f"{pipeline.value}: done")

@@ -22,6 +22,11 @@ class MarketStreamSettings(BaseModel):
     metrics_port: int | None = Field(
         default=None, description="Serve Prometheus /metrics on this port while running."
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface /metrics binds: loopback locally, 0.0.0.0 in a pod (the operator "
+        "sets it) so Prometheus and the operator can read it.",
+    )
 
 
 class SparkAppSettings(FinlakeSettings):

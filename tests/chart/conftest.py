@@ -29,6 +29,7 @@ class ChartTools:
     kubernetes_schemas: Path
     crd_schemas: Path
     skaffold_schema: Path
+    prometheus_operator_crds: Path
 
     def run(self, *args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a tool (helm finds its unittest plugin here); the caller checks the result."""
@@ -91,6 +92,7 @@ def chart_tools() -> ChartTools:
         kubernetes_schemas=Path(env["KUBERNETES_SCHEMAS"]),
         crd_schemas=Path(env["CRD_SCHEMAS"]),
         skaffold_schema=Path(env["SKAFFOLD_SCHEMA"]),
+        prometheus_operator_crds=Path(env["PROMETHEUS_OPERATOR_CRDS"]),
     )
 
 

@@ -66,7 +66,7 @@ def test_every_container_is_non_root_read_only_and_without_capabilities(
     chart_tools: ChartTools, values: str
 ) -> None:
     specs = pod_specs(chart_tools.render("-f", CHART / values))
-    assert {name.rsplit("-", 1)[-1] for name, _ in specs} >= {"operator", "ingestion", "alerting"}
+    assert {name.rsplit("-", 1)[-1] for name, _ in specs} >= {"operator", "ingestion", "api"}
     for name, spec in specs:
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["runAsUser"] != 0, name
@@ -94,9 +94,20 @@ def rbac_rules(manifests: str, kind: str) -> list[dict[str, Any]]:
 
 def test_operator_rbac_is_namespaced_by_default_without_wildcards(chart_tools: ChartTools) -> None:
     manifests = chart_tools.render("--set", "operator.watchNamespaces={markets,risk}")
-    kinds = [doc["kind"] for doc in documents(manifests)]
-    assert "ClusterRole" not in kinds
-    assert "ClusterRoleBinding" not in kinds
+    # Cluster-scoped: only kopf's read-only discovery of CRDs and Namespaces.
+    (discovery,) = [d for d in documents(manifests) if d["kind"] == "ClusterRole"]
+    assert {
+        (group, resource, verb)
+        for rule in discovery["rules"]  # type: ignore[attr-defined]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    } == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        ("", "namespaces", "list"),
+        ("", "namespaces", "watch"),
+    }
     roles = [d for d in documents(manifests) if d["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["markets", "risk"]  # type: ignore[index]
     for rule in rbac_rules(manifests, "Role"):
@@ -111,8 +122,8 @@ def test_operator_rbac_cluster_wide_option(chart_tools: ChartTools) -> None:
     manifests = chart_tools.render("--set", "operator.clusterWide=true")
     kinds = [doc["kind"] for doc in documents(manifests)]
     assert "Role" not in kinds
-    assert kinds.count("ClusterRole") == 1
-    assert kinds.count("ClusterRoleBinding") == 1
+    assert kinds.count("ClusterRole") == 2  # the operator's and the discovery one
+    assert kinds.count("ClusterRoleBinding") == 2
     rules = rbac_rules(manifests, "ClusterRole")
     for rule in rules:
         for field in ("apiGroups", "resources", "verbs"):

@@ -23,6 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "finlake-e2e"
 TOKEN = "e2e-admin-token"
 T = TypeVar("T")
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]  # a watch shows at ResponseStarted
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,6 +48,7 @@ class Cluster:
     bin_dir: Path
     crds_dir: Path
     url: str
+    audit_log: Path | None = None
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
         """Run kubectl against the test API server; returns stdout (stderr on failure)."""
@@ -139,6 +149,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         capture_output=True,
     )
     (work / "tokens.csv").write_text(f"{TOKEN},admin,admin,system:masters\n")
+    # What service accounts ask for and get: the chart test checks its RBAC against it.
+    (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
     url = f"https://127.0.0.1:{api_port}"
     apiserver = _start(
         [
@@ -156,6 +168,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             f"--service-account-issuer={url}/",
             f"--service-account-key-file={pub}",
             f"--service-account-signing-key-file={key}",
+            f"--audit-policy-file={work / 'audit-policy.yaml'}",
+            f"--audit-log-path={work / 'audit.log'}",
+            "--audit-log-format=json",
         ],
         work / "apiserver.log",
     )
@@ -190,7 +205,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             return answer.status_code == 200
 
         eventually(ready, 120, "kube-apiserver /readyz")
-        k8s = Cluster(kubeconfig, bin_dir, crds_dir, url)
+        k8s = Cluster(kubeconfig, bin_dir, crds_dir, url, work / "audit.log")
         k8s.kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "crds"))
         k8s.kubectl("apply", "--server-side", "-f", str(crds_dir))
         k8s.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")

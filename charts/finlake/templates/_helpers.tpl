@@ -61,8 +61,22 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- printf "%s/%s:%s" $root.Values.global.imageRegistry $image.repository $tag }}
 {{- end }}
 
+{{/*
+The platform ConfigMap: Kafka, registry, Trino and catalog endpoints as FINLAKE_* variables. The operator's children
+(producers, Spark drivers, alerting) read it by this fixed name in their own namespace, so the chart renders it in
+the release namespace and in every namespace of `finlake.platformNamespaces`.
+*/}}
 {{- define "finlake.configMapName" -}}
-{{- include "finlake.componentName" (list . "config") }}
+finlake-platform
+{{- end }}
+
+{{/* Namespaces that get the platform ConfigMap (and the peering object in namespaced mode). */}}
+{{- define "finlake.platformNamespaces" -}}
+{{- $namespaces := list .Release.Namespace }}
+{{- if .Values.operator.enabled }}
+{{- $namespaces = concat $namespaces (splitList "," (include "finlake.operator.watchNamespaces" .)) }}
+{{- end }}
+{{- join "," (uniq $namespaces) }}
 {{- end }}
 
 {{- define "finlake.operator.serviceAccountName" -}}

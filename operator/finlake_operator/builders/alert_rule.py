@@ -4,12 +4,11 @@ alerting Deployment that delivers its firings."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import yaml
 
-from finlake.contracts.alert_rule import KIND, AlertRuleSpec, ChannelType
+from finlake.contracts.alert_rule import KIND, AlertRuleSpec
 from finlake.contracts.resources import API_VERSION
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
@@ -26,15 +25,9 @@ from finlake_operator.builders.common import (
 APP = "finlake-alerting"
 RULES_CONFIG_MAP = "finlake-alert-rules"
 RULES_MOUNT = "/etc/finlake/rules"
+STATE_MOUNT = "/var/lib/finlake"
+METRICS_PORT = 9110
 DEFAULT_IMAGE = "ghcr.io/finlake/alerting:0.1.0"
-# The key read from a channel's Secret when the rule names none (as the alerting service does).
-DEFAULT_SECRET_KEYS = {ChannelType.EMAIL: "password", ChannelType.SLACK: "webhook-url"}
-
-
-def secret_env_name(secret: str, key: str) -> str:
-    """The variable the alerting service reads a Secret's key from (FINLAKE_SECRET_<NAME>_<KEY>)."""
-    # Mirrors finlake_alerting.config.secret_env_name; deployables cannot import each other.
-    return "FINLAKE_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", f"{secret}_{key}").upper()
 
 
 def rules_key(owner: Owner) -> str:
@@ -87,13 +80,28 @@ def build_rules_entry(owner: Owner, rule: AlertRuleSpec | None) -> dict[str, Any
 def _secret_env(rule: AlertRuleSpec) -> list[dict[str, Any]]:
     env = []
     for channel in rule.channels:
-        if channel.secret_ref is None:
+        name, key = channel.secret_env(), channel.secret_key()
+        if channel.secret_ref is None or name is None or key is None:
             continue
-        key = channel.secret_ref.key or DEFAULT_SECRET_KEYS.get(channel.type, "value")
         ref = {"name": channel.secret_ref.name, "key": key}
-        name = secret_env_name(channel.secret_ref.name, key)
         env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
     return env
+
+
+def alerting_settings(owner: Owner) -> dict[str, str]:
+    """The alert service's FINLAKE_* settings for this rule's Deployment (names: its Settings).
+
+    One Deployment per AlertRule, so each has its own consumer group and delivers only the events
+    of its rule: every event is delivered by exactly one Deployment.
+    """
+    return {
+        "FINLAKE_HOME": STATE_MOUNT,
+        "FINLAKE_ALERTING__HOST": "0.0.0.0",
+        "FINLAKE_ALERTING__PORT": str(METRICS_PORT),
+        "FINLAKE_ALERTING__RULE_PATHS": json.dumps([f"{RULES_MOUNT}/{rules_key(owner)}"]),
+        "FINLAKE_ALERTING__ONLY_LISTED_RULES": "true",
+        "FINLAKE_ALERTING__GROUP_ID": f"finlake-alerting.{owner.namespace}.{owner.name}",
+    }
 
 
 def secret_names(rule: AlertRuleSpec) -> list[str]:
@@ -112,13 +120,10 @@ def build_alerting_deployment(
         "command": ["python", "-m", "finlake_alerting"],
         "envFrom": platform_env_from(),
         "env": [
-            {
-                "name": "FINLAKE_ALERTING__RULE_PATHS",
-                "value": json.dumps([f"{RULES_MOUNT}/{rules_key(owner)}"]),
-            },
+            *({"name": name, "value": value} for name, value in alerting_settings(owner).items()),
             *_secret_env(rule),
         ],
-        "ports": [{"name": "metrics", "containerPort": 9110, "protocol": "TCP"}],
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}},
         "resources": {
@@ -126,7 +131,11 @@ def build_alerting_deployment(
             "limits": {"memory": "256Mi"},
         },
         "securityContext": hardened_container_security(),
-        "volumeMounts": [{"name": "rules", "mountPath": RULES_MOUNT, "readOnly": True}],
+        "volumeMounts": [
+            {"name": "rules", "mountPath": RULES_MOUNT, "readOnly": True},
+            # The delivery log (SQLite) on a read-only root filesystem.
+            {"name": "state", "mountPath": STATE_MOUNT},
+        ],
     }
     return {
         "apiVersion": "apps/v1",
@@ -151,7 +160,8 @@ def build_alerting_deployment(
                                 "name": RULES_CONFIG_MAP,
                                 "items": [{"key": rules_key(owner), "path": rules_key(owner)}],
                             },
-                        }
+                        },
+                        {"name": "state", "emptyDir": {}},
                     ],
                 },
             },

@@ -2,13 +2,12 @@
 
 Secrets (SMTP password, Slack webhook URL, the query API key) are read from the environment only:
 either these settings (``FINLAKE_ALERTING__SMTP__PASSWORD`` ...) or, for a rule channel with a
-``secretRef``, the variable :func:`secret_env_name` names (what a Kubernetes Secret mounted as env
-provides). They are kept as ``SecretStr`` and never logged.
+``secretRef``, the variable ``finlake.contracts.alert_rule.secret_env_name`` names (what a
+Kubernetes Secret mounted as env provides). They are kept as ``SecretStr`` and never logged.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -95,6 +94,11 @@ class ServiceSettings(BaseModel):
     rule_paths: list[Path] = Field(
         default_factory=list, description="AlertRule YAML files (the detection job reads them too)."
     )
+    only_listed_rules: bool = Field(
+        default=False,
+        description="Deliver only events of the rules in rule_paths and skip the others (the "
+        "operator runs one alerting Deployment, with its own consumer group, per AlertRule).",
+    )
     topic: str = Field(default=ALERTS, description="Topic of the alert events.")
     group_id: str = Field(default="finlake-alerting", description="Kafka consumer group.")
     max_attempts: int = Field(
@@ -140,8 +144,3 @@ class Settings(FinlakeSettings):
 def get_settings() -> Settings:
     """The effective settings, built once per process."""
     return Settings()
-
-
-def secret_env_name(secret: str, key: str) -> str:
-    """The variable a Secret's key is mounted as: ``FINLAKE_SECRET_<NAME>_<KEY>``, upper case."""
-    return "FINLAKE_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", f"{secret}_{key}").upper()

@@ -8,10 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import SecretStr
 
-from finlake.contracts.alert_rule import Channel, ChannelType
-from finlake_alerting.config import secret_env_name
-
-DEFAULT_KEYS = {ChannelType.EMAIL: "password", ChannelType.SLACK: "webhook-url"}
+from finlake.contracts.alert_rule import Channel
 
 
 class MissingSecretError(LookupError):
@@ -23,9 +20,8 @@ def channel_secret(
 ) -> SecretStr | None:
     """The channel's secret: its secretRef's variable when set, else ``fallback``."""
     environ = os.environ if environ is None else environ
-    if channel.secret_ref is not None:
-        key = channel.secret_ref.key or DEFAULT_KEYS.get(channel.type, "value")
-        name = secret_env_name(channel.secret_ref.name, key)
+    name = channel.secret_env()
+    if name is not None:
         value = environ.get(name)
         if not value:
             raise MissingSecretError(f"{channel.type.value} channel: ${name} is not set")

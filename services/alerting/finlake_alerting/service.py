@@ -166,6 +166,10 @@ class AlertService:
         self, event: AlertEvent, payload: bytes | None, origin: tuple[str, int, int] | None
     ) -> int:
         """Queue the event's outstanding deliveries; returns how many were queued."""
+        if self.settings.alerting.only_listed_rules and self.rules.get(event.rule) is None:
+            # Another rule's event: its own alerting Deployment delivers it (operator-managed).
+            self.metrics.suppressed.labels("other-rule").inc()
+            return 0
         decided = self.decide(event)
         if not decided.notifies:
             reason = (decided.suppressed_by or "no channel").split(":")[0]

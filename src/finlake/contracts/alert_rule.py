@@ -87,6 +87,13 @@ class ChannelType(StrEnum):
     SLACK = "slack"
 
 
+# The key read from a channel's Secret when its secretRef names none.
+DEFAULT_SECRET_KEYS: dict[ChannelType, str] = {
+    ChannelType.EMAIL: "password",
+    ChannelType.SLACK: "webhook-url",
+}
+
+
 # Which fields each condition needs, and which directions it accepts: the model validator and the
 # CRD's CEL rules are both generated from these two tables.
 REQUIRED_FIELDS: dict[ConditionType, tuple[str, ...]] = {
@@ -213,6 +220,14 @@ class SymbolSelector(SpecModel):
         return value
 
 
+def secret_env_name(secret: str, key: str) -> str:
+    """The variable a Secret's key is mounted as: ``FINLAKE_SECRET_<NAME>_<KEY>``, upper case.
+
+    The operator sets it on the alerting Deployment (``secretKeyRef``); the alert service reads it.
+    """
+    return "FINLAKE_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", f"{secret}_{key}").upper()
+
+
 class SecretRef(SpecModel):
     """A Kubernetes Secret (locally: environment variables) holding a channel's credentials."""
 
@@ -244,6 +259,19 @@ class Channel(SpecModel):
         default=None,
         description="Credentials (SMTP password, Slack webhook URL); never written in the spec.",
     )
+
+    def secret_key(self) -> str | None:
+        """The key read from the channel's Secret: the one named, else the type's default."""
+        if self.secret_ref is None:
+            return None
+        return self.secret_ref.key or DEFAULT_SECRET_KEYS.get(self.type, "value")
+
+    def secret_env(self) -> str | None:
+        """The variable the channel's Secret key reaches the alert service as, if any."""
+        key = self.secret_key()
+        if self.secret_ref is None or key is None:
+            return None
+        return secret_env_name(self.secret_ref.name, key)
 
     @model_validator(mode="after")
     def _recipients(self) -> Self:

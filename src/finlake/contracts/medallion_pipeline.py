@@ -257,6 +257,8 @@ def stream_env(pipeline: MedallionPipelineSpec) -> dict[str, str]:
         "FINLAKE_MARKET__ALLOWED_LATENESS_S": str(int(pipeline.watermark.total_seconds())),
         "FINLAKE_MARKET__MAX_OFFSETS_PER_TRIGGER": str(pipeline.max_offsets_per_trigger),
         "FINLAKE_MARKET__METRICS_PORT": str(pipeline.spark.metrics_port),
+        # In the driver pod: reachable by Prometheus and the operator (locally: loopback).
+        "FINLAKE_MARKET__METRICS_HOST": "0.0.0.0",
     }
 
 

@@ -188,10 +188,30 @@ def _clean(message: str) -> str:
     return message.removeprefix("Value error, ")
 
 
-def load_resources(paths: Iterable[Path | str], kind: str | None = None) -> list[Resource[Any]]:
+def is_other_api_group(document: object) -> bool:
+    """True for a document of another API group (a ConfigMap, a Secret, another operator's kind).
+
+    A document without ``apiVersion``, or of any ``finlake.io`` version, is not: those are ours
+    (or typos of ours) and must be validated, never skipped.
+    """
+    if not isinstance(document, dict):
+        return False
+    api_version = document.get("apiVersion")
+    if not isinstance(api_version, str) or not api_version:
+        return False
+    group = api_version.rpartition("/")[0]
+    return group != GROUP
+
+
+def load_resources(
+    paths: Iterable[Path | str], kind: str | None = None, *, skip_other_groups: bool = False
+) -> list[Resource[Any]]:
     """Every document of every file, validated; raises :class:`ResourceError` listing all problems.
 
-    With ``kind``, documents of other kinds are refused too.
+    With ``kind``, documents of other kinds are refused too. By default a document of another API
+    group is refused as well (a rule file holding a stray Secret is a mistake worth reporting);
+    ``skip_other_groups`` leaves such documents out instead, for folders written for ``kubectl
+    apply -f`` (a resource next to the ConfigMaps and Secrets it references).
     """
     resources: list[Resource[Any]] = []
     problems: list[Problem] = []
@@ -209,6 +229,8 @@ def load_resources(paths: Iterable[Path | str], kind: str | None = None) -> list
         if not documents:
             problems.append(Problem(str(path), "no documents"))
         for index, document in enumerate(documents):
+            if skip_other_groups and is_other_api_group(document):
+                continue
             source = f"{path}[{index}]"
             resource, found = validate_document(document, source)
             if resource is not None and kind is not None and resource.kind != kind:

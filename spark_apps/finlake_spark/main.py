@@ -1,0 +1,174 @@
+"""The entry file of the finlake Spark image: ``spark-submit main.py <job> [options]``.
+
+The operator's SparkApplications run ``local:///opt/finlake/finlake_spark/main.py`` (the image
+copies this file there, alone, so its folder shadows no module) with the job name first, one of
+:class:`~finlake.contracts.medallion_pipeline.SparkJob`. The pipeline is the MedallionPipeline
+document at ``$FINLAKE_PIPELINE_FILE`` (the operator mounts it from a ConfigMap; locally any file
+``finlake`` reads), loaded through the same contract as every other runtime.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+
+from finlake.contracts.medallion_pipeline import KIND, TABLE, MedallionPipelineSpec, SparkJob
+from finlake.contracts.resources import Resource, load_resources, parse_duration
+from finlake.errors import ConfigurationError
+
+PIPELINE_FILE_ENV = "FINLAKE_PIPELINE_FILE"
+# The tables the market jobs write (finlake.lake.tables); a pipeline naming others is refused.
+MARKET_LAYERS = {
+    "bronze.table": "market.raw",
+    "silver.table": "market.cleaned",
+    "silver.quarantineTable": "market.quarantine",
+    "gold.tables[0]": "market.ohlc_1m",
+    "gold.tables[1]": "market.ohlc_1h",
+}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job to run: which, on which pipeline, with its options."""
+
+    job: SparkJob
+    pipeline: Resource[MedallionPipelineSpec]
+    tables: tuple[str, ...] = ()
+    target_file_size_mb: int = 128
+    snapshot_retention: timedelta = timedelta(days=7)
+    lookback: timedelta = timedelta(hours=3)
+
+
+def load_pipeline(environ: Mapping[str, str]) -> Resource[MedallionPipelineSpec]:
+    """The one MedallionPipeline of ``$FINLAKE_PIPELINE_FILE``; ConfigurationError otherwise."""
+    path = environ.get(PIPELINE_FILE_ENV)
+    if not path:
+        raise ConfigurationError(f"{PIPELINE_FILE_ENV} is not set: the MedallionPipeline to run")
+    resources = load_resources([path], kind=KIND)
+    if len(resources) != 1:
+        raise ConfigurationError(f"{path}: {len(resources)} pipelines, one expected")
+    resource: Resource[MedallionPipelineSpec] = resources[0]
+    return resource
+
+
+def check_market_tables(pipeline: Resource[MedallionPipelineSpec]) -> None:
+    """Refuse a pipeline whose layers name tables the market jobs do not write."""
+    named = dict(pipeline.spec.layers.named_tables())
+    wrong = [
+        f"spec.layers.{field}: {named.get(field)!r} (the market jobs write {table})"
+        for field, table in MARKET_LAYERS.items()
+        if named.get(field) != table
+    ]
+    extra = sorted(set(named) - set(MARKET_LAYERS))
+    wrong += [f"spec.layers.{field}: no market job writes {named[field]}" for field in extra]
+    if wrong:
+        raise ConfigurationError(f"{pipeline.name}: {'; '.join(wrong)}")
+
+
+def _duration(value: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.command(SparkJob.STREAM.value)
+def market_stream() -> JobRequest:
+    """Kafka -> bronze -> silver (+ quarantine) -> gold bars, until stopped."""
+    pipeline = load_pipeline(os.environ)
+    check_market_tables(pipeline)
+    return JobRequest(SparkJob.STREAM, pipeline)
+
+
+@app.command(SparkJob.BATCH.value)
+def market_batch(
+    lookback: Annotated[
+        str, typer.Option(help="Recompute the gold bars of the silver rows this recent.")
+    ] = "3h",
+) -> JobRequest:
+    """The hourly batch: gold bars recomputed from silver (late rows included)."""
+    pipeline = load_pipeline(os.environ)
+    check_market_tables(pipeline)
+    return JobRequest(SparkJob.BATCH, pipeline, lookback=_duration(lookback))
+
+
+@app.command(SparkJob.MAINTENANCE.value)
+def maintenance(
+    tables: Annotated[list[str], typer.Argument(help="Tables to compact, namespace.name.")],
+    target_file_size_mb: Annotated[int, typer.Option(min=16, max=1024)] = 128,
+    snapshot_retention: Annotated[str, typer.Option(help="Expire older snapshots.")] = "7d",
+) -> JobRequest:
+    """Daily compaction and snapshot expiry of the pipeline's tables."""
+    pipeline = load_pipeline(os.environ)
+    known = {table for _, table in pipeline.spec.layers.named_tables()}
+    for table in tables:
+        if not re.fullmatch(TABLE, table) or table not in known:
+            raise typer.BadParameter(f"{table!r} is not a table of pipeline {pipeline.name}")
+    return JobRequest(
+        SparkJob.MAINTENANCE,
+        pipeline,
+        tables=tuple(tables),
+        target_file_size_mb=target_file_size_mb,
+        snapshot_retention=_duration(snapshot_retention),
+    )
+
+
+def parse_job(arguments: Sequence[str]) -> JobRequest:
+    """The job the SparkApplication's arguments ask for (usage errors propagate)."""
+    command = typer.main.get_command(app)
+    request: Any = command.main(args=list(arguments), prog_name="main.py", standalone_mode=False)
+    if not isinstance(request, JobRequest):  # --help printed, nothing to run
+        raise SystemExit(0)
+    return request
+
+
+def run_job(request: JobRequest) -> None:
+    """Run the job (Spark starts here, not while parsing)."""
+    from prometheus_client import start_http_server
+
+    from finlake_spark.config import SparkAppSettings
+
+    settings = SparkAppSettings()
+    if request.job is SparkJob.STREAM:
+        from finlake_spark.jobs import market_stream as stream
+
+        if settings.market.metrics_port:
+            start_http_server(settings.market.metrics_port, addr=settings.market.metrics_host)
+        stream.run(settings, once=False)
+    elif request.job is SparkJob.BATCH:
+        from finlake_spark.jobs import market_batch as batch
+
+        batch.run(settings, lookback=request.lookback)
+    else:
+        from finlake_spark.jobs import maintenance as upkeep
+
+        upkeep.run(
+            settings,
+            tables=request.tables,
+            target_file_size_mb=request.target_file_size_mb,
+            snapshot_retention=request.snapshot_retention,
+        )
+
+
+def main(arguments: Sequence[str] | None = None) -> None:
+    """Parse, then run; a bad argument or pipeline is one line on stderr and exit code 2."""
+    try:
+        request = parse_job(sys.argv[1:] if arguments is None else arguments)
+    except (typer.TyperException, ConfigurationError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from None
+    run_job(request)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The operator's alerting Deployment against the alert service it runs: every variable it sets
+is a setting the service reads, with the value the Deployment's ports, mounts and probes expect."""
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from finlake.contracts.alert_rule import AlertRuleSpec
+from finlake_alerting.config import Settings
+from finlake_alerting.credentials import channel_secret
+from finlake_operator.builders.alert_rule import RULES_MOUNT, build_alerting_deployment
+from finlake_operator.builders.common import Owner
+
+OWNER = Owner(kind="AlertRule", name="breakout", namespace="markets", uid="uid-3")
+RULE = AlertRuleSpec.model_validate(
+    {
+        "symbols": ["AAPL"],
+        "condition": {"type": "price_cross", "level": 250, "direction": "above"},
+        "channels": [
+            {"type": "dashboard"},
+            {"type": "slack", "secretRef": {"name": "alerts-slack"}},
+            {"type": "email", "to": ["ops@example.com"], "secretRef": {"name": "smtp"}},
+        ],
+    }
+)
+
+
+def _container() -> dict[str, Any]:
+    deployment = build_alerting_deployment(OWNER, RULE, "ghcr.io/finlake/alerting:0.1.0")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def _is_setting(model: type[BaseModel], path: list[str]) -> bool:
+    """Whether FINLAKE_<A>__<B>... names a (nested) field of the settings model."""
+    field = model.model_fields.get(path[0].lower())
+    if field is None:
+        return False
+    if len(path) == 1:
+        return True
+    nested = field.annotation
+    return (
+        isinstance(nested, type) and issubclass(nested, BaseModel) and _is_setting(nested, path[1:])
+    )
+
+
+def test_every_plain_variable_is_a_setting_of_the_alert_service() -> None:
+    names = [e["name"] for e in _container()["env"] if "value" in e]
+    assert names
+    unknown = [
+        n for n in names if not _is_setting(Settings, n.removeprefix("FINLAKE_").split("__"))
+    ]
+    # Settings ignore unknown variables, so a misspelt one would silently do nothing.
+    assert not unknown
+
+
+def test_settings_read_from_the_deployment_match_its_ports_mounts_and_probes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    container = _container()
+    for key in [k for k in os.environ if k.startswith("FINLAKE_")]:
+        monkeypatch.delenv(key)
+    for entry in container["env"]:
+        if "value" in entry:
+            monkeypatch.setenv(entry["name"], entry["value"])
+    settings = Settings().alerting
+    (port,) = container["ports"]
+    assert settings.port == port["containerPort"]
+    assert settings.host == "0.0.0.0"
+    assert settings.rule_paths == [Path(RULES_MOUNT) / "breakout.yaml"]
+    assert settings.only_listed_rules is True
+    assert settings.group_id == "finlake-alerting.markets.breakout"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert str(Settings().home) in mounts  # the delivery log is writable
+    assert container["livenessProbe"]["httpGet"]["port"] == port["name"]
+
+
+def test_channel_secrets_reach_the_alert_service_under_the_names_it_reads() -> None:
+    env_from_secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in _container()["env"] if "valueFrom" in e
+    }
+    assert env_from_secrets == {
+        "FINLAKE_SECRET_ALERTS_SLACK_WEBHOOK_URL": {"name": "alerts-slack", "key": "webhook-url"},
+        "FINLAKE_SECRET_SMTP_PASSWORD": {"name": "smtp", "key": "password"},
+    }
+    environ = {name: f"value of {name}" for name in env_from_secrets}
+    for channel in RULE.channels[1:]:
+        secret = channel_secret(channel, None, environ)
+        assert secret is not None
+        assert secret.get_secret_value() == f"value of {channel.secret_env()}"
+
+
+def test_the_command_runs_the_alert_service_module() -> None:
+    command = _container()["command"]
+    assert command == ["python", "-m", "finlake_alerting"]
+    assert importlib.util.find_spec("finlake_alerting.__main__") is not None
