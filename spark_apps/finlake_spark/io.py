@@ -23,6 +23,8 @@ def ensure_tables(
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {catalog}.{namespace}")
     for spec in specs:
         spark.sql(spec.create_sql(catalog, warehouse))
+        if order := spec.order_sql(catalog):  # Spark's CREATE TABLE cannot declare a sort order
+            spark.sql(order)
 
 
 def has_marker(spark: SparkSession, table: str, marker: str) -> bool:
