@@ -30,6 +30,9 @@ from finlake_spark.io import ensure_tables
 
 log = logging.getLogger(__name__)
 STATE_STORE = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+# A commit writes the batch's changes only, not a RocksDB snapshot (those go to the maintenance
+# thread); a checkpoint written without it is read as before.
+CHANGELOG = "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled"
 
 
 def ticks(
@@ -72,6 +75,7 @@ def start(spark: SparkSession, settings: DetectionAppSettings, *, once: bool) ->
     rules.refresh()  # invalid rules at start: a clear error, nothing started
     ensure_tables(spark, settings, ALERTS_TABLES)
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", STATE_STORE)
+    spark.conf.set(CHANGELOG, "true")
     rejected = spark.sparkContext.accumulator(0)
     decode = tick_decoder(settings.registry, settings.detection.source_topic, rejected)
     firings = (
