@@ -78,6 +78,7 @@ bench: install ## Benchmarks (ratios against a peer measured in the same run)
 	$(UV) run --frozen python bench/bench_pipeline.py
 	$(UV) run --frozen python bench/bench_query_api.py
 	$(UV) run --frozen python bench/bench_alerts.py
+	$(UV) run --frozen python bench/bench_transactions.py
 
 api: install dashboard-assets ## Serve the query API and the dashboard on the local lake
 	$(UV) run --frozen finlake api serve

@@ -64,6 +64,9 @@ class ApiSettings(BaseModel):
         default=PACKAGE_DIR / "static" / "vendor",
         description="Where scripts/vendor_assets.sh put the chart library.",
     )
+    max_upload_mb: int = Field(
+        default=512, ge=1, le=16384, description="Largest CSV POST /v1/transactions/uploads takes."
+    )
 
     @field_validator("api_key_hashes")
     @classmethod

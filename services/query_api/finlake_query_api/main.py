@@ -15,7 +15,16 @@ from fastapi.staticfiles import StaticFiles
 
 from finlake.query import Engine, build_engine
 from finlake_query_api.api.problems import install_problem_handlers
-from finlake_query_api.api.routes import alerts, dashboard, health, quality, quotes, symbols
+from finlake_query_api.api.routes import (
+    alerts,
+    dashboard,
+    health,
+    predict,
+    quality,
+    quotes,
+    symbols,
+    transactions,
+)
 from finlake_query_api.config import PACKAGE_DIR, Settings
 from finlake_query_api.market import Market, utc_now
 from finlake_query_api.response_cache import ResponseCache
@@ -69,7 +78,7 @@ def create_app(
     )
     app.state.finlake = state
     install_problem_handlers(app)
-    for module in (symbols, quotes, quality, alerts, health, dashboard):
+    for module in (symbols, quotes, quality, alerts, health, dashboard, predict, transactions):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     app.mount(

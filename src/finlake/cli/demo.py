@@ -83,6 +83,16 @@ def _alerts(settings: FinlakeSettings, lake: LakeQuery, rules: Path) -> None:
     )
 
 
+def _transactions(settings: FinlakeSettings) -> None:
+    try:  # the ml extra (Feast, MLflow, scikit-learn) is optional for the core
+        from finlake.ml.demo import run_transactions_demo
+    except ImportError as error:
+        console.print(f"transactions: skipped (install finlake[ml]: {error})")
+        return
+    console.rule("flow 2: transactions")
+    run_transactions_demo(settings, console)
+
+
 def _injections(symbols: int) -> list[Injection]:
     chosen = set(DEMO_SYMBOLS[:symbols])
     parsed = [parse_injection(text) for text in DEMO_INJECTIONS]
@@ -115,6 +125,9 @@ def demo(
     rules: Annotated[
         Path, typer.Option(help="AlertRule file the detection step evaluates.")
     ] = DEMO_RULES,
+    transactions: Annotated[
+        bool, typer.Option(help="Also run the transaction flow (generate ... predictions).")
+    ] = True,
 ) -> None:
     """Start the stack, simulate ticks into Kafka, run the market pipeline, show every layer."""
     settings = get_settings()
@@ -156,6 +169,8 @@ def demo(
         "gold: hourly OHLC",
     )
     _alerts(settings, lake, rules)
+    if transactions:
+        _transactions(settings)
     console.print(f"done in {time.monotonic() - began:.0f}s. Next:")
     for command in (
         "uv run finlake query \"SELECT * FROM market.ohlc_1m WHERE symbol = 'AAPL'\"",

@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 import typer
 from pydantic import ValidationError
 
-from finlake.cli import config, contracts, demo, query, stack
+from finlake.cli import config, contracts, demo, ml, query, stack, transactions
 from finlake.cli.output import errors
 from finlake.errors import FinlakeError
 
@@ -20,6 +20,9 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(config.app, name="config")
 app.add_typer(contracts.app, name="contracts")
+app.add_typer(transactions.app, name="transactions")
+# Its commands import the `ml` extra only when they run.
+app.add_typer(ml.app, name="ml")
 app.command("demo")(demo.demo)
 app.command("query")(query.query)
 

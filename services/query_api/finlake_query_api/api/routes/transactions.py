@@ -1,0 +1,132 @@
+"""/v1/transactions: CSV uploads into bronze, account summaries from gold."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from finlake.lake.tables import TRANSACTIONS_SUMMARY
+from finlake.query import Engine, QueryError, QueryResult
+from finlake.transactions.csv_input import UnreadableFileError
+from finlake.transactions.upload import open_lake, upload_transactions
+from finlake_query_api.api.deps import ApiKeyDep, MarketDep, StateDep
+from finlake_query_api.api.problems import PROBLEMS
+from finlake_query_api.transactions import (
+    SUMMARY_SQL,
+    Granularity,
+    SummaryList,
+    UploadPublic,
+    UploadTooLargeError,
+    spool_body,
+    to_window,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=PROBLEMS)
+MAX_WINDOWS = 5000
+DEFAULT_RANGE = {Granularity.HOUR: timedelta(days=7), Granularity.DAY: timedelta(days=90)}
+CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The CSV file's bytes (columns of the transaction contract).",
+        "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post(
+    "/uploads",
+    status_code=201,
+    summary="Upload a transactions CSV into bronze (the same content again is a no-op)",
+    openapi_extra=CSV_BODY,
+    responses={413: PROBLEMS[400] | {"description": "Content Too Large"}},
+)
+async def create_upload(
+    request: Request,
+    _: ApiKeyDep,
+    state: StateDep,
+    file_name: Annotated[
+        str, Query(min_length=1, max_length=255, description="Name of the uploaded file.")
+    ] = "upload.csv",
+    encoding: Annotated[
+        str | None,
+        Query(max_length=40, description="Text encoding if not UTF-8 (e.g. cp1252)."),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        Query(min_length=1, max_length=1, description="Field delimiter; default: detected."),
+    ] = None,
+) -> UploadPublic:
+    limit = state.settings.api.max_upload_mb << 20
+    declared = request.headers.get("content-length", "")
+    # The body is read as a stream, so a too-large upload is refused before it is read.
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the upload is larger than the limit of {limit:,} bytes")
+    try:
+        spool = await spool_body(request.stream(), limit)
+    except UploadTooLargeError as error:
+        raise HTTPException(413, str(error)) from error
+    try:
+        catalog, warehouse = await run_in_threadpool(open_lake, state.settings)
+        result = await run_in_threadpool(
+            upload_transactions,
+            catalog,
+            warehouse,
+            spool,  # type: ignore[arg-type]  # SpooledTemporaryFile is a binary file
+            file_name=file_name,
+            encoding=encoding,
+            delimiter=delimiter,
+        )
+    except UnreadableFileError as error:
+        raise HTTPException(422, f"{file_name}: {error}") from error
+    finally:
+        spool.close()
+    return UploadPublic.of(result)
+
+
+@router.get("/summary", summary="Transactions of one account per hour or day")
+async def account_summary(
+    _: ApiKeyDep,
+    market: MarketDep,
+    account_id: Annotated[str, Query(min_length=1, max_length=64, description="The account.")],
+    granularity: Annotated[Granularity, Query(description="hour or day.")] = Granularity.DAY,
+    start: Annotated[
+        datetime | None, Query(description="First window start (UTC); default: a range back.")
+    ] = None,
+    end: Annotated[datetime | None, Query(description="Windows before this (UTC).")] = None,
+) -> SummaryList:
+    end_at = _utc(end) if end else datetime.now(UTC)
+    start_at = _utc(start) if start else end_at - DEFAULT_RANGE[granularity]
+    if start_at >= end_at:
+        raise HTTPException(400, "start must be before end")
+    params = (account_id, granularity.value, start_at, end_at, MAX_WINDOWS)
+    rows = await run_in_threadpool(_summary_rows, market.engine, params)
+    return SummaryList(
+        account_id=account_id,
+        granularity=granularity,
+        start=start_at,
+        end=end_at,
+        windows=[to_window(row) for row in rows[1]],
+    )
+
+
+def _summary_rows(engine: Engine, params: tuple[object, ...]) -> QueryResult:
+    try:
+        # Asked first: DuckDB names a missing table only when its namespace exists.
+        snapshot = engine.snapshot_id(TRANSACTIONS_SUMMARY.identifier)
+    except QueryError as error:  # TableNotFoundError, or Trino's word for it
+        snapshot = None
+        log.info("no %s yet: %s", TRANSACTIONS_SUMMARY.identifier, error)
+    if snapshot is None:
+        raise HTTPException(
+            404, "no transaction summaries yet: upload a CSV and run the transactions batch"
+        )
+    return engine.query(SUMMARY_SQL, params)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

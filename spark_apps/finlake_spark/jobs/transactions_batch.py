@@ -1,0 +1,370 @@
+"""The hourly transactions batch: bronze -> silver (+ quarantine) -> gold account summaries.
+
+Incremental: a run reads the bronze snapshots committed after the last successful run (recorded in
+``transactions.batch_runs``). Idempotent: silver only takes transaction ids it does not hold yet,
+quarantine only rows (upload id, row number) it does not hold yet, and summaries are recomputed
+from silver for the (account, day) pairs that got new rows; so re-running an hour, or a run that
+died half-way, changes nothing that is already right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import operator
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import reduce
+
+from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from finlake.config import FinlakeSettings
+from finlake.lake.tables import (
+    TRANSACTIONS_BATCH_RUNS,
+    TRANSACTIONS_QUARANTINE,
+    TRANSACTIONS_RAW,
+    TRANSACTIONS_SUMMARY,
+    TRANSACTIONS_TABLES,
+    TRANSACTIONS_VALIDATED,
+)
+from finlake.spark.session import build_session
+from finlake.transactions.rules import DUPLICATE_RULE
+from finlake.transforms.transactions import (
+    RULE,
+    to_account_summaries,
+    to_quarantine_rows,
+    to_validated_rows,
+    with_duplicate_rank,
+    with_failed_rule,
+    with_typed_columns,
+)
+from finlake_spark.io import ensure_tables
+
+log = logging.getLogger(__name__)
+INCREMENTAL = "incremental"
+LINEAGE_KEY = ("upload_id", "row_number")
+HOUR = "hour"
+
+
+@dataclass
+class RunCounts:
+    """What one batch run read and wrote."""
+
+    rows_in: int = 0
+    validated_rows: int = 0
+    duplicate_rows: int = 0
+    quarantined_rows: int = 0
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
+    summary_rows: int = 0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: which bronze it read and its counts (``None`` range: nothing new)."""
+
+    run_id: str
+    mode: str
+    bronze_from_snapshot: int | None
+    bronze_to_snapshot: int | None
+    hour_start: datetime | None
+    counts: RunCounts
+    duration_s: float
+
+    @property
+    def is_noop(self) -> bool:
+        """Whether there was no bronze to read."""
+        return self.counts.rows_in == 0
+
+
+class TransactionsBatch:
+    """One run of the batch against the lake's catalog."""
+
+    def __init__(self, spark: SparkSession, catalog: str) -> None:
+        self.spark = spark
+        self.catalog = catalog
+        self.raw = TRANSACTIONS_RAW.qualified(catalog)
+        self.validated = TRANSACTIONS_VALIDATED.qualified(catalog)
+        self.quarantine = TRANSACTIONS_QUARANTINE.qualified(catalog)
+        self.summary = TRANSACTIONS_SUMMARY.qualified(catalog)
+        self.runs = TRANSACTIONS_BATCH_RUNS.qualified(catalog)
+
+    def _current_snapshot(self) -> int | None:
+        rows = self.spark.sql(
+            f"SELECT snapshot_id FROM {self.raw}.snapshots ORDER BY committed_at DESC LIMIT 1"
+        ).collect()
+        return int(rows[0][0]) if rows else None
+
+    def _last_snapshot(self) -> int | None:
+        rows = self.spark.sql(
+            f"SELECT bronze_to_snapshot FROM {self.runs} WHERE mode = '{INCREMENTAL}' "
+            "ORDER BY committed_at DESC LIMIT 1"
+        ).collect()
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def _bronze_since(self, start: int | None, end: int) -> DataFrame:
+        if start is None:
+            return self.spark.sql(f"SELECT * FROM {self.raw} VERSION AS OF {end}")
+        reader = self.spark.read.format("iceberg").option("start-snapshot-id", start)
+        return reader.option("end-snapshot-id", end).load(self.raw)
+
+    def run_incremental(self) -> RunResult:
+        """Process the bronze committed since the last successful incremental run."""
+        started = time.monotonic()
+        start, end = self._last_snapshot(), self._current_snapshot()
+        if end is None or end == start:
+            return RunResult(_run_id(), INCREMENTAL, start, start, None, RunCounts(), 0.0)
+        counts = self._process(self._bronze_since(start, end))
+        return self._record(
+            RunResult(_run_id(), INCREMENTAL, start, end, None, counts, time.monotonic() - started)
+        )
+
+    def run_hour(self, hour_start: datetime) -> RunResult:
+        """Process again every bronze row received in one hour (idempotent)."""
+        started = time.monotonic()
+        hour_start = hour_start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        bronze = self.spark.table(self.raw).where(
+            (F.col("received_at") >= F.lit(hour_start))
+            & (F.col("received_at") < F.lit(hour_start + timedelta(hours=1)))
+        )
+        counts = self._process(bronze)
+        return self._record(
+            RunResult(_run_id(), HOUR, None, None, hour_start, counts, time.monotonic() - started)
+        )
+
+    def _process(self, bronze: DataFrame) -> RunCounts:
+        now = datetime.now(UTC)
+        counts = RunCounts()
+        # Bronze is read at fixed snapshots, so the passes below over `tagged` all see the same
+        # rows; only the small verdicts on suspect rows are materialized before silver changes.
+        tagged = with_failed_rule(with_typed_columns(bronze))
+        with _timed("check bronze"):
+            by_rule = {row[0]: int(row[1]) for row in tagged.groupBy(RULE).count().collect()}
+        counts.rows_in = sum(by_rule.values())
+        if counts.rows_in == 0:
+            return counts
+        passed = tagged.where(F.col(RULE).isNull())
+        with _timed("dedupe against silver"):
+            suspects = self._classify_suspects(passed)
+            fates = {row[0]: int(row[1]) for row in suspects.groupBy("_fate").count().collect()}
+        not_new = suspects.where(F.col("_fate") != "new").select(*LINEAGE_KEY)
+        new = passed.join(F.broadcast(not_new), list(LINEAGE_KEY), "left_anti") if fates else passed
+        counts.validated_rows = by_rule.get(None, 0) - sum(fates.values()) + fates.get("new", 0)
+        counts.duplicate_rows = fates.get("duplicate", 0)
+        if counts.validated_rows:
+            with _timed("append silver"):
+                to_validated_rows(new, now).writeTo(self.validated).append()
+        duplicates = passed.join(
+            F.broadcast(suspects.where(F.col("_fate") == "duplicate").select(*LINEAGE_KEY)),
+            list(LINEAGE_KEY),
+            "left_semi",
+        )
+        failed = tagged.where(F.col(RULE).isNotNull()).unionByName(
+            duplicates.withColumn(RULE, F.lit(DUPLICATE_RULE))
+        )
+        with _timed("append quarantine"):
+            counts.quarantined_rows = self._quarantine(failed, now)
+        with _timed("recompute summaries"):
+            counts.summary_rows = self._summarise(passed, now)
+        counts.quarantined_by_rule = {str(rule): n for rule, n in by_rule.items() if rule}
+        if counts.duplicate_rows:
+            counts.quarantined_by_rule[DUPLICATE_RULE] = counts.duplicate_rows
+        return counts
+
+    def _classify_suspects(self, passed: DataFrame) -> DataFrame:
+        """The fate of each passed row whose id repeats in the batch or is in silver already.
+
+        ``_fate``: new (the first received of its id, not in silver), kept (this very row is in
+        silver: a re-run) or duplicate. Every other passed row is new. Only narrow columns are
+        shuffled, and the result is materialized before silver changes.
+        """
+        narrow = passed.select("transaction_id", *LINEAGE_KEY, "received_at")
+        held = self.spark.table(self.validated).select(
+            "transaction_id",
+            F.col("upload_id").alias("_kept_upload"),
+            F.col("row_number").alias("_kept_row"),
+        )
+        repeated = narrow.groupBy("transaction_id").count().where("count > 1").drop("count")
+        in_silver = narrow.select("transaction_id").join(held, "transaction_id", "left_semi")
+        suspects = narrow.join(repeated.union(in_silver).distinct(), "transaction_id", "left_semi")
+        is_same_row = (F.col("_kept_upload") == F.col("upload_id")) & (
+            F.col("_kept_row") == F.col("row_number")
+        )
+        return (
+            with_duplicate_rank(suspects)
+            .join(held, "transaction_id", "left")
+            .select(
+                *LINEAGE_KEY,
+                F.when(F.col("_kept_upload").isNull() & (F.col("_rank") == 1), "new")
+                .when(is_same_row, "kept")
+                .otherwise("duplicate")
+                .alias("_fate"),
+            )
+            .localCheckpoint()
+        )
+
+    def _quarantine(self, failed: DataFrame, now: datetime) -> int:
+        held = self.spark.table(self.quarantine).select(*LINEAGE_KEY)
+        rows = (
+            to_quarantine_rows(failed, now)
+            .join(held, list(LINEAGE_KEY), "left_anti")
+            .localCheckpoint()
+        )
+        written = rows.count()
+        if written:
+            rows.writeTo(self.quarantine).append()
+        return written
+
+    def _stale_days(self, passed: DataFrame) -> list[date]:
+        """Days of ``passed`` whose silver count differs from the summarised count."""
+        days = [row[0] for row in passed.select(F.to_date("timestamp")).distinct().collect()]
+        if not days:
+            return []
+        # Partition metadata: silver's rows per UTC day without reading a data file.
+        silver = {
+            row[0]: int(row[1])
+            for row in self.spark.sql(
+                f"SELECT partition.timestamp_day, record_count FROM {self.validated}.partitions"
+            ).collect()
+        }
+        summarised = {
+            row[0]: int(row[1])
+            for row in self.spark.table(self.summary)
+            .where((F.col("granularity") == "day") & _within_days("window_start", days))
+            .groupBy(F.to_date("window_start"))
+            .agg(F.sum("transaction_count"))
+            .collect()
+        }
+        return sorted(day for day in days if silver.get(day, 0) != summarised.get(day, 0))
+
+    def _summarise(self, passed: DataFrame, now: datetime) -> int:
+        """Recompute every window of the days whose counts changed; replace those partitions."""
+        stale = self._stale_days(passed)
+        if not stale:
+            return 0
+        silver = self.spark.table(self.validated).where(_within_days("timestamp", stale))
+        summaries = to_account_summaries(silver, now).localCheckpoint()
+        written = summaries.count()
+        # Summary partitions are days: rewriting the stale days whole keeps every other day.
+        summaries.writeTo(self.summary).overwritePartitions()
+        return written
+
+    def _record(self, result: RunResult) -> RunResult:
+        counts = result.counts
+        row = {
+            "run_id": result.run_id,
+            "mode": result.mode,
+            "bronze_from_snapshot": result.bronze_from_snapshot,
+            "bronze_to_snapshot": result.bronze_to_snapshot,
+            "hour_start": result.hour_start,
+            "rows_in": counts.rows_in,
+            "validated_rows": counts.validated_rows,
+            "duplicate_rows": counts.duplicate_rows,
+            "quarantined_rows": counts.quarantined_rows,
+            "quarantined_by_rule": counts.quarantined_by_rule,
+            "summary_rows": counts.summary_rows,
+            "duration_s": result.duration_s,
+            "committed_at": datetime.now(UTC),
+        }
+        schema = self.spark.table(self.runs).schema
+        self.spark.createDataFrame([row], schema=schema).writeTo(self.runs).append()
+        return result
+
+
+@contextlib.contextmanager
+def _timed(phase: str) -> Iterator[None]:
+    began = time.monotonic()
+    yield
+    log.info("transactions batch: %s took %.1f s", phase, time.monotonic() - began)
+
+
+def _within_days(column: str, days: list[date]) -> Column:
+    """``column`` (a timestamp) falls on one of ``days`` (UTC); prunes day partitions."""
+    ranges = [
+        (F.col(column) >= F.lit(datetime.combine(day, datetime.min.time(), UTC)))
+        & (
+            F.col(column)
+            < F.lit(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC))
+        )
+        for day in days
+    ]
+    return reduce(operator.or_, ranges)
+
+
+def _run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def run_once(
+    settings: FinlakeSettings,
+    *,
+    hour: datetime | None = None,
+    spark: SparkSession | None = None,
+) -> RunResult:
+    """One run: incremental, or the bronze received in ``hour`` again."""
+    session = spark or build_session(settings, app_name="finlake-transactions-batch")
+    try:
+        ensure_tables(session, settings, TRANSACTIONS_TABLES)
+        batch = TransactionsBatch(session, settings.spark.catalog)
+        result = batch.run_hour(hour) if hour is not None else batch.run_incremental()
+    finally:
+        if spark is None:
+            session.stop()
+    log.info("transactions batch %s: %s", result.run_id, result.counts)
+    return result
+
+
+def describe(result: RunResult) -> str:
+    """One line about a run, for people."""
+    counts = result.counts
+    if result.is_noop:
+        return "transactions: no new bronze since the last run; nothing to do"
+    rules = ", ".join(f"{rule} {n:,}" for rule, n in sorted(counts.quarantined_by_rule.items()))
+    scope = f"hour {result.hour_start:%Y-%m-%d %H}:00" if result.hour_start else "new bronze"
+    return (
+        f"transactions ({scope}): {counts.rows_in:,} rows read, {counts.validated_rows:,} new in "
+        f"transactions.validated, {counts.quarantined_rows:,} new in transactions.quarantine"
+        f"{f' ({rules})' if rules else ''}, {counts.summary_rows:,} summary windows updated, "
+        f"{result.duration_s:.1f} s"
+    )
+
+
+def run_hourly(settings: FinlakeSettings, report: Callable[[str], None]) -> None:
+    """Run now, then at the top of every hour, until SIGTERM or Ctrl-C.
+
+    A failed run is retried at the next hour: that run picks up all bronze since the last
+    successful one.
+    """
+    spark = build_session(settings, app_name="finlake-transactions-batch")
+    scheduler = BlockingScheduler(timezone=UTC)
+
+    def tick() -> None:
+        try:
+            report(describe(run_once(settings, spark=spark)))
+        except Exception as error:  # one bad hour must not end the schedule
+            log.exception("transactions batch failed; next try at the next hour")
+            report(f"transactions: run failed ({error}); next try at the next hour")
+
+    scheduler.add_job(
+        tick,
+        CronTrigger(minute=0, timezone=UTC),
+        id="transactions-batch",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+    previous = signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        spark.stop()

@@ -1,0 +1,175 @@
+"""Per-account fraud features, point-in-time correct, from ``transactions.validated``.
+
+Three feature tables, one row per transaction event, each describing the account's history *up to
+and including* that event (keyed by its timestamp):
+
+- ``account_history``: counts and sums over 1 h / 24 h / 7 d, declined count over 1 h, mean and
+  standard deviation of amounts over 7 d, all-time count, time of the latest transaction;
+- ``account_merchant``: how often the account paid this merchant so far;
+- ``account_country``: how often the account paid in this country so far.
+
+A transaction at time ``t`` is joined with the latest rows at or before ``t - 1 ms`` (Feast's
+point-in-time join, see ``store.py``), so it sees only transactions strictly before it; online, the
+latest row per key is exactly that state for the next transaction. ``derive`` then adds what needs
+the transaction itself (time since the previous one, amount z-score, velocity, new merchant / new
+country flags). The same ``derive`` runs for training, batch scoring and ``POST /v1/predict``.
+
+The windows are computed by DuckDB in-process: one SQL pass with RANGE window frames over the
+validated rows (Arrow from PyIceberg), no JVM needed to train or score on a laptop, and the result
+is the Parquet that Feast's file offline store reads anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HOUR_MS = 3_600_000
+ACCOUNT_FEATURES = (
+    "tx_count_1h", "tx_count_24h", "tx_count_7d",
+    "amount_sum_1h", "amount_sum_24h", "amount_sum_7d",
+    "declined_count_1h", "amount_mean_7d", "amount_std_7d",
+    "history_count", "last_transaction_ms",
+)  # fmt: skip
+CHANNEL_CODES = {"pos": 0, "contactless": 1, "ecommerce": 2, "atm": 3, "transfer": 4}
+ENTRY_CODES = {"chip": 0, "swipe": 1, "contactless": 2, "manual": 3, "token": 4}
+# What the classifier sees, in this order.
+MODEL_FEATURES = (
+    "amount", "hour_of_day", "channel_code", "entry_mode_code",
+    "tx_count_1h", "tx_count_24h", "tx_count_7d",
+    "amount_sum_1h", "amount_sum_24h", "amount_sum_7d", "declined_count_1h",
+    "history_count", "seconds_since_previous", "amount_zscore", "amount_to_mean",
+    "velocity_1h", "is_new_merchant", "is_new_country",
+)  # fmt: skip
+
+_EVENTS = """
+SELECT account_id, merchant, country, "timestamp" AS event_timestamp,
+       epoch_ms("timestamp") AS ms, CAST(amount AS DOUBLE) AS amount,
+       CASE WHEN status = 'declined' THEN 1 ELSE 0 END AS declined
+FROM validated
+"""
+_ACCOUNT_SQL = f"""
+WITH e AS ({_EVENTS})
+SELECT account_id, event_timestamp,
+    count(*) OVER h1 AS tx_count_1h, count(*) OVER d1 AS tx_count_24h,
+    count(*) OVER d7 AS tx_count_7d,
+    sum(amount) OVER h1 AS amount_sum_1h, sum(amount) OVER d1 AS amount_sum_24h,
+    sum(amount) OVER d7 AS amount_sum_7d, sum(declined) OVER h1 AS declined_count_1h,
+    avg(amount) OVER d7 AS amount_mean_7d, coalesce(stddev_pop(amount) OVER d7, 0) AS amount_std_7d,
+    count(*) OVER (PARTITION BY account_id ORDER BY ms RANGE UNBOUNDED PRECEDING) AS history_count,
+    ms AS last_transaction_ms
+FROM e
+WINDOW h1 AS (PARTITION BY account_id ORDER BY ms
+              RANGE BETWEEN {HOUR_MS} PRECEDING AND CURRENT ROW),
+       d1 AS (PARTITION BY account_id ORDER BY ms
+              RANGE BETWEEN {24 * HOUR_MS} PRECEDING AND CURRENT ROW),
+       d7 AS (PARTITION BY account_id ORDER BY ms
+              RANGE BETWEEN {7 * 24 * HOUR_MS} PRECEDING AND CURRENT ROW)
+QUALIFY row_number() OVER (PARTITION BY account_id, ms ORDER BY merchant) = 1
+ORDER BY account_id, event_timestamp
+"""
+_PAIR_SQL = """
+WITH e AS ({events})
+SELECT account_id, {key}, event_timestamp,
+    count(*) OVER (PARTITION BY account_id, {key} ORDER BY ms RANGE UNBOUNDED PRECEDING)
+        AS {key}_tx_count
+FROM e
+QUALIFY row_number() OVER (PARTITION BY account_id, {key}, ms) = 1
+ORDER BY account_id, {key}, event_timestamp
+"""
+
+
+@dataclass(frozen=True)
+class FeatureFiles:
+    """The Parquet files Feast's offline store reads (one per feature view)."""
+
+    folder: Path
+
+    @property
+    def account_history(self) -> Path:
+        """Per-account windows."""
+        return self.folder / "account_history.parquet"
+
+    @property
+    def account_merchant(self) -> Path:
+        """Per account and merchant."""
+        return self.folder / "account_merchant.parquet"
+
+    @property
+    def account_country(self) -> Path:
+        """Per account and country."""
+        return self.folder / "account_country.parquet"
+
+
+def compute_feature_tables(validated: pa.Table) -> dict[str, pa.Table]:
+    """The three feature tables of ``validated`` transactions (the silver columns)."""
+    connection = duckdb.connect()
+    try:
+        connection.register("validated", validated)
+        return {
+            "account_history": connection.sql(_ACCOUNT_SQL).arrow().read_all(),
+            "account_merchant": connection.sql(_PAIR_SQL.format(events=_EVENTS, key="merchant"))
+            .arrow()
+            .read_all(),
+            "account_country": connection.sql(_PAIR_SQL.format(events=_EVENTS, key="country"))
+            .arrow()
+            .read_all(),
+        }
+    finally:
+        connection.close()
+
+
+def write_feature_files(validated: pa.Table, folder: Path) -> FeatureFiles:
+    """Compute the feature tables and write them where Feast's file sources point."""
+    files = FeatureFiles(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in compute_feature_tables(validated).items():
+        timestamps = table.column("event_timestamp").cast(pa.timestamp("us", tz="UTC"))
+        table = table.set_column(
+            table.schema.get_field_index("event_timestamp"), "event_timestamp", timestamps
+        )
+        target = getattr(files, name)
+        staging = target.with_suffix(".parquet.tmp")
+        pq.write_table(table, staging)
+        staging.replace(target)
+    return files
+
+
+def derive(frame: pd.DataFrame) -> pd.DataFrame:
+    """Model features of transactions joined with their history (missing history: NaN / new).
+
+    ``frame`` holds the transaction (``timestamp``, ``amount``, ``channel``, ``entry_mode``) and
+    the raw feature columns as retrieved from Feast (null where the account has no history).
+    """
+    moment = pd.to_datetime(frame["timestamp"], utc=True)
+    ms = (moment - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    amount = frame["amount"].astype(float)
+    out = pd.DataFrame(index=frame.index)
+    out["amount"] = amount
+    out["hour_of_day"] = moment.dt.hour.astype(float)
+    out["channel_code"] = frame["channel"].map(CHANNEL_CODES).astype(float)
+    out["entry_mode_code"] = frame["entry_mode"].map(ENTRY_CODES).astype(float)
+    for name in (
+        "tx_count_1h", "tx_count_24h", "tx_count_7d", "amount_sum_1h", "amount_sum_24h",
+        "amount_sum_7d", "declined_count_1h", "history_count",
+    ):  # fmt: skip
+        out[name] = pd.to_numeric(frame[name], errors="coerce").astype(float).fillna(0.0)
+    last = pd.to_numeric(frame["last_transaction_ms"], errors="coerce").astype(float)
+    out["seconds_since_previous"] = (ms.astype(float) - last) / 1000.0
+    mean = pd.to_numeric(frame["amount_mean_7d"], errors="coerce").astype(float)
+    std = pd.to_numeric(frame["amount_std_7d"], errors="coerce").astype(float)
+    out["amount_zscore"] = (amount - mean) / np.maximum(std, 1.0)
+    out["amount_to_mean"] = amount / np.maximum(mean.abs(), 1.0)
+    # Last hour's count against the 7-day hourly average.
+    out["velocity_1h"] = out["tx_count_1h"] / np.maximum(out["tx_count_7d"] / 168.0, 1.0 / 168.0)
+    merchant_seen = pd.to_numeric(frame["merchant_tx_count"], errors="coerce").fillna(0)
+    country_seen = pd.to_numeric(frame["country_tx_count"], errors="coerce").fillna(0)
+    out["is_new_merchant"] = (merchant_seen == 0).astype(float)
+    out["is_new_country"] = (country_seen == 0).astype(float)
+    return out[list(MODEL_FEATURES)]

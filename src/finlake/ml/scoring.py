@@ -1,0 +1,123 @@
+"""Predictions: batch scoring into ``transactions.predictions``; one transaction online."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from finlake.config import FinlakeSettings
+from finlake.lake.connection import lake_connection, open_catalog
+from finlake.lake.tables import TRANSACTIONS_PREDICTIONS
+from finlake.ml.features import MODEL_FEATURES, derive
+from finlake.ml.registry import ChampionCache, ServingModel, open_registry
+from finlake.ml.settings import MlSettings
+from finlake.ml.store import FraudFeatureStore, read_validated
+from finlake.transactions.iceberg import ensure_table
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What one batch scoring run wrote."""
+
+    scored: int
+    flagged: int
+    already_scored: int
+    model_version: str
+
+
+@dataclass(frozen=True)
+class OnlineScore:
+    """The score of one transaction and what it was based on."""
+
+    fraud_score: float
+    is_fraud_predicted: bool
+    model_name: str
+    model_version: str
+    features: dict[str, float | None]
+
+
+def fraud_scores(model: ServingModel, inputs: pd.DataFrame) -> np.ndarray:
+    """Probabilities of fraud for model inputs (``MODEL_FEATURES`` columns)."""
+    probabilities: np.ndarray = model.model.predict_proba(inputs[list(MODEL_FEATURES)])[:, 1]
+    return probabilities
+
+
+def _scored_ids(settings: FinlakeSettings) -> pa.Array:
+    catalog = open_catalog(settings)
+    if not catalog.table_exists(TRANSACTIONS_PREDICTIONS.identifier):
+        return pa.array([], pa.string())
+    table = catalog.load_table(TRANSACTIONS_PREDICTIONS.identifier)
+    return table.scan(selected_fields=("transaction_id",)).to_arrow().column(0).combine_chunks()
+
+
+def score_new_transactions(
+    settings: FinlakeSettings, ml: MlSettings, *, validated: pa.Table | None = None
+) -> ScoreResult:
+    """Score validated transactions that have no prediction yet with the champion."""
+    model = ChampionCache(open_registry(settings, ml), ml).get()
+    rows = validated if validated is not None else read_validated(settings)
+    done = _scored_ids(settings)
+    fresh = rows.filter(pc.invert(pc.is_in(rows.column("transaction_id"), value_set=done)))
+    if fresh.num_rows == 0:
+        return ScoreResult(0, 0, rows.num_rows, model.version)
+    raw = FraudFeatureStore(settings, ml).historical(fresh.to_pandas())
+    scores = fraud_scores(model, derive(raw))
+    now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+    flagged = scores >= ml.threshold
+    predictions = pa.table(
+        {
+            "transaction_id": pa.array(raw["transaction_id"], pa.string()),
+            "account_id": pa.array(raw["account_id"], pa.string()),
+            "timestamp": pa.array(
+                pd.to_datetime(raw["timestamp"], utc=True), pa.timestamp("us", tz="UTC")
+            ),
+            "fraud_score": pa.array(scores, pa.float64()),
+            "is_fraud_predicted": pa.array(flagged),
+            "threshold": pa.array(np.full(len(scores), ml.threshold)),
+            "model_name": pa.array([ml.model_name] * len(scores), pa.string()),
+            "model_version": pa.array([model.version] * len(scores), pa.string()),
+            "scored_at": pa.array([now.as_py()] * len(scores), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    table = ensure_table(
+        open_catalog(settings), TRANSACTIONS_PREDICTIONS, lake_connection(settings).warehouse
+    )
+    table.append(predictions)
+    return ScoreResult(
+        len(scores), int(flagged.sum()), rows.num_rows - fresh.num_rows, model.version
+    )
+
+
+class OnlineScorer:
+    """Scores single transactions from the online store with the current champion."""
+
+    def __init__(self, settings: FinlakeSettings, ml: MlSettings) -> None:
+        self._ml = ml
+        self._store = FraudFeatureStore(settings, ml)
+        self._champion = ChampionCache(open_registry(settings, ml), ml)
+
+    def score(self, transactions: Sequence[dict[str, Any]]) -> list[OnlineScore]:
+        """Scores of transactions (keys: account_id, timestamp, amount, merchant, country, ...)."""
+        model = self._champion.get()
+        inputs = derive(self._store.online(transactions))
+        scores = fraud_scores(model, inputs)
+        return [
+            OnlineScore(
+                fraud_score=float(score),
+                is_fraud_predicted=bool(score >= self._ml.threshold),
+                model_name=self._ml.model_name,
+                model_version=model.version,
+                features={
+                    name: None if pd.isna(value) else float(value)
+                    for name, value in inputs.iloc[i].items()
+                },
+            )
+            for i, score in enumerate(scores)
+        ]

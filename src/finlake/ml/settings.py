@@ -1,0 +1,71 @@
+"""Where the feature store and the model registry live; env prefix ``FINLAKE_ML__``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OnlineStoreKind(StrEnum):
+    """Feast online store types finlake configures."""
+
+    SQLITE = "sqlite"
+    REDIS = "redis"
+    POSTGRES = "postgres"
+
+
+class MlSettings(BaseSettings):
+    """Feature store, tracking server and model names; defaults live under ``$FINLAKE_HOME``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FINLAKE_ML__", env_nested_delimiter="__", env_ignore_empty=True, extra="ignore"
+    )
+
+    online_store: OnlineStoreKind = Field(
+        default=OnlineStoreKind.SQLITE,
+        description="Feast online store: sqlite (local file under home), redis or postgres.",
+    )
+    redis_connection: str = Field(
+        default="127.0.0.1:6379", description="Redis connection string (host:port[,ssl=true])."
+    )
+    postgres_host: str = Field(default="127.0.0.1", description="Online store PostgreSQL host.")
+    postgres_port: int = Field(default=5432, ge=1, le=65535, description="Its port.")
+    postgres_database: str = Field(default="features", description="Its database.")
+    postgres_user: str = Field(default="finlake", description="Its user.")
+    postgres_password: SecretStr | None = Field(default=None, description="Its password.")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking + registry URI; default: SQLite under home/mlflow.",
+    )
+    model_name: str = Field(default="finlake-fraud", description="Registered model name.")
+    champion_alias: str = Field(default="champion", description="Alias of the serving model.")
+    alias_check_s: float = Field(
+        default=5.0, ge=0, description="How long the API trusts its cached champion version."
+    )
+    threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Score at or above which a prediction is fraud."
+    )
+
+    def online_store_config(self, home: Path) -> dict[str, Any]:
+        """The ``online_store`` section of Feast's repo config."""
+        if self.online_store is OnlineStoreKind.REDIS:
+            return {"type": "redis", "connection_string": self.redis_connection}
+        if self.online_store is OnlineStoreKind.POSTGRES:
+            password = self.postgres_password.get_secret_value() if self.postgres_password else ""
+            return {
+                "type": "postgres",
+                "host": self.postgres_host,
+                "port": self.postgres_port,
+                "database": self.postgres_database,
+                "user": self.postgres_user,
+                "password": password,
+            }
+        return {"type": "sqlite", "path": str(home / "online.db")}
+
+    def mlflow_uri(self, home: Path) -> str:
+        """The tracking (and registry) URI."""
+        return self.tracking_uri or f"sqlite:///{home / 'mlflow.db'}"

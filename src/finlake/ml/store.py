@@ -1,0 +1,203 @@
+"""The Feast feature store: definitions, refresh from the lake, point-in-time and online reads.
+
+Offline store: Feast's file source over the Parquet that ``features.py`` exports from
+``transactions.validated`` (under ``$FINLAKE_HOME/features``). Online store: SQLite under the same
+folder by default, Redis or PostgreSQL by ``FINLAKE_ML__ONLINE_STORE``. The registry is a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
+from feast.types import Float64, Int64
+
+from finlake.config import FinlakeSettings
+from finlake.errors import FinlakeError
+from finlake.lake.connection import open_catalog
+from finlake.lake.tables import TRANSACTIONS_VALIDATED
+from finlake.ml.features import ACCOUNT_FEATURES, FeatureFiles, derive, write_feature_files
+from finlake.ml.settings import MlSettings
+
+PROJECT = "finlake"
+# How far back a feature row still counts; also how long a merchant stays "known".
+FEATURE_TTL = timedelta(days=365)
+# Entity timestamps are moved this far back so a transaction sees only strictly earlier ones.
+STRICTLY_BEFORE = pd.Timedelta(milliseconds=1)
+TRANSACTION_COLUMNS = (
+    "transaction_id", "account_id", "timestamp", "amount", "merchant", "country", "channel",
+    "entry_mode", "status", "is_fraud",
+)  # fmt: skip
+
+account = Entity(name="account", join_keys=["account_id"], value_type=ValueType.STRING)
+merchant = Entity(name="merchant", join_keys=["merchant"], value_type=ValueType.STRING)
+country = Entity(name="country", join_keys=["country"], value_type=ValueType.STRING)
+
+
+class FeatureStoreError(FinlakeError):
+    """The feature store has no data yet or could not be read."""
+
+
+@dataclass(frozen=True)
+class FeatureRefresh:
+    """What one refresh wrote."""
+
+    transactions: int
+    account_rows: int
+    materialized_until: datetime
+
+
+def ml_home(settings: FinlakeSettings) -> Path:
+    """Everything ML writes locally: features, online store, MLflow."""
+    return settings.home.resolve() / "ml"
+
+
+def _views(files: FeatureFiles) -> list[FeatureView]:
+    def source(name: str, path: Path) -> FileSource:
+        return FileSource(name=name, path=str(path), timestamp_field="event_timestamp")
+
+    account_fields = [
+        Field(name=name, dtype=Float64 if "amount" in name else Int64) for name in ACCOUNT_FEATURES
+    ]
+    return [
+        FeatureView(
+            name="account_history",
+            entities=[account],
+            ttl=FEATURE_TTL,
+            schema=account_fields,
+            source=source("account_history_source", files.account_history),
+            description="Per account, up to and including each transaction: 1 h/24 h/7 d windows.",
+        ),
+        FeatureView(
+            name="account_merchant",
+            entities=[account, merchant],
+            ttl=FEATURE_TTL,
+            schema=[Field(name="merchant_tx_count", dtype=Int64)],
+            source=source("account_merchant_source", files.account_merchant),
+            description="How often the account paid this merchant so far.",
+        ),
+        FeatureView(
+            name="account_country",
+            entities=[account, country],
+            ttl=FEATURE_TTL,
+            schema=[Field(name="country_tx_count", dtype=Int64)],
+            source=source("account_country_source", files.account_country),
+            description="How often the account paid in this country so far.",
+        ),
+    ]
+
+
+VIEW_KEYS = {
+    "account_history": ["account_id"],
+    "account_merchant": ["account_id", "merchant"],
+    "account_country": ["account_id", "country"],
+}
+FEATURE_REFS = [
+    *(f"account_history:{name}" for name in ACCOUNT_FEATURES),
+    "account_merchant:merchant_tx_count",
+    "account_country:country_tx_count",
+]
+
+
+@dataclass
+class FraudFeatureStore:
+    """The project's Feast store and the paths it uses."""
+
+    settings: FinlakeSettings
+    ml: MlSettings
+
+    @property
+    def folder(self) -> Path:
+        """Feast's repo folder: Parquet offline data, registry, SQLite online store."""
+        return ml_home(self.settings) / "features"
+
+    @property
+    def files(self) -> FeatureFiles:
+        """The offline Parquet files."""
+        return FeatureFiles(self.folder / "offline")
+
+    def store(self) -> FeatureStore:
+        """A Feast ``FeatureStore`` configured for this home."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = RepoConfig(
+            project=PROJECT,
+            provider="local",
+            registry=str(self.folder / "registry.db"),
+            online_store=self.ml.online_store_config(self.folder),
+            offline_store={"type": "file"},
+            entity_key_serialization_version=3,
+            repo_path=self.folder,
+        )
+        return FeatureStore(config=config)
+
+    def refresh(self, validated: pa.Table, *, until: datetime | None = None) -> FeatureRefresh:
+        """Recompute the offline features, (re)apply the definitions, materialize online."""
+        if validated.num_rows == 0:
+            raise FeatureStoreError("transactions.validated is empty: run the batch first")
+        files = write_feature_files(validated, self.files.folder)
+        store = self.store()
+        store.apply([account, merchant, country, *_views(files)])
+        end = until or datetime.now(UTC)
+        store.materialize(start_date=end - FEATURE_TTL, end_date=end)
+        return FeatureRefresh(
+            transactions=validated.num_rows,
+            account_rows=pa.parquet.read_metadata(files.account_history).num_rows,
+            materialized_until=end,
+        )
+
+    def historical(self, transactions: pd.DataFrame) -> pd.DataFrame:
+        """Raw features of each transaction as of just before it (Feast's point-in-time join)."""
+        if not self.files.account_history.exists():
+            raise FeatureStoreError("no features yet: run `finlake ml features` first")
+        entities = transactions.reset_index(drop=True).copy()
+        entities["row_key"] = range(len(entities))
+        entities["event_timestamp"] = (
+            pd.to_datetime(entities["timestamp"], utc=True) - STRICTLY_BEFORE
+        )
+        # One join per view: Feast's file store drops an entity row from the whole result when
+        # a view has rows for its key but all of them later (a first visit to a merchant), so the
+        # views are joined separately and a missing match stays a null (no history).
+        for view, keys in VIEW_KEYS.items():
+            refs = [ref for ref in FEATURE_REFS if ref.startswith(f"{view}:")]
+            found = (
+                self.store()
+                .get_historical_features(
+                    entity_df=entities[["row_key", *keys, "event_timestamp"]], features=refs
+                )
+                .to_df()
+            )
+            names = [ref.split(":", 1)[1] for ref in refs]
+            entities = entities.merge(found[["row_key", *names]], on="row_key", how="left")
+        return entities.sort_values("row_key").drop(columns=["row_key"]).reset_index(drop=True)
+
+    def online(self, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+        """Raw features of new transactions from the online store (latest state per key)."""
+        keys = [
+            {"account_id": r["account_id"], "merchant": r["merchant"], "country": r["country"]}
+            for r in rows
+        ]
+        found = self.store().get_online_features(features=FEATURE_REFS, entity_rows=keys)
+        features = pd.DataFrame(found.to_dict())
+        frame = pd.DataFrame(list(rows))
+        extra = [c for c in features.columns if c not in frame.columns]
+        return pd.concat([frame.reset_index(drop=True), features[extra]], axis=1)
+
+
+def read_validated(settings: FinlakeSettings) -> pa.Table:
+    """The silver transactions the features and the model use."""
+    catalog = open_catalog(settings)
+    if not catalog.table_exists(TRANSACTIONS_VALIDATED.identifier):
+        raise FeatureStoreError("transactions.validated does not exist yet: run the batch first")
+    table = catalog.load_table(TRANSACTIONS_VALIDATED.identifier)
+    return table.scan(selected_fields=TRANSACTION_COLUMNS).to_arrow()
+
+
+def model_inputs(raw: pd.DataFrame) -> pd.DataFrame:
+    """The classifier's input columns from transactions joined with raw features."""
+    return derive(raw)

@@ -1,0 +1,245 @@
+"""Reading uploaded transaction CSVs: encoding, delimiter, header, then record by record.
+
+What cannot be read at all (empty or binary file, unknown header, a field longer than any sane
+record) raises :class:`UnreadableFileError` with one line that says why. Everything else is read:
+a record that does not fit the header, or holds bytes that are not valid in the file's encoding,
+is still returned, with ``upload_issue`` saying why, so that the batch quarantines it and nothing
+is lost. Values are never changed here: bronze stores them as uploaded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from finlake.errors import ContractViolation
+from finlake.transactions.rules import REQUIRED_COLUMNS, TEXT_COLUMNS
+
+DELIMITERS = (",", ";", "\t", "|")
+MAX_FIELD_CHARS = 1 << 20
+"""A field longer than this is taken as a broken file (an unclosed quote), not as a value."""
+SNIFF_BYTES = 64 * 1024
+ISSUE_FIELD_COUNT = "field count"
+ISSUE_ENCODING = "encoding"
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+RECORD_SCHEMA = pa.schema(
+    [("row_number", pa.int64())]
+    + [(name, pa.string()) for name in TEXT_COLUMNS]
+    + [("upload_issue", pa.string()), ("raw_record", pa.string())]
+)
+"""What :func:`read_batches` yields: bronze's columns that come from the file itself."""
+# Process-wide; csv's default (128 KiB) would reject fields the rules should quarantine instead.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+# Undecodable bytes survive decoding as lone surrogates (errors="surrogateescape").
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+class UnreadableFileError(ContractViolation):
+    """An uploaded file cannot be read as a transactions CSV at all."""
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """How a file is to be read: encoding, delimiter, and which contract column each field is."""
+
+    encoding: str
+    delimiter: str
+    columns: tuple[str, ...]
+
+
+def detect_encoding(head: bytes, encoding: str | None = None) -> str:
+    """The file's encoding: a BOM wins, then ``encoding`` if given, else UTF-8."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    if not head:
+        raise UnreadableFileError("the file is empty")
+    if encoding is None:
+        if b"\x00" in head:
+            offset = head.index(b"\x00")
+            raise UnreadableFileError(
+                f"the file looks binary (a NUL byte at offset {offset}), not a CSV text file"
+            )
+        return "utf-8"
+    try:
+        b"".decode(encoding)  # LookupError also for codecs that are no text encoding (rot13)
+        return codecs.lookup(encoding).name
+    except LookupError as error:
+        raise UnreadableFileError(f"unknown text encoding {encoding!r}") from error
+
+
+def _normalise(name: str) -> str:
+    return name.strip().strip("\ufeff").strip().lower()
+
+
+def parse_header(line: str, delimiter: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """The delimiter and the contract column of each header field (in file order)."""
+    if delimiter is not None and (
+        len(delimiter) != 1
+        or delimiter in '"\r\n'
+        or not (delimiter.isprintable() or delimiter == "\t")
+    ):
+        raise UnreadableFileError(f"delimiter {delimiter!r} is not a single field separator")
+    candidates = (delimiter,) if delimiter else DELIMITERS
+    best: tuple[str, tuple[str, ...]] | None = None
+    for candidate in candidates:
+        fields = next(csv.reader([line], delimiter=candidate), [])
+        names = tuple(_normalise(field) for field in fields)
+        if set(REQUIRED_COLUMNS) <= set(names):
+            best = (candidate, names)
+            break
+        if best is None or len(names) > len(best[1]):
+            best = (candidate, names)
+    assert best is not None
+    chosen, names = best
+    if not any(names):
+        raise UnreadableFileError("the first line (the header) is empty")
+    if len(names) == 1 and delimiter is None:
+        shown = line.strip()[:80]
+        raise UnreadableFileError(
+            f"the header {shown!r} has no known delimiter (, ; tab |) between the expected "
+            f"columns {', '.join(REQUIRED_COLUMNS)}"
+        )
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    unknown = [name for name in names if name not in TEXT_COLUMNS]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(repr(name) for name in unknown[:5])}")
+    if repeated:
+        problems.append(f"repeated column(s) {', '.join(repeated)}")
+    if problems:
+        raise UnreadableFileError(
+            f"wrong header ({'; '.join(problems)}); expected the columns "
+            f"{', '.join(TEXT_COLUMNS)} separated by {chosen!r}"
+        )
+    return chosen, names
+
+
+def _escaped_bytes(text: str) -> str:
+    return _ESCAPED_BYTE.sub(lambda byte: f"\\x{ord(byte.group()) - 0xDC00:02x}", text)
+
+
+@dataclass
+class _Batch:
+    """Records gathered for one Arrow batch; problems are sparse (by index in the batch)."""
+
+    numbers: list[int] = field(default_factory=list)
+    rows: list[list[str] | None] = field(default_factory=list)
+    issues: dict[int, str] = field(default_factory=dict)
+    raw_records: dict[int, str] = field(default_factory=dict)
+
+    def add(self, number: int, fields: list[str], layout: CsvLayout, check_bytes: bool) -> None:
+        index = len(self.rows)
+        self.numbers.append(number)
+        issue: str | None = None
+        if check_bytes and any(_ESCAPED_BYTE.search(value) for value in fields):
+            # Keep the bytes visible (\xe9) rather than guess what they were meant to be.
+            fields = [_escaped_bytes(value) for value in fields]
+            issue = (
+                f"{ISSUE_ENCODING}: bytes not valid in {layout.encoding} (shown as \\x..); "
+                "upload again naming the file's encoding, e.g. cp1252"
+            )
+        width = len(layout.columns)
+        if len(fields) != width:
+            count = f"{len(fields)} field{'s' if len(fields) != 1 else ''}"
+            problem = f"{ISSUE_FIELD_COUNT}: {count}, the header has {width}"
+            issue = f"{problem}; {issue}" if issue else problem
+            self.raw_records[index] = layout.delimiter.join(fields)
+            self.rows.append(None)
+        else:
+            self.rows.append(fields)
+        if issue:
+            self.issues[index] = issue
+
+    def to_arrow(self, layout: CsvLayout) -> pa.RecordBatch:
+        width = len(layout.columns)
+        filler = [None] * width
+        transposed = list(zip(*(row or filler for row in self.rows), strict=True))
+        by_name = dict(zip(layout.columns, transposed, strict=True)) if transposed else {}
+        size = len(self.rows)
+        arrays = [pa.array(self.numbers, pa.int64())]
+        arrays += [pa.array(by_name.get(name, [None] * size), pa.string()) for name in TEXT_COLUMNS]
+        for sparse in (self.issues, self.raw_records):
+            arrays.append(pa.array([sparse.get(i) for i in range(size)], pa.string()))
+        return pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
+
+
+def read_layout(stream: BinaryIO, encoding: str | None, delimiter: str | None) -> CsvLayout:
+    """Sniff the encoding and parse the header from the start of ``stream`` (rewound after)."""
+    head = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    name = detect_encoding(head, encoding)
+    text = head.decode(name, errors="replace")
+    if name == "utf-8" and "\x00" in text:
+        raise UnreadableFileError("the file looks binary (it contains NUL bytes)")
+    if not text.strip("\ufeff \r\n\t"):
+        raise UnreadableFileError("the file is empty (no header line)")
+    first_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    if len(first_line) >= SNIFF_BYTES - 1:
+        raise UnreadableFileError(
+            f"the first line is longer than {SNIFF_BYTES} bytes: not a CSV header"
+        )
+    chosen, columns = parse_header(first_line, delimiter)
+    return CsvLayout(name, chosen, columns)
+
+
+def is_cleanly_decodable(stream: BinaryIO, encoding: str) -> bool:
+    """Whether every byte of ``stream`` decodes in ``encoding`` (stream rewound after)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    try:
+        while chunk := stream.read(1 << 20):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    finally:
+        stream.seek(0)
+    return True
+
+
+def read_batches(
+    stream: BinaryIO, layout: CsvLayout, *, batch_rows: int = 100_000, check_bytes: bool = True
+) -> Iterator[pa.RecordBatch]:
+    """Every record after the header, as Arrow batches of :data:`RECORD_SCHEMA`.
+
+    Raises ``UnreadableFileError`` when the CSV itself breaks (a quote left open runs into a
+    field longer than :data:`MAX_FIELD_CHARS`). Blank lines are no records and are skipped.
+    """
+    text = io.TextIOWrapper(stream, encoding=layout.encoding, errors="surrogateescape", newline="")
+    number = 0
+    batch = _Batch()
+    try:
+        reader = csv.reader(text, delimiter=layout.delimiter, strict=False)
+        next(reader, None)  # the header, already parsed
+        for fields in reader:
+            if not fields:
+                continue
+            number += 1
+            batch.add(number, fields, layout, check_bytes)
+            if len(batch.rows) >= batch_rows:
+                yield batch.to_arrow(layout)
+                batch = _Batch()
+    except csv.Error as error:
+        raise UnreadableFileError(
+            f"record {number + 1} cannot be parsed ({error}); is a quote left open?"
+        ) from error
+    finally:
+        text.detach()
+    if batch.rows:
+        yield batch.to_arrow(layout)

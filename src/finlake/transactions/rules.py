@@ -1,0 +1,249 @@
+"""The bronze -> silver rules of the transactions flow, as SQL every engine of the lake runs.
+
+Bronze holds each record's text as uploaded. :func:`typed_columns` turns it into the silver types
+(``TRY_CAST``: a value that does not parse becomes null) and :data:`TRANSACTION_EXPECTATIONS`
+decide each row's fate, in the order a failing row is attributed. Both are plain SQL in the
+subset Spark SQL and DuckDB share, so the Spark batch and the DuckDB peer of the benchmark apply
+exactly the same rules. The uploaded text stays available to the rules as ``in_<column>``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pycountry
+
+from finlake.quality import Expectation
+
+TEXT_COLUMNS = (
+    "transaction_id",
+    "account_id",
+    "card_id",
+    "timestamp",
+    "amount",
+    "currency",
+    "merchant",
+    "merchant_category",
+    "country",
+    "channel",
+    "entry_mode",
+    "status",
+    "is_fraud",
+)
+"""The contract's fields, in contract order: the CSV columns and bronze's text columns."""
+REQUIRED_COLUMNS = TEXT_COLUMNS[:2] + TEXT_COLUMNS[3:10]
+"""Columns a file must have; card_id, entry_mode, status and is_fraud may be absent."""
+
+CHANNELS = ("pos", "ecommerce", "atm", "transfer", "contactless")
+ENTRY_MODES = ("chip", "swipe", "contactless", "manual", "token")
+STATUSES = ("approved", "declined")
+CHANNEL_LIMITS = {
+    "pos": 100_000,
+    "ecommerce": 100_000,
+    "atm": 20_000,
+    "transfer": 1_000_000,
+    "contactless": 5_000,
+}
+"""Largest absolute amount per channel, in units of the transaction's currency: sanity limits
+that catch misplaced decimals, generous enough for currencies worth a fraction of a euro."""
+MAX_ID_LENGTH = 64
+MAX_MERCHANT_LENGTH = 200
+FUTURE_TOLERANCE_MINUTES = 5
+"""How far after its receipt a transaction may be dated (clock skew of the sender)."""
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+"""First characters spreadsheets treat as a formula (OWASP CSV injection)."""
+FREE_TEXT_COLUMNS = ("transaction_id", "account_id", "card_id", "merchant")
+_TRUE = ("true", "1", "yes", "y", "t")
+_FALSE = ("false", "0", "no", "n", "f")
+
+
+def _sql_list(values: tuple[str, ...] | list[str]) -> str:
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+@cache
+def currency_codes() -> tuple[str, ...]:
+    """ISO 4217 alphabetic codes (pycountry's copy of the standard)."""
+    return tuple(sorted(currency.alpha_3 for currency in pycountry.currencies))
+
+
+@cache
+def country_codes() -> tuple[str, ...]:
+    """ISO 3166-1 alpha-2 codes."""
+    return tuple(sorted(country.alpha_2 for country in pycountry.countries))
+
+
+def _control_characters() -> str:
+    # chr(0) upsets some engines' string literals; tab, LF, CR and the rest of C0 are what matter.
+    return " || ".join(f"chr({code})" for code in range(1, 32))
+
+
+def typed_columns(timestamp_type: str = "TIMESTAMP") -> dict[str, str]:
+    """Silver column -> SQL over bronze's text (renamed ``in_<column>``) and lineage columns.
+
+    ``timestamp_type`` is the engine's type for an instant: Spark's ``TIMESTAMP`` is one (session
+    time zone UTC); DuckDB needs ``TIMESTAMPTZ`` to honour an offset in the text.
+    """
+    flag = "lower(trim(in_is_fraud))"
+    return {
+        "transaction_id": "trim(in_transaction_id)",
+        "account_id": "trim(in_account_id)",
+        "card_id": "nullif(trim(in_card_id), '')",
+        "timestamp": f"TRY_CAST(trim(in_timestamp) AS {timestamp_type})",
+        "amount": "TRY_CAST(trim(in_amount) AS DECIMAL(18,2))",
+        "currency": "upper(trim(in_currency))",
+        "merchant": "trim(in_merchant)",
+        "merchant_category": "trim(in_merchant_category)",
+        "country": "upper(trim(in_country))",
+        "channel": "lower(trim(in_channel))",
+        "entry_mode": "nullif(lower(trim(in_entry_mode)), '')",
+        "status": "nullif(lower(trim(in_status)), '')",
+        "is_fraud": (
+            f"CASE WHEN {flag} IN ({_sql_list(_TRUE)}) THEN true "
+            f"WHEN {flag} IN ({_sql_list(_FALSE)}) THEN false END"
+        ),
+    }
+
+
+def _not_formula(column: str) -> str:
+    return f"coalesce(substr({column}, 1, 1) NOT IN ({_sql_list(FORMULA_PREFIXES)}), true)"
+
+
+def _clean_text(column: str) -> str:
+    return (
+        f"coalesce(length(translate({column}, {_control_characters()}, '')) "
+        f"= length({column}), true)"
+    )
+
+
+def _channel_limit() -> str:
+    cases = " ".join(f"WHEN '{channel}' THEN {limit}" for channel, limit in CHANNEL_LIMITS.items())
+    return f"abs(amount) <= CASE channel {cases} END"
+
+
+def _expectations() -> tuple[Expectation, ...]:
+    ids = " AND ".join(
+        f"coalesce(length({c}), 0) <= {MAX_ID_LENGTH}" for c in FREE_TEXT_COLUMNS[:3]
+    )
+    return (
+        Expectation(
+            name="record_readable",
+            condition="upload_issue IS NULL",
+            description="the record has the header's field count and decodes in the encoding",
+        ),
+        Expectation(
+            name="transaction_id_present",
+            condition="length(transaction_id) > 0",
+            description="transaction_id is not empty",
+        ),
+        Expectation(
+            name="account_id_present",
+            condition="length(account_id) > 0",
+            description="account_id is not empty",
+        ),
+        Expectation(
+            name="field_lengths",
+            condition=f"{ids} AND coalesce(length(merchant), 0) <= {MAX_MERCHANT_LENGTH}",
+            description=f"ids at most {MAX_ID_LENGTH} characters, merchant at most "
+            f"{MAX_MERCHANT_LENGTH}",
+        ),
+        Expectation(
+            name="formula_injection",
+            condition=" AND ".join(_not_formula(c) for c in FREE_TEXT_COLUMNS),
+            description="no text field starts with = + - @ (spreadsheet formula injection)",
+        ),
+        Expectation(
+            name="control_characters",
+            condition=" AND ".join(_clean_text(c) for c in FREE_TEXT_COLUMNS),
+            description="no text field contains a control character (tab, line break, ...)",
+        ),
+        Expectation(
+            name="timestamp_valid",
+            condition="timestamp IS NOT NULL",
+            description="timestamp is an ISO 8601 date-time (UTC, or with an offset)",
+        ),
+        Expectation(
+            name="timestamp_not_in_future",
+            condition=f"timestamp <= received_at + INTERVAL {FUTURE_TOLERANCE_MINUTES} MINUTES",
+            description=f"timestamp at most {FUTURE_TOLERANCE_MINUTES} minutes after the upload",
+        ),
+        Expectation(
+            name="amount_valid",
+            condition="amount IS NOT NULL",
+            description="amount is a decimal number below 10^16",
+        ),
+        Expectation(
+            name="amount_two_decimals",
+            condition="TRY_CAST(trim(in_amount) AS DECIMAL(38,10)) = amount",
+            description="amount has at most two decimal places",
+        ),
+        Expectation(name="amount_non_zero", condition="amount <> 0", description="amount is not 0"),
+        Expectation(
+            name="currency_known",
+            condition=f"currency IN ({_sql_list(currency_codes())})",
+            description="currency is an ISO 4217 code",
+        ),
+        Expectation(
+            name="merchant_present",
+            condition="length(merchant) > 0",
+            description="merchant is not empty",
+        ),
+        Expectation(
+            name="merchant_category_valid",
+            condition="length(merchant_category) = 4 "
+            "AND length(translate(merchant_category, '0123456789', '')) = 0",
+            description="merchant_category is a four-digit ISO 18245 code",
+        ),
+        Expectation(
+            name="country_known",
+            condition=f"country IN ({_sql_list(country_codes())})",
+            description="country is an ISO 3166-1 alpha-2 code",
+        ),
+        Expectation(
+            name="channel_known",
+            condition=f"channel IN ({_sql_list(CHANNELS)})",
+            description=f"channel is one of {', '.join(CHANNELS)}",
+        ),
+        Expectation(
+            name="entry_mode_known",
+            condition=f"entry_mode IS NULL OR entry_mode IN ({_sql_list(ENTRY_MODES)})",
+            description=f"entry_mode is empty or one of {', '.join(ENTRY_MODES)}",
+        ),
+        Expectation(
+            name="status_known",
+            condition=f"status IS NULL OR status IN ({_sql_list(STATUSES)})",
+            description=f"status is empty or one of {', '.join(STATUSES)}",
+        ),
+        Expectation(
+            name="is_fraud_boolean",
+            condition="is_fraud IS NOT NULL OR coalesce(trim(in_is_fraud), '') = ''",
+            description="is_fraud is empty, true or false",
+        ),
+        Expectation(
+            name="amount_within_channel_limit",
+            condition=_channel_limit(),
+            description="absolute amount within the channel's limit: "
+            + ", ".join(f"{c} {limit}" for c, limit in CHANNEL_LIMITS.items()),
+        ),
+    )
+
+
+TRANSACTION_EXPECTATIONS = _expectations()
+DUPLICATE_RULE = "duplicate_transaction_id"
+DUPLICATE_DETAIL = "another row with this transaction_id was validated first"
+
+
+def failed_rule_sql(expectations: tuple[Expectation, ...] = TRANSACTION_EXPECTATIONS) -> str:
+    """SQL naming the first expectation a row fails (a null condition fails), else null."""
+    cases = " ".join(
+        f"WHEN NOT coalesce(({e.condition}), false) THEN '{e.name}'" for e in expectations
+    )
+    return f"CASE {cases} END"
+
+
+def typed_select_sql(source: str, lineage: tuple[str, ...], timestamp_type: str) -> str:
+    """Bronze rows of ``source`` as ``lineage`` columns, ``in_<text>`` and the typed columns."""
+    text = ", ".join(f"{column} AS in_{column}" for column in TEXT_COLUMNS)
+    inner = f"SELECT {', '.join(lineage)}, {text} FROM {source}"
+    typed = ", ".join(f"{sql} AS {name}" for name, sql in typed_columns(timestamp_type).items())
+    return f"SELECT *, {typed} FROM ({inner}) AS bronze"

@@ -1,0 +1,260 @@
+"""Uploading a transactions CSV into bronze ``transactions.raw`` through PyIceberg (no Spark).
+
+An upload is identified by its content: the upload id is derived from the SHA-256 of the file's
+bytes (and the encoding and delimiter it is read with), and ``transactions.uploads`` records every
+accepted upload, so the same content uploaded again is a no-op that says so. The rows of one
+upload are committed in one Iceberg transaction (all or nothing); the ledger row follows. Should
+a crash fall between the two commits, the next upload of the same content finds the bronze commit
+by its snapshot property and only writes the ledger row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import EqualTo
+from pyiceberg.table import Table
+
+from finlake.config import FinlakeSettings
+from finlake.lake.connection import lake_connection, open_catalog
+from finlake.lake.tables import TRANSACTIONS_RAW, TRANSACTIONS_UPLOADS
+from finlake.transactions.csv_input import (
+    CsvLayout,
+    UnreadableFileError,
+    is_cleanly_decodable,
+    read_batches,
+    read_layout,
+)
+from finlake.transactions.iceberg import ensure_table
+from finlake.transactions.preview import RulePreview
+
+UPLOAD_PROPERTY = "finlake.upload-id"
+COMMIT_ROWS = 500_000
+"""Rows per Iceberg append inside the upload's transaction (bounds memory)."""
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes of the file read so far."""
+
+
+def open_lake(settings: FinlakeSettings) -> tuple[Catalog, str]:
+    """The lake's catalog (created on first use) and warehouse URI, as the upload needs them."""
+    connection = lake_connection(settings)
+    if connection.is_local:
+        settings.catalog_db.parent.mkdir(parents=True, exist_ok=True)
+    return open_catalog(settings), connection.warehouse
+
+
+def upload_id_of(content_sha256: str, layout: CsvLayout) -> str:
+    """The upload id of this content read this way (encoding and delimiter).
+
+    Uploading the same bytes again is a no-op, unless they are read differently: a file first
+    uploaded as UTF-8 by mistake can be uploaded again naming its real encoding.
+    """
+    key = "\0".join((content_sha256, layout.encoding, layout.delimiter))
+    return f"up-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What an upload did: its id, whether it was a repeat, and the counts."""
+
+    upload_id: str
+    file_name: str
+    content_sha256: str
+    size_bytes: int
+    encoding: str
+    delimiter: str
+    rows_total: int
+    rows_flagged: int
+    received_at: datetime
+    is_duplicate: bool = False
+    flagged_by_issue: dict[str, int] = field(default_factory=dict)
+    failing_by_rule: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_expected_valid(self) -> int:
+        """Rows that pass every rule (before the batch's dedupe on transaction_id)."""
+        return self.rows_total - sum(self.failing_by_rule.values())
+
+
+def _hash(stream: BinaryIO) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    stream.seek(0)
+    return digest.hexdigest(), size
+
+
+def _previous_upload(uploads: Table, upload_id: str) -> UploadResult | None:
+    found = uploads.scan(row_filter=EqualTo(term="upload_id", value=upload_id)).to_arrow()
+    if found.num_rows == 0:
+        return None
+    row = found.slice(0, 1).to_pylist()[0]
+    return UploadResult(
+        upload_id=row["upload_id"],
+        file_name=row["file_name"],
+        content_sha256=row["content_sha256"],
+        size_bytes=row["size_bytes"],
+        encoding=row["encoding"],
+        delimiter=row["delimiter"],
+        rows_total=row["rows_total"],
+        rows_flagged=row["rows_flagged"],
+        received_at=row["received_at"],
+        is_duplicate=True,
+    )
+
+
+def _committed_to_bronze(raw: Table, upload_id: str) -> bool:
+    return any(
+        snapshot.summary is not None and snapshot.summary.get(UPLOAD_PROPERTY) == upload_id
+        for snapshot in raw.snapshots()
+    )
+
+
+def _bronze_tables(
+    batches: Iterator[pa.RecordBatch], upload_id: str, file_name: str, received_at: datetime
+) -> Iterator[pa.Table]:
+    schema = TRANSACTIONS_RAW_ARROW
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+
+    def flush() -> pa.Table:
+        size = sum(batch.num_rows for batch in pending)
+        records = pa.Table.from_batches(pending)
+        columns = {
+            "upload_id": pa.array([upload_id] * size, pa.string()),
+            "file_name": pa.array([file_name] * size, pa.string()),
+            "received_at": pa.array([received_at] * size, pa.timestamp("us", tz="UTC")),
+        }
+        return pa.table(
+            [columns.get(name, records.column(name) if name in records.schema.names else None)
+             for name in schema.names],
+            schema=schema,
+        )  # fmt: skip
+
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= COMMIT_ROWS:
+            yield flush()
+            pending, rows = [], 0
+    if pending:
+        yield flush()
+
+
+TRANSACTIONS_RAW_ARROW = pa.schema(
+    [
+        ("upload_id", pa.string()),
+        ("file_name", pa.string()),
+        ("row_number", pa.int64()),
+        ("received_at", pa.timestamp("us", tz="UTC")),
+        *[(column.name, pa.string()) for column in TRANSACTIONS_RAW.columns[4:]],
+    ]
+)
+
+
+def upload_transactions(
+    catalog: Catalog,
+    warehouse: str,
+    stream: BinaryIO,
+    *,
+    file_name: str,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    progress: Progress | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> UploadResult:
+    """Append the CSV in ``stream`` (seekable) to ``transactions.raw``; a repeat is a no-op."""
+    layout: CsvLayout = read_layout(stream, encoding, delimiter)
+    content_sha256, size = _hash(stream)
+    upload_id = upload_id_of(content_sha256, layout)
+    uploads = ensure_table(catalog, TRANSACTIONS_UPLOADS, warehouse)
+    previous = _previous_upload(uploads, upload_id)
+    if previous is not None:
+        return previous
+    raw = ensure_table(catalog, TRANSACTIONS_RAW, warehouse)
+    received_at = clock().astimezone(UTC)
+    check_bytes = not is_cleanly_decodable(stream, layout.encoding)
+    flagged: Counter[str] = Counter()
+    preview = RulePreview()
+    total = 0
+
+    def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        nonlocal total
+        for batch in batches:
+            total += batch.num_rows
+            for issue in batch.column("upload_issue").drop_null().to_pylist():
+                flagged[issue.split(":")[0]] += 1
+            if progress is not None:
+                progress(stream.tell())
+            yield batch
+
+    tables = _bronze_tables(
+        counted(read_batches(stream, layout, check_bytes=check_bytes)),
+        upload_id,
+        file_name,
+        received_at,
+    )
+    is_recovery = _committed_to_bronze(raw, upload_id)
+    with raw.transaction() as transaction:
+        for table in tables:
+            preview.add(table)
+            if not is_recovery:
+                transaction.append(table, snapshot_properties={UPLOAD_PROPERTY: upload_id})
+        if total == 0:  # leaving the block by an error commits nothing
+            raise UnreadableFileError("the file has a header but no records")
+    result = UploadResult(
+        upload_id=upload_id,
+        file_name=file_name,
+        content_sha256=content_sha256,
+        size_bytes=size,
+        encoding=layout.encoding,
+        delimiter=layout.delimiter,
+        rows_total=total,
+        rows_flagged=sum(flagged.values()),
+        received_at=received_at,
+        flagged_by_issue=dict(flagged),
+        failing_by_rule=preview.counts(),
+    )
+    uploads.append(_ledger_row(result))
+    return result
+
+
+def _ledger_row(result: UploadResult) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "upload_id": result.upload_id,
+                "content_sha256": result.content_sha256,
+                "file_name": result.file_name,
+                "size_bytes": result.size_bytes,
+                "encoding": result.encoding,
+                "delimiter": result.delimiter,
+                "rows_total": result.rows_total,
+                "rows_flagged": result.rows_flagged,
+                "received_at": result.received_at,
+            }
+        ],
+        schema=pa.schema(
+            [
+                ("upload_id", pa.string()),
+                ("content_sha256", pa.string()),
+                ("file_name", pa.string()),
+                ("size_bytes", pa.int64()),
+                ("encoding", pa.string()),
+                ("delimiter", pa.string()),
+                ("rows_total", pa.int64()),
+                ("rows_flagged", pa.int64()),
+                ("received_at", pa.timestamp("us", tz="UTC")),
+            ]
+        ),
+    )

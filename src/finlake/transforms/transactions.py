@@ -1,0 +1,144 @@
+"""Transactions bronze -> silver -> gold as DataFrame transforms (no I/O, no session, no config).
+
+The typing and the rules are the SQL of :mod:`finlake.transactions.rules`, so the DuckDB peer of
+the benchmark and the upload's preview apply exactly what the batch applies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from finlake.lake.tables import TRANSACTIONS_QUARANTINE, TRANSACTIONS_VALIDATED
+from finlake.transactions.rules import (
+    DUPLICATE_DETAIL,
+    DUPLICATE_RULE,
+    TEXT_COLUMNS,
+    TRANSACTION_EXPECTATIONS,
+    failed_rule_sql,
+    typed_columns,
+)
+
+RULE = "rule"
+_DETAILS = {e.name: e.description for e in TRANSACTION_EXPECTATIONS} | {
+    DUPLICATE_RULE: DUPLICATE_DETAIL
+}
+SUMMARY_KEYS = ("account_id", "granularity", "window_start", "currency")
+
+
+def with_typed_columns(bronze: DataFrame) -> DataFrame:
+    """Bronze's text renamed ``in_<column>``, plus the silver columns parsed from it."""
+    renamed = bronze.select(
+        *[F.col(c) for c in bronze.columns if c not in TEXT_COLUMNS],
+        *[F.col(c).alias(f"in_{c}") for c in TEXT_COLUMNS],
+    )
+    return renamed.select(
+        "*", *[F.expr(sql).alias(name) for name, sql in typed_columns("TIMESTAMP").items()]
+    )
+
+
+def with_failed_rule(typed: DataFrame) -> DataFrame:
+    """Add ``rule``: the first transaction expectation the row fails, or null."""
+    return typed.withColumn(RULE, F.expr(failed_rule_sql(TRANSACTION_EXPECTATIONS)))
+
+
+def with_duplicate_rank(passed: DataFrame) -> DataFrame:
+    """Add ``_rank``: 1 for the first-received row of each transaction_id."""
+    first_received = Window.partitionBy("transaction_id").orderBy(
+        "received_at", "upload_id", "row_number"
+    )
+    return passed.withColumn("_rank", F.row_number().over(first_received))
+
+
+def to_validated_rows(rows: DataFrame, validated_at: datetime) -> DataFrame:
+    """Silver rows in ``transactions.validated`` column order."""
+    return rows.withColumn("validated_at", F.lit(validated_at)).select(
+        *TRANSACTIONS_VALIDATED.column_names
+    )
+
+
+def _detail(rule: Column) -> Column:
+    details = F.create_map(*[x for pair in _DETAILS.items() for x in map(F.lit, pair)])
+    return details[rule]
+
+
+def to_quarantine_rows(rows: DataFrame, quarantined_at: datetime) -> DataFrame:
+    """Failed rows as uploaded (text), with rule, detail and event date."""
+    return rows.select(
+        *[F.col(c) for c in ("upload_id", "file_name", "row_number", "received_at")],
+        *[F.col(f"in_{c}").alias(c) for c in TEXT_COLUMNS],
+        "upload_issue",
+        "raw_record",
+        F.coalesce(F.to_date("timestamp"), F.to_date("received_at")).alias("event_date"),
+        F.col(RULE),
+        _detail(F.col(RULE)).alias("detail"),
+        F.lit(quarantined_at).alias("quarantined_at"),
+    ).select(*TRANSACTIONS_QUARANTINE.column_names)
+
+
+def _by(parts: str, key: str, value: str, zero: str) -> Column:
+    # Fold the (category, channel) parts of one window into one map entry per key.
+    entry = (
+        f"struct(k, aggregate(filter({parts}, p -> p.{key} = k), {zero}, "
+        f"(acc, p) -> CAST(acc + p.{value} AS {'bigint' if zero == '0L' else 'decimal(28,2)'})))"
+    )
+    return F.expr(f"map_from_entries(transform(array_distinct({parts}.{key}), k -> {entry}))")
+
+
+def _summaries(parts: DataFrame, granularity: str, width: str, updated_at: datetime) -> DataFrame:
+    keys = ("account_id", "window_start", "currency")
+    grouped = parts.groupBy(*keys).agg(
+        F.sum("n").alias("transaction_count"),
+        F.sum("total").cast("decimal(28,2)").alias("amount_sum"),
+        F.max("largest").alias("amount_max"),
+        F.sum("declined").alias("declined_count"),
+        F.collect_list(F.struct("merchant_category", "channel", "n", "total")).alias("parts"),
+    )
+    zero = "CAST(0 AS decimal(28,2))"
+    return grouped.select(
+        "account_id",
+        F.lit(granularity).alias("granularity"),
+        "window_start",
+        (F.col("window_start") + F.expr(f"INTERVAL 1 {width}")).alias("window_end"),
+        "currency",
+        "transaction_count",
+        "amount_sum",
+        "amount_max",
+        "declined_count",
+        _by("parts", "merchant_category", "n", "0L").alias("count_by_category"),
+        _by("parts", "merchant_category", "total", zero).alias("amount_by_category"),
+        _by("parts", "channel", "n", "0L").alias("count_by_channel"),
+        _by("parts", "channel", "total", zero).alias("amount_by_channel"),
+        F.lit(updated_at).alias("updated_at"),
+    )
+
+
+def to_account_summaries(validated: DataFrame, updated_at: datetime) -> DataFrame:
+    """Gold rows per account, currency, hour and day: counts and sums by category and channel."""
+    hourly_parts = (
+        validated.withColumn("window_start", F.date_trunc("hour", "timestamp"))
+        .groupBy("account_id", "window_start", "currency", "merchant_category", "channel")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum("amount").cast("decimal(28,2)").alias("total"),
+            F.max("amount").alias("largest"),
+            F.sum(F.when(F.col("status") == "declined", 1).otherwise(0))
+            .cast("bigint")
+            .alias("declined"),
+        )
+    )
+    daily_parts = (
+        hourly_parts.withColumn("window_start", F.date_trunc("day", "window_start"))
+        .groupBy("account_id", "window_start", "currency", "merchant_category", "channel")
+        .agg(
+            F.sum("n").alias("n"),
+            F.sum("total").cast("decimal(28,2)").alias("total"),
+            F.max("largest").alias("largest"),
+            F.sum("declined").alias("declined"),
+        )
+    )
+    return _summaries(hourly_parts, "hour", "HOUR", updated_at).unionByName(
+        _summaries(daily_parts, "day", "DAY", updated_at)
+    )

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from finlake.config import FinlakeSettings
+from finlake.ml.features import MODEL_FEATURES, compute_feature_tables, derive
+from finlake.ml.settings import MlSettings
+from finlake.ml.store import TRANSACTION_COLUMNS, FraudFeatureStore
+from finlake.transactions.generate import generate_transactions
+
+T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+START = datetime(2026, 4, 1, tzinfo=UTC)
+VALIDATED = pa.schema(
+    [
+        ("transaction_id", pa.string()), ("account_id", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")), ("amount", pa.decimal128(18, 2)),
+        ("merchant", pa.string()), ("country", pa.string()), ("channel", pa.string()),
+        ("entry_mode", pa.string()), ("status", pa.string()), ("is_fraud", pa.bool_()),
+    ]
+)  # fmt: skip
+
+
+def rows(*specs: tuple[str, str, timedelta, str, str, str]) -> pa.Table:
+    """(id, account, offset from T0, amount, merchant, country) -> validated-shaped rows."""
+    return pa.Table.from_pylist(
+        [
+            {"transaction_id": i, "account_id": a, "timestamp": T0 + dt, "amount": Decimal(x),
+             "merchant": m, "country": c, "channel": "pos", "entry_mode": "chip",
+             "status": "approved", "is_fraud": False}
+            for i, a, dt, x, m, c in specs
+        ],
+        schema=VALIDATED,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FraudFeatureStore:
+    return FraudFeatureStore(FinlakeSettings(home=tmp_path), MlSettings())
+
+
+def test_windows_count_only_what_lies_inside_them() -> None:
+    table = rows(
+        ("a", "A", timedelta(0), "10.00", "m1", "DE"),
+        ("b", "A", timedelta(minutes=30), "20.00", "m1", "DE"),
+        ("c", "A", timedelta(minutes=95), "40.00", "m2", "DE"),
+        ("d", "B", timedelta(minutes=45), "99.00", "m1", "FR"),
+    )
+    history = compute_feature_tables(table)["account_history"].to_pandas()
+    last = history[history.account_id == "A"].iloc[-1]
+    assert (last.tx_count_1h, last.tx_count_24h, last.history_count) == (1, 3, 3)
+    assert (last.amount_sum_1h, last.amount_sum_24h) == (40.0, 70.0)
+    merchants = compute_feature_tables(table)["account_merchant"].to_pandas()
+    assert merchants[merchants.account_id == "A"].merchant_tx_count.tolist() == [1, 2, 1]
+
+
+def test_a_transaction_sees_only_transactions_strictly_before_it(
+    store: FraudFeatureStore,
+) -> None:
+    # b is joined at its own timestamp: neither b itself nor the later, huge c may count.
+    table = rows(
+        ("a", "A", timedelta(0), "10.00", "m1", "DE"),
+        ("b", "A", timedelta(minutes=10), "20.00", "m1", "DE"),
+        ("c", "A", timedelta(minutes=20), "5000.00", "m9", "US"),
+    )
+    store.refresh(table, until=T0 + timedelta(days=1))
+    joined = store.historical(table.to_pandas()).set_index("transaction_id")
+    assert pd.isna(joined.loc["a", "history_count"])
+    assert joined.loc["b", "history_count"] == 1
+    assert joined.loc["b", "amount_sum_1h"] == 10.0
+    assert joined.loc["b", "merchant_tx_count"] == 1
+    assert joined.loc["c", "amount_sum_1h"] == 30.0
+    assert pd.isna(joined.loc["c", "merchant_tx_count"])
+    features = derive(joined.reset_index()).set_index(joined.index)
+    assert features.loc["c", "is_new_merchant"] == 1.0
+    assert features.loc["c", "is_new_country"] == 1.0
+    assert features.loc["b", "seconds_since_previous"] == 600.0
+
+
+def test_point_in_time_counts_match_a_brute_force_recount(store: FraudFeatureStore) -> None:
+    generated = generate_transactions(
+        rows=1_500, accounts=30, fraud_rate=0.03, seed=2, start=START, days=10
+    ).select(list(TRANSACTION_COLUMNS))
+    store.refresh(generated, until=START + timedelta(days=11))
+    joined = store.historical(generated.to_pandas())
+    frame = generated.to_pandas()
+
+    def recount(account: str, moment: pd.Timestamp, window: str) -> int:
+        # Everything strictly before the transaction, in the window ending at the previous one.
+        earlier = frame.timestamp[(frame.account_id == account) & (frame.timestamp < moment)]
+        return 0 if earlier.empty else int((earlier >= earlier.max() - pd.Timedelta(window)).sum())
+
+    for column, window in (("tx_count_1h", "1h"), ("tx_count_24h", "24h")):
+        expected = [
+            recount(a, t, window) for a, t in zip(joined.account_id, joined.timestamp, strict=True)
+        ]
+        assert joined[column].fillna(0).astype(int).tolist() == expected
+    before = [
+        int(((frame.account_id == a) & (frame.timestamp < t)).sum())
+        for a, t in zip(joined.account_id, joined.timestamp, strict=True)
+    ]
+    assert joined.history_count.fillna(0).astype(int).tolist() == before
+
+
+def test_online_features_equal_offline_features_after_the_last_transaction(
+    store: FraudFeatureStore,
+) -> None:
+    generated = generate_transactions(
+        rows=800, accounts=12, fraud_rate=0.02, seed=9, start=START, days=7
+    ).select(list(TRANSACTION_COLUMNS))
+    store.refresh(generated, until=START + timedelta(days=8))
+    frame = generated.to_pandas()
+    later = START + timedelta(days=7, hours=3)
+    probes = pd.DataFrame(
+        [
+            {"account_id": a, "merchant": m, "country": c, "timestamp": later, "amount": 12.5,
+             "channel": "ecommerce", "entry_mode": "token"}
+            for a, m, c in frame[["account_id", "merchant", "country"]].drop_duplicates(
+                "account_id").itertuples(index=False)
+        ]
+        + [{"account_id": "acc-unknown", "merchant": "nowhere", "country": "ZZ", "timestamp": later,
+            "amount": 3.0, "channel": "pos", "entry_mode": "chip"}]
+    )  # fmt: skip
+    offline = derive(store.historical(probes))
+    online = derive(store.online(probes.to_dict("records")))
+    assert list(online.columns) == list(MODEL_FEATURES)
+    pd.testing.assert_frame_equal(online, offline, check_exact=False, rtol=1e-9)
+    assert offline.iloc[-1].is_new_merchant == 1.0
+    assert np.isnan(offline.iloc[-1].seconds_since_previous)

@@ -1,0 +1,139 @@
+"""Reading uploaded CSVs: what cannot be read is one clear error, every readable record is kept."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from finlake.transactions.csv_input import (
+    MAX_FIELD_CHARS,
+    UnreadableFileError,
+    read_batches,
+    read_layout,
+)
+from finlake.transactions.rules import TEXT_COLUMNS
+
+HEADER = ",".join(TEXT_COLUMNS)
+ROW = "tx1,acc1,card1,2026-05-01T10:00:00Z,12.50,EUR,Corner Grocer,5411,DE,pos,chip,approved,false"
+
+
+def read(data: bytes, **options: Any) -> list[dict[str, Any]]:
+    stream = io.BytesIO(data)
+    layout = read_layout(stream, options.get("encoding"), options.get("delimiter"))
+    return [row for batch in read_batches(stream, layout) for row in batch.to_pylist()]
+
+
+def test_a_clean_file_is_read_record_by_record_with_row_numbers() -> None:
+    rows = read(f"{HEADER}\n{ROW}\n{ROW.replace('tx1', 'tx2')}\n".encode())
+    assert [(r["row_number"], r["transaction_id"], r["upload_issue"]) for r in rows] == [
+        (1, "tx1", None),
+        (2, "tx2", None),
+    ]
+    assert rows[0]["amount"] == "12.50"
+    assert rows[0]["merchant"] == "Corner Grocer"
+
+
+def test_columns_are_matched_by_name_and_optional_ones_may_be_missing() -> None:
+    header = "amount,transaction_id,account_id,timestamp,currency,merchant,merchant_category,"
+    header += "country,channel"
+    row = "9.99,tx9,acc9,2026-05-01T10:00:00Z,EUR,Shop,5411,DE,pos"
+    [record] = read(f"{header}\n{row}\n".encode())
+    assert (record["transaction_id"], record["amount"], record["card_id"]) == ("tx9", "9.99", None)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_another_delimiter_is_detected(delimiter: str) -> None:
+    stream = io.BytesIO(f"{HEADER}\n{ROW}\n".replace(",", delimiter).encode())
+    layout = read_layout(stream, None, None)
+    assert layout.delimiter == delimiter
+    [record] = [r for b in read_batches(stream, layout) for r in b.to_pylist()]
+    assert record["merchant"] == "Corner Grocer"
+
+
+def test_a_header_with_an_unknown_delimiter_is_a_clear_error() -> None:
+    with pytest.raises(UnreadableFileError, match="no known delimiter"):
+        read(f"{HEADER}\n{ROW}\n".replace(",", "#").encode())
+
+
+def test_a_wrong_header_names_what_is_missing_and_unknown() -> None:
+    with pytest.raises(UnreadableFileError, match=r"missing column\(s\) account_id.*'acct'"):
+        read(f"{HEADER.replace('account_id', 'acct')}\n{ROW}\n".encode())
+
+
+@pytest.mark.parametrize(
+    ("encoded", "encoding"),
+    [
+        (b"\xef\xbb\xbf" + f"{HEADER}\n{ROW}\n".encode(), "utf-8-sig"),
+        (f"{HEADER}\n{ROW}\n".encode("utf-16"), "utf-16"),
+    ],
+)
+def test_a_byte_order_mark_sets_the_encoding(encoded: bytes, encoding: str) -> None:
+    layout = read_layout(io.BytesIO(encoded), None, None)
+    assert layout.encoding == encoding
+    [record] = read(encoded)
+    assert record["transaction_id"] == "tx1"
+
+
+def test_bytes_not_valid_utf8_flag_the_record_and_stay_visible() -> None:
+    data = f"{HEADER}\n{ROW}\n".encode() + ROW.replace("Corner", "Caf\xe9").encode("cp1252")
+    clean, garbled = read(data + b"\n")
+    assert clean["upload_issue"] is None
+    assert garbled["upload_issue"].startswith("encoding: bytes not valid in utf-8")
+    assert garbled["merchant"] == "Caf\\xe9 Grocer"
+
+
+def test_the_right_encoding_reads_the_same_bytes_cleanly() -> None:
+    data = f"{HEADER}\n{ROW.replace('Corner', 'Café')}\n".encode("cp1252")
+    [record] = read(data, encoding="cp1252")
+    assert (record["merchant"], record["upload_issue"]) == ("Café Grocer", None)
+
+
+def test_quoted_newlines_stay_inside_their_field() -> None:
+    quoted = ROW.replace("Corner Grocer", '"Corner\nGrocer"')
+    rows = read(f"{HEADER}\n{quoted}\n{ROW.replace('tx1', 'tx2')}\n".encode())
+    assert [(r["row_number"], r["transaction_id"]) for r in rows] == [(1, "tx1"), (2, "tx2")]
+    assert rows[0]["merchant"] == "Corner\nGrocer"
+
+
+def test_a_record_with_the_wrong_field_count_is_kept_whole_with_the_reason() -> None:
+    short = ROW.rsplit(",", 2)[0]
+    [record] = read(f"{HEADER}\n{short}\n".encode())
+    assert record["upload_issue"] == "field count: 11 fields, the header has 13"
+    assert record["raw_record"] == short
+    assert record["transaction_id"] is None
+
+
+def test_formula_text_is_read_as_is_for_the_rules_to_judge() -> None:
+    formula = '"=HYPERLINK(""http://evil.example"",""x"")"'
+    [record] = read(f"{HEADER}\n{ROW.replace('Corner Grocer', formula)}\n".encode())
+    assert record["merchant"] == '=HYPERLINK("http://evil.example","x")'
+
+
+def test_a_long_field_is_read_but_an_unclosed_quote_is_an_error() -> None:
+    long_name = "A" * 5000
+    [record] = read(f"{HEADER}\n{ROW.replace('Corner Grocer', long_name)}\n".encode())
+    assert record["merchant"] == long_name
+    runaway = f"{HEADER}\n{ROW.replace('Corner', chr(34) + 'Corner')}\n" + "x" * MAX_FIELD_CHARS
+    with pytest.raises(UnreadableFileError, match=r"record 1 cannot be parsed.*quote"):
+        read(runaway.encode())
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"\n\n  \n", "the file is empty"),
+        (b"PK\x03\x04\x14\x00\x00\x00\x08\x00binary", "looks binary"),
+        (bytes(range(256)) * 4, "looks binary"),
+    ],
+)
+def test_what_cannot_be_read_at_all_is_one_clear_error(data: bytes, message: str) -> None:
+    with pytest.raises(UnreadableFileError, match=message):
+        read(data)
+
+
+def test_blank_lines_are_no_records() -> None:
+    rows = read(f"{HEADER}\n\n{ROW}\n\n".encode())
+    assert [r["row_number"] for r in rows] == [1]
