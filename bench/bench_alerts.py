@@ -28,17 +28,15 @@ import argparse
 import math
 import os
 import random
-import signal
 import smtplib
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -51,6 +49,7 @@ import httpx
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.processes import Proc, started
 from finlake.config import FinlakeSettings
 from finlake.contracts.alert_rule import ConditionType
 from finlake.contracts.models import AlertEvent, MarketTick
@@ -100,7 +99,6 @@ spec:
 
 
 WARMUP = "WARMUP"
-Proc = subprocess.Popen[bytes]
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -128,32 +126,6 @@ def arrivals(
 def line(label: str, samples: Sequence[float]) -> str:
     p50, p99 = percentiles(samples)
     return f"{label:<36} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
-
-
-def stop(process: Proc, grace_s: float = 30.0) -> None:
-    """SIGTERM the process group (a CLI and, for detection, its JVM); SIGKILL what is left."""
-    with suppress(ProcessLookupError):  # raised once the group is empty
-        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            os.killpg(process.pid, sig)
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline:
-                process.poll()  # reap the leader: as a zombie it would keep the group alive
-                os.killpg(process.pid, 0)
-                time.sleep(0.2)
-    process.wait(10)
-
-
-@contextmanager
-def started(command: list[str], env: dict[str, str], log: Path) -> Iterator[Proc]:
-    """A process in its own group, output to ``log``; stopped on exit, whatever happens."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            stop(process)
 
 
 def finlake(*args: str) -> list[str]:

@@ -16,19 +16,21 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 
+from bench.processes import Proc, started
 from finlake.config import FinlakeSettings
 from finlake.contracts.models import MarketTick
 from finlake.contracts.schemas import schema_text
@@ -43,7 +45,6 @@ from finlake.stack.manager import Stack
 SYMBOLS = tuple(f"SYM{n:02d}" for n in range(20))
 START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 GOAL_EVENTS_S = 50_000
-Proc = subprocess.Popen[bytes]
 # `finlake pipeline run market [--once]`, minus loading every deployable's CLI plug-in.
 RUN = (
     "import sys; from finlake_spark.cli import Pipeline, run_pipeline; "
@@ -83,32 +84,6 @@ def fresh_run(settings: FinlakeSettings, home: Path, topic: str, **extra: str) -
         "FINLAKE_SPARK__MASTER": "local[2]",
         **extra,
     }
-
-
-def stop(process: Proc, grace_s: float = 30.0) -> None:
-    """SIGTERM the process group (driver + its JVM), SIGKILL whatever is left after the grace."""
-    with suppress(ProcessLookupError):  # raised once the group is empty
-        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            os.killpg(process.pid, sig)
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline:
-                process.poll()  # reap the leader: as a zombie it would keep the group alive
-                os.killpg(process.pid, 0)
-                time.sleep(0.5)
-    process.wait(10)
-
-
-@contextmanager
-def started(command: list[str], env: dict[str, str], log: Path) -> Iterator[Proc]:
-    """A process in its own group, output to ``log``; stopped on exit, whatever happens."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            stop(process)
 
 
 def run_to_end(command: list[str], env: dict[str, str], log: Path) -> float:
