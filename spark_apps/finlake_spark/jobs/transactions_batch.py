@@ -24,6 +24,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[im
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
 
 from finlake.config import FinlakeSettings
 from finlake.lake.tables import (
@@ -139,11 +140,17 @@ class TransactionsBatch:
         )
 
     def _process(self, bronze: DataFrame) -> RunCounts:
+        # Typing and the rules run once: every pass below (counts, dedupe, silver, quarantine,
+        # stale days) reads the cached rows, and all of them see the same rows.
+        tagged = with_failed_rule(with_typed_columns(bronze)).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            return self._process_tagged(tagged)
+        finally:
+            tagged.unpersist()
+
+    def _process_tagged(self, tagged: DataFrame) -> RunCounts:
         now = datetime.now(UTC)
         counts = RunCounts()
-        # Bronze is read at fixed snapshots, so the passes below over `tagged` all see the same
-        # rows; only the small verdicts on suspect rows are materialized before silver changes.
-        tagged = with_failed_rule(with_typed_columns(bronze))
         with _timed("check bronze"):
             by_rule = {row[0]: int(row[1]) for row in tagged.groupBy(RULE).count().collect()}
         counts.rows_in = sum(by_rule.values())

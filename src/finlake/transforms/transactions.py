@@ -87,8 +87,8 @@ def _by(parts: str, key: str, value: str, zero: str) -> Column:
     return F.expr(f"map_from_entries(transform(array_distinct({parts}.{key}), k -> {entry}))")
 
 
-def _summaries(parts: DataFrame, granularity: str, width: str, updated_at: datetime) -> DataFrame:
-    keys = ("account_id", "window_start", "currency")
+def _summaries(parts: DataFrame, updated_at: datetime) -> DataFrame:
+    keys = ("account_id", "granularity", "window_start", "currency")
     grouped = parts.groupBy(*keys).agg(
         F.sum("n").alias("transaction_count"),
         F.sum("total").cast("decimal(28,2)").alias("amount_sum"),
@@ -99,9 +99,12 @@ def _summaries(parts: DataFrame, granularity: str, width: str, updated_at: datet
     zero = "CAST(0 AS decimal(28,2))"
     return grouped.select(
         "account_id",
-        F.lit(granularity).alias("granularity"),
+        "granularity",
         "window_start",
-        (F.col("window_start") + F.expr(f"INTERVAL 1 {width}")).alias("window_end"),
+        F.expr(
+            "CASE granularity WHEN 'hour' THEN window_start + INTERVAL 1 HOUR "
+            "ELSE window_start + INTERVAL 1 DAY END"
+        ).alias("window_end"),
         "currency",
         "transaction_count",
         "amount_sum",
@@ -139,6 +142,8 @@ def to_account_summaries(validated: DataFrame, updated_at: datetime) -> DataFram
             F.sum("declined").alias("declined"),
         )
     )
-    return _summaries(hourly_parts, "hour", "HOUR", updated_at).unionByName(
-        _summaries(daily_parts, "day", "DAY", updated_at)
+    # Hours and days are folded into their windows by one aggregation over both sets of parts.
+    parts = hourly_parts.withColumn("granularity", F.lit("hour")).unionByName(
+        daily_parts.withColumn("granularity", F.lit("day"))
     )
+    return _summaries(parts, updated_at)
