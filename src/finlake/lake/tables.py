@@ -377,6 +377,8 @@ TRANSACTIONS_SUMMARY = TableSpec(
     ),
     "days(window_start)",
     "Gold: per account, currency and hour or day: counts and sums, by category and channel.",
+    # Rewritten a day partition at a time by the batch: no shuffle by day before the write.
+    append_only=True,
 )
 TRANSACTIONS_BATCH_RUNS = TableSpec(
     "transactions.batch_runs",
