@@ -93,22 +93,33 @@ class AlertProcessor(StatefulProcessor):
         self.value = handle.getValueState("symbol_state", "json string")
 
     def _load(self) -> SymbolState:
-        if not self.value.exists():
-            return SymbolState()
-        stored = self.value.get()
-        assert stored is not None
-        return SymbolState.model_validate_json(stored[0])
+        stored = self.value.get()  # None when absent: one state round trip, not two
+        return SymbolState() if stored is None else SymbolState.model_validate_json(stored[0])
 
-    def _save(self, evaluator: SymbolEvaluator) -> None:
-        for moment in list(self.handle.listTimers()):
-            self.handle.deleteTimer(moment)
-        if not evaluator.rules or evaluator.state.last_ms is None:
-            self.value.clear()  # no rule watches the symbol: nothing to remember
+    def _rearm(self, state: SymbolState, wake: int | None) -> None:
+        """Keep the registered timer if it wakes no later than ``wake``, else replace it.
+
+        An early wake-up is harmless (the timer handler only closes bars the watermark has passed
+        and evicts idle symbols, then re-arms), so the eviction moment moving later with every
+        tick costs no timer calls; only an earlier moment (a pending bar close) replaces it.
+        """
+        current = state.timer_ms
+        if current is not None and wake is not None and current <= wake:
             return
-        self.value.update((evaluator.state.model_dump_json(),))
-        wake = evaluator.next_timer_ms()
+        if current is not None:
+            self.handle.deleteTimer(current)
         if wake is not None:
             self.handle.registerTimer(wake)
+        state.timer_ms = wake
+
+    def _save(self, evaluator: SymbolEvaluator) -> None:
+        state = evaluator.state
+        if not evaluator.rules or state.last_ms is None:
+            self._rearm(state, None)
+            self.value.clear()  # no rule watches the symbol: nothing to remember
+            return
+        self._rearm(state, evaluator.next_timer_ms())
+        self.value.update((state.model_dump_json(),))
 
     def handleInputRows(
         self,
@@ -133,15 +144,17 @@ class AlertProcessor(StatefulProcessor):
         self,
         key: Any,
         timerValues: TimerValues,
-        expiredTimerInfo: ExpiredTimerInfo,  # noqa: ARG002 (Spark passes it by name)
+        expiredTimerInfo: ExpiredTimerInfo,
     ) -> Iterator[Row]:
         symbol = str(key[0])
-        evaluator = SymbolEvaluator(symbol, self._load(), self.snapshot.rules_for(symbol))
+        state = self._load()
+        if state.timer_ms is not None and state.timer_ms <= expiredTimerInfo.getExpiryTimeInMs():
+            state.timer_ms = None  # Spark removed the expired timer
+        evaluator = SymbolEvaluator(symbol, state, self.snapshot.rules_for(symbol))
         watermark = timerValues.getCurrentWatermarkInMs()
         firings = evaluator.close_bars(watermark, int(time.time() * 1000))
         if evaluator.is_expired(watermark):
-            for moment in list(self.handle.listTimers()):
-                self.handle.deleteTimer(moment)
+            self._rearm(state, None)
             self.value.clear()
         else:
             self._save(evaluator)

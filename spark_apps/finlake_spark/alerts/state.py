@@ -90,3 +90,5 @@ class SymbolState(BaseModel):
     buckets: dict[int, dict[int, Bucket]] = Field(default_factory=dict)
     day: Day | None = None
     rules: dict[str, RuleState] = Field(default_factory=dict)
+    timer_ms: int | None = None
+    """The event-time timer registered for the symbol (kept here: no listTimers round trip)."""
