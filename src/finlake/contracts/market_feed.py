@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
 from finlake.contracts.resources import DNS_LABEL, Duration, SpecModel, register_kind
@@ -36,12 +35,6 @@ def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     return validation
 
 
-class CamelSpec(SpecModel):
-    """A spec part written in camelCase (snake_case in Python)."""
-
-    model_config = ConfigDict(alias_generator=to_camel)
-
-
 class FeedSource(StrEnum):
     """Where a feed's ticks come from."""
 
@@ -50,7 +43,7 @@ class FeedSource(StrEnum):
     REPLAY = "replay"
 
 
-class ConfigMapKeyRef(CamelSpec):
+class ConfigMapKeyRef(SpecModel):
     """A key of a ConfigMap in the resource's namespace."""
 
     name: str = Field(pattern=K8S_NAME, max_length=253, description="ConfigMap name.")
@@ -62,7 +55,7 @@ class ConfigMapKeyRef(CamelSpec):
     )
 
 
-class ContainerResources(CamelSpec):
+class ContainerResources(SpecModel):
     """CPU and memory of one container (Kubernetes quantities)."""
 
     cpu_request: str = Field(default="100m", pattern=QUANTITY, description="CPU request.")
@@ -71,7 +64,7 @@ class ContainerResources(CamelSpec):
     memory_limit: str = Field(default="512Mi", pattern=QUANTITY, description="Memory limit.")
 
 
-class ProducerSpec(CamelSpec):
+class ProducerSpec(SpecModel):
     """The producer process: image, replicas, resources, metrics port."""
 
     image: str = Field(
@@ -89,7 +82,7 @@ class ProducerSpec(CamelSpec):
     )
 
 
-class SimulateSpec(CamelSpec):
+class SimulateSpec(SpecModel):
     """The simulator: a seeded random walk (no network)."""
 
     symbols: int = Field(default=5, ge=1, le=1000, description="How many simulated symbols.")
@@ -99,7 +92,7 @@ class SimulateSpec(CamelSpec):
     seed: int = Field(default=7, description="Seed of the random walk.")
 
 
-class ReplaySpec(CamelSpec):
+class ReplaySpec(SpecModel):
     """Replay of a CSV or Parquet file of ticks."""
 
     file: str = Field(
@@ -112,7 +105,7 @@ class ReplaySpec(CamelSpec):
     )
 
 
-class MarketFeedSpec(CamelSpec):
+class MarketFeedSpec(SpecModel):
     """A market data feed: source, symbols, cadence and budget, destination topic and schema."""
 
     model_config = ConfigDict(

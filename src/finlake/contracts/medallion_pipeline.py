@@ -13,10 +13,9 @@ from finlake.contracts.market_feed import (
     K8S_NAME,
     KAFKA_TOPIC,
     QUANTITY,
-    CamelSpec,
     cel,
 )
-from finlake.contracts.resources import Duration, register_kind
+from finlake.contracts.resources import Duration, SpecModel, register_kind
 from finlake.contracts.topics import MARKET_DATA
 from finlake.quality import MARKET_TICK_EXPECTATIONS, Expectation
 
@@ -47,7 +46,7 @@ class ConcurrencyPolicy(StrEnum):
     REPLACE = "Replace"
 
 
-class LayerSpec(CamelSpec):
+class LayerSpec(SpecModel):
     """One medallion layer: the table it writes."""
 
     table: str = Field(pattern=TABLE, max_length=128, description="Iceberg table, namespace.name.")
@@ -61,7 +60,7 @@ class SilverLayerSpec(LayerSpec):
     )
 
 
-class GoldLayerSpec(CamelSpec):
+class GoldLayerSpec(SpecModel):
     """Gold: the aggregate tables (one per bar size)."""
 
     tables: list[TableName] = Field(
@@ -69,7 +68,7 @@ class GoldLayerSpec(CamelSpec):
     )
 
 
-class LayersSpec(CamelSpec):
+class LayersSpec(SpecModel):
     """The three layers and their tables."""
 
     model_config = ConfigDict(
@@ -114,7 +113,7 @@ class LayersSpec(CamelSpec):
         return named
 
 
-class BatchSpec(CamelSpec):
+class BatchSpec(SpecModel):
     """The hourly batch: cron schedule in an explicit time zone."""
 
     schedule: str = Field(
@@ -129,7 +128,7 @@ class BatchSpec(CamelSpec):
     suspend: bool = Field(default=False, description="Stop scheduling new runs.")
 
 
-class MaintenanceSpec(CamelSpec):
+class MaintenanceSpec(SpecModel):
     """Daily table maintenance: compaction and snapshot expiry."""
 
     schedule: str = Field(
@@ -143,7 +142,7 @@ class MaintenanceSpec(CamelSpec):
     )
 
 
-class SparkPodSpec(CamelSpec):
+class SparkPodSpec(SpecModel):
     """Cores and memory of the driver or of each executor."""
 
     cores: int = Field(default=1, ge=1, le=64, description="CPU cores.")
@@ -156,7 +155,7 @@ class ExecutorSpec(SparkPodSpec):
     instances: int = Field(default=2, ge=1, le=200, description="Executor count.")
 
 
-class SparkSpec(CamelSpec):
+class SparkSpec(SpecModel):
     """The Spark image, version and sizes shared by the pipeline's applications."""
 
     image: str = Field(
@@ -185,13 +184,13 @@ class SparkSpec(CamelSpec):
     )
 
 
-class SecretRef(CamelSpec):
+class SecretRef(SpecModel):
     """A Secret in the resource's namespace, referenced by name only."""
 
     name: str = Field(pattern=K8S_NAME, max_length=253, description="Secret name.")
 
 
-class FreshnessSpec(CamelSpec):
+class FreshnessSpec(SpecModel):
     """When the pipeline counts as fresh and its quality as OK (read from its metrics)."""
 
     max_lag: Duration = Field(
@@ -208,7 +207,7 @@ class FreshnessSpec(CamelSpec):
     )
 
 
-class MedallionPipelineSpec(CamelSpec):
+class MedallionPipelineSpec(SpecModel):
     """A medallion pipeline: streaming from a topic into bronze/silver/gold, plus batch runs."""
 
     source_topic: str = Field(default=MARKET_DATA, pattern=KAFKA_TOPIC, description="Topic.")
