@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from finlake.simulate import random_walk_ticks
 from finlake.spark.session import build_session
 from finlake.stack.kafka import create_topics
 from finlake.stack.manager import Stack
+from tests.integration.conftest import stack_settings
 
 SYMBOLS = tuple(f"SYM{n:02d}" for n in range(20))
 START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
@@ -51,23 +51,6 @@ RUN = (
     "run_pipeline(Pipeline.MARKET, once='--once' in sys.argv)"
 )
 PIPELINE = [sys.executable, "-c", RUN]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stack_settings(home: Path) -> FinlakeSettings:
-    """An isolated stack: its own home and free ports, the shared download cache."""
-    return FinlakeSettings.model_validate(
-        {
-            "home": home,
-            "kafka": {"port": free_port(), "controller_port": free_port()},
-            "registry": {"port": free_port(), "management_port": free_port()},
-        }
-    )
 
 
 def fresh_run(settings: FinlakeSettings, home: Path, topic: str, **extra: str) -> dict[str, str]:

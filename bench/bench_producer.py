@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -32,26 +31,11 @@ from finlake_ingestion.metrics import IngestionMetrics
 from finlake_ingestion.publisher import TickPublisher
 from finlake_ingestion.sources.base import Batch
 from finlake_ingestion.sources.simulate import simulated_symbols
+from tests.conftest import free_port
+from tests.integration.conftest import stack_settings
 
 PEER_RESULT = re.compile(r"(\d+) records sent, ([\d.]+) records/sec")
 SHARED_PROPS = ("acks", "enable.idempotence", "linger.ms", "compression.type")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stack_settings(home: Path) -> FinlakeSettings:
-    """An isolated stack: its own home and free ports, the shared download cache."""
-    return FinlakeSettings.model_validate(
-        {
-            "home": home,
-            "kafka": {"port": free_port(), "controller_port": free_port()},
-            "registry": {"port": free_port(), "management_port": free_port()},
-        }
-    )
 
 
 def make_ticks(count: int) -> list[MarketTick]:
