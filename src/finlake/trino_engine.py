@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from typing import Any
 
+import pyarrow as pa
 import requests
 import trino
 from prometheus_client import Counter
@@ -24,7 +25,7 @@ from trino.exceptions import HttpError, TrinoConnectionError, TrinoExternalError
 
 from finlake.config import TrinoSettings
 from finlake.errors import FinlakeError
-from finlake.query import QueryError, TableNotFoundError
+from finlake.query import QueryError, TableNotFoundError, rows_to_arrow
 
 _TABLE = re.compile(r"^([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)$", re.IGNORECASE)
 # Failures worth another attempt: the server is (re)starting, overloaded, or a storage read failed.
@@ -104,6 +105,10 @@ class TrinoEngine:
             rows = [tuple(row) for row in cursor.fetchall()]
             columns = [column[0] for column in cursor.description or []]
             return columns, rows
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """The result of ``sql`` as an Arrow table (the client returns rows; converted here)."""
+        return rows_to_arrow(*self.query(sql, params))
 
     def snapshot_id(self, table: str) -> int | None:
         """Current Iceberg snapshot id of ``namespace.table`` (None: no snapshot yet)."""

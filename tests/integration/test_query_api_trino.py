@@ -27,7 +27,10 @@ from finlake_query_api.main import create_app
 from tests.integration.conftest import empty_lake
 from tests.unit.finlake_query_api.conftest import API_DEFAULTS, API_KEY, CountingEngine
 from tests.unit.finlake_query_api.lake_data import NOW, build_lake
-from tests.unit.finlake_query_api.test_errors import (  # noqa: F401  (collected here too)
+from tests.unit.finlake_query_api.test_bars import (  # noqa: F401  (collected here too)
+    test_lake_pages_walk_every_bar_once,
+)
+from tests.unit.finlake_query_api.test_errors import (  # noqa: F401
     test_bad_ohlc_input_is_a_clear_problem,
     test_cors_allows_only_configured_origins,
     test_data_endpoints_need_a_valid_key,

@@ -13,6 +13,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from finlake_query_api.errors import InvalidCursorError
 
 BAR_COLUMNS = "window_start, window_end, open, high, low, close, volume, trade_count, vwap"
@@ -120,6 +123,53 @@ def render_bar(bar: Bar) -> str:
         f'"open":"{bar.open}","high":"{bar.high}","low":"{bar.low}","close":"{bar.close}",'
         f'"volume":{bar.volume},"trade_count":{bar.trade_count},"vwap":{vwap}}}'
     )
+
+
+_INTEGERS = ("volume", "trade_count")
+
+
+def _arrow_text(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A bar column as the text ``render_bar`` writes; ArrowInvalid where it cannot be exact."""
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        # A safe cast fails on a fractional second, which isoformat would spell out.
+        # Then the UTC wall clock as text: a naive cast is ~20x faster than strftime in a zone.
+        seconds = column.cast(pa.timestamp("s", tz="UTC")).cast(pa.timestamp("s"))
+        text = pc.replace_substring(seconds.cast(pa.string()), " ", "T", max_replacements=1)
+        return pc.binary_join_element_wise(text, "Z", "")
+    if name in _INTEGERS and pa.types.is_integer(kind):
+        return column.cast(pa.string())
+    # str(Decimal) switches to an exponent below 1e-6; Arrow never does.
+    if pa.types.is_decimal(kind) and kind.scale <= 6:
+        return column.cast(pa.string())
+    raise pa.ArrowInvalid(f"no exact text for {name} of type {kind}")
+
+
+def render_bars_arrow(table: pa.Table) -> list[str] | None:
+    """``render_bar`` of each row of ``table`` (``BAR_COLUMNS``), computed column-wise in Arrow.
+
+    A day of 1-minute bars renders in well under a millisecond this way, against several for
+    building a ``Bar`` per row; None when a value has no exact text here (a fractional second,
+    a float column, a null outside vwap), so the caller takes the per-row path.
+    """
+    names = BAR_COLUMNS.split(", ")
+    try:
+        texts = {name: _arrow_text(name, table.column(name)) for name in names}
+    except (pa.ArrowInvalid, KeyError):
+        return None
+    if any(texts[name].null_count for name in names[:-1]):
+        return None
+    parts: list[object] = []
+    for name in names[:-1]:
+        opening = "{" if name == "window_start" else ","
+        if name in _INTEGERS:
+            parts += [f'{opening}"{name}":', texts[name]]
+        else:
+            parts += [f'{opening}"{name}":"', texts[name], '"']
+    vwap = pc.fill_null(pc.binary_join_element_wise('"', texts["vwap"], '"', ""), "null")
+    parts += [',"vwap":', vwap, "}"]
+    rendered: list[str] = pc.binary_join_element_wise(*parts, "").to_pylist()
+    return rendered
 
 
 def encode_cursor(interval: Interval, after: datetime) -> str:

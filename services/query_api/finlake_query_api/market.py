@@ -22,6 +22,7 @@ from finlake_query_api.bars import (
     encode_cursor,
     page_json,
     render_bar,
+    render_bars_arrow,
     to_bar,
     utc,
 )  # fmt: skip
@@ -167,9 +168,10 @@ class Market:
             )
         return start, end
 
-    def _lake_bars(
-        self, symbol: str, interval: Interval, start: datetime, end: datetime, limit: int | None
-    ) -> list[Bar]:
+    @staticmethod
+    def _bars_sql(
+        symbol: str, interval: Interval, start: datetime, end: datetime, limit: int | None
+    ) -> tuple[str, list[object]]:
         sql = (
             f"SELECT {BAR_COLUMNS} FROM {interval.table} "
             "WHERE symbol = ? AND window_start >= ? AND window_start < ? ORDER BY window_start"
@@ -178,7 +180,40 @@ class Market:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [to_bar(row) for row in self.query(sql, params)]
+        return sql, params
+
+    def _lake_bars(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime, limit: int | None
+    ) -> list[Bar]:
+        return [
+            to_bar(row) for row in self.query(*self._bars_sql(symbol, interval, start, end, limit))
+        ]
+
+    def _lake_page(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime, limit: int
+    ) -> tuple[list[str], datetime | None]:
+        """Up to ``limit`` rendered bars from the lake; the window start of the last one when
+        more bars follow (the next page's cursor), else None.
+
+        Rendered column-wise from the engine's Arrow result (see ``render_bars_arrow``): no
+        ``Bar`` per row on the path of a lake request, unless a value needs the per-row text.
+        """
+        sql, params = self._bars_sql(symbol, interval, start, end, limit + 1)
+        try:
+            table = self.engine.query_arrow(sql, params)
+        except TableNotFoundError:
+            return [], None
+        except FinlakeError as error:
+            raise LakeUnavailableError(f"the lake could not answer: {error}") from error
+        more = table.num_rows > limit
+        table = table.slice(0, limit)
+        rendered = render_bars_arrow(table)
+        if rendered is None:
+            rendered = [
+                render_bar(to_bar(row)) for row in zip(*table.to_pydict().values(), strict=True)
+            ]
+        last = utc(table.column("window_start")[-1].as_py()) if more else None
+        return rendered, last
 
     def bars(
         self, symbol: str, interval: Interval, start: datetime, end: datetime,
@@ -211,10 +246,14 @@ class Market:
         if cursor is not None:
             after = decode_cursor(cursor, interval)
             begin = max(start, after + interval.width)
+        next_cursor = None
+        if begin < end and interval is not Interval.DAY and not self.hot.covers(interval, begin):
+            rendered, last = self._lake_page(symbol, interval, begin, end, limit)
+            next_cursor = None if last is None else encode_cursor(interval, last)
+            return page_json(symbol, interval, start, end, rendered, next_cursor, "lake")
         bars, fragments, source = (
             self.bars(symbol, interval, begin, end, limit + 1) if begin < end else ([], [], "hot")
         )
-        next_cursor = None
         if len(bars) > limit:
             bars = bars[:limit]
             next_cursor = encode_cursor(interval, bars[-1].window_start)

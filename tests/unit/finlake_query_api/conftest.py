@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
@@ -34,6 +35,10 @@ class CountingEngine:
     def query(self, sql: str, params: Sequence[object] = ()) -> QueryResult:
         self.queries.append(sql)
         return self.inner.query(sql, params)
+
+    def query_arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        self.queries.append(sql)
+        return self.inner.query_arrow(sql, params)
 
     def snapshot_id(self, table: str) -> int | None:
         self.snapshot_polls += 1
