@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +27,7 @@ from finlake.config import FinlakeSettings
 from finlake.contracts.models import AlertEvent, MarketTick
 from finlake.contracts.topics import TopicSpec
 from finlake.kafka_io import publish, read_back
-from finlake.query import LakeQuery
+from finlake.query import LakeQuery, QueryError
 from finlake.stack.kafka import CLIENT_LOGGER, create_topics
 from tests.integration.alert_detection import detection_env, run_detection_once
 
@@ -177,19 +182,19 @@ def ccc_zscore() -> float:
     return (jump - statistics.fmean(history)) / statistics.stdev(history)
 
 
-def topic_events(settings: FinlakeSettings) -> list[AlertEvent]:
+def topic_events(settings: FinlakeSettings, topic: str = ALERTS) -> list[AlertEvent]:
     consumer = Consumer(
         {"bootstrap.servers": settings.kafka.bootstrap, "group.id": "t", "logger": CLIENT_LOGGER}
     )
     try:
         offsets = {}
         for partition in range(3):
-            low, high = consumer.get_watermark_offsets(TopicPartition(ALERTS, partition), 10)
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
             if high > low:
                 offsets[partition] = (low, high - 1)
     finally:
         consumer.close()
-    return read_back(settings, ALERTS, AlertEvent, offsets) if offsets else []
+    return read_back(settings, topic, AlertEvent, offsets) if offsets else []
 
 
 def table_events(home: Path) -> list[tuple[object, ...]]:
@@ -303,3 +308,40 @@ def test_a_replay_over_a_new_checkpoint_emits_nothing_twice(scenario: Scenario) 
 
 def test_undecodable_records_are_counted_not_fatal(scenario: Scenario) -> None:
     assert "1 market-data records not evaluated" in scenario.output
+
+
+def test_a_running_job_publishes_and_stores_the_same_events(
+    scenario: Scenario, settings: FinlakeSettings, tmp_path: Path
+) -> None:
+    """Not ``--once``: the detection and the events-table queries run side by side until SIGTERM."""
+    source, alerts = "alert-ticks-live", "alert-events-live"
+    specs = [TopicSpec(source, 3, 86_400_000, "symbol", None)]
+    create_topics(
+        settings.kafka.bootstrap, [*specs, TopicSpec(alerts, 3, 86_400_000, "event_id", None)]
+    )
+    publish(settings, source, ticks(0, STEPS), key_field="symbol")
+    env = detection_env(
+        settings, tmp_path, source, alerts, FINLAKE_DETECTION__EVENTS_INTERVAL_S="1"
+    )
+    rules = [arg for path in (scenario.rules / "desk.yaml",) for arg in ("--rules", str(path))]
+    command = [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", "alerts", *rules]
+    expected = sorted(event.event_id for event in scenario.first)
+    log = tmp_path / "detection.log"
+    with log.open("w") as output:
+        job = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            stored: list[object] = []
+            deadline = time.monotonic() + 600
+            while sorted(stored) != expected and job.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(2)
+                with suppress(QueryError):  # the job has not created the table yet
+                    stored = [row[0] for row in table_events(tmp_path)]
+            job.send_signal(signal.SIGTERM)
+            assert job.wait(120) == 0, log.read_text()[-3000:]
+        finally:
+            if job.poll() is None:
+                job.kill()
+    assert sorted(stored) == expected
+    published = {event.event_id for event in topic_events(settings, alerts)}
+    assert published == set(expected)

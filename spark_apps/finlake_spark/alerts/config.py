@@ -20,6 +20,12 @@ class DetectionSettings(BaseModel):
         default_factory=list, description="AlertRule files or folders of *.yaml files."
     )
     trigger_interval_s: float = Field(default=1.0, gt=0, description="Micro-batch interval.")
+    events_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often published events are merged into alerts.events (a query of its "
+        "own, off the path of an alert).",
+    )
     watermark_delay_s: int = Field(
         default=60,
         ge=0,
@@ -49,6 +55,11 @@ class DetectionAppSettings(SparkAppSettings):
     def checkpoint(self) -> Path:
         """The stream's checkpoint folder."""
         return self.home.resolve() / "checkpoints" / self.detection.checkpoint_name
+
+    @property
+    def events_checkpoint(self) -> Path:
+        """The checkpoint of the query that stores published events in alerts.events."""
+        return self.checkpoint.with_name(f"{self.detection.checkpoint_name}-events")
 
     @property
     def rules_snapshot(self) -> Path:

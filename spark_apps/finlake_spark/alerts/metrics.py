@@ -27,3 +27,7 @@ BATCH_SECONDS = Histogram(
     "Duration of one micro-batch.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
+UNSTORED = Counter(
+    "finlake_alert_detection_unstored_records_total",
+    "Records of the alerts topic not stored in alerts.events because they are not alert events.",
+)

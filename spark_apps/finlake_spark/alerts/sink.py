@@ -1,12 +1,16 @@
-"""The foreachBatch sink: new firings to Kafka (Avro, key event_id), then to ``alerts.events``.
+"""The sinks of detection: new firings to Kafka (Avro, key event_id); Kafka to ``alerts.events``.
 
-Kafka first: a crash between the two replays the batch with the same ids, which the table does
-not hold yet, so the events are sent again under the same ids (the alert service delivers each
-id once). Firings whose id the table already holds (a replay over a new checkpoint) are sent
-nowhere. The table is only looked up for firings that can be in it: an id fixes its window, so
-a window starting after the newest one the table held when the sink started is new unless this
-process sent it, which an in-memory set of recent ids tells; live firings thus go to Kafka
-without a table scan, and the table gets a plain append of ids it does not hold.
+``AlertSink`` (the detection query's foreachBatch) only publishes: the lake commit of a batch
+takes longer than the rest of it, so it is not on the path of an alert. ``EventsTable`` (a query
+of its own over the alerts topic, started by the same job) MERGEs the published events into
+``alerts.events`` on ``event_id``, so a record read twice is stored once.
+
+A crash between publishing and the checkpoint commit replays the batch with the same ids, which
+are sent again under the same ids (the alert service delivers each id once). Firings whose id
+the table already holds (a replay over a new checkpoint) are sent nowhere. The table is only
+looked up for firings that can be in it: an id fixes its window, so a window starting after the
+newest one the table held when the sink started is new unless this process sent it, which an
+in-memory set of recent ids tells; live firings thus go to Kafka without a table scan.
 """
 
 from __future__ import annotations
@@ -16,17 +20,15 @@ import logging
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any
 
 from confluent_kafka import Producer
 from pyspark import Accumulator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
 from finlake.contracts.models import AlertEvent
-from finlake.contracts.serde import ContractSerializer, registry_client
-from finlake.errors import FinlakeError
+from finlake.contracts.serde import ContractDeserializer, ContractSerializer, registry_client
+from finlake.errors import ContractViolation, FinlakeError
 from finlake.kafka_io import PublishResult, producer_config
 from finlake.lake.tables import ALERTS_EVENTS
 from finlake_spark.alerts import metrics
@@ -79,7 +81,6 @@ class AlertSink:
         self._sent: OrderedDict[str, None] = OrderedDict()
         self._stored_through: int | None = None
         self._stored_read = False
-        self._schema: StructType | None = None
 
     def __call__(self, firings: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -112,7 +113,6 @@ class AlertSink:
             self._sent[event.event_id] = None
         while len(self._sent) > RECENT_IDS:
             self._sent.popitem(last=False)
-        self.store(spark, new)
         for event in new:
             metrics.EVENTS.labels(event.rule, event.kind).inc()
         dropped = len(events) - len(new)
@@ -167,14 +167,44 @@ class AlertSink:
                 f"{'; '.join(result.errors[:3]) or 'timed out'}"
             )
 
-    def store(self, spark: SparkSession, events: list[AlertEvent]) -> None:
-        """Append the events (ids the table does not hold, see ``known_ids``) to alerts.events."""
+
+class EventsTable:
+    """foreachBatch of the alerts topic: its events MERGEd into ``alerts.events`` on event_id."""
+
+    def __init__(self, settings: DetectionAppSettings) -> None:
+        self.settings = settings
+        self._deserializer: ContractDeserializer[AlertEvent] | None = None
+
+    def decode(self, values: list[bytes | None]) -> list[AlertEvent]:
+        """The events among ``values``; a record that is not one is logged and counted."""
+        if self._deserializer is None:
+            client = registry_client(self.settings.registry)
+            topic = self.settings.detection.alerts_topic
+            self._deserializer = ContractDeserializer(client, topic, AlertEvent)
+        events = []
+        for value in values:
+            try:
+                events.append(self._deserializer(value))
+            except ContractViolation as error:
+                metrics.UNSTORED.inc()
+                log.warning("alerts topic record not stored in alerts.events: %s", error)
+        return events
+
+    def __call__(self, records: DataFrame, batch_id: int) -> None:
+        values = [row.value for row in records.select("value").collect()]
+        events = {event.event_id: event for event in self.decode(values)}
+        if not events:
+            return
+        spark = records.sparkSession
         table = ALERTS_EVENTS.qualified(self.settings.spark.catalog)
-        if self._schema is None:
-            self._schema = spark.table(table).schema
+        schema = spark.table(table).schema
         columns = ALERTS_EVENTS.column_names
-        records: list[dict[str, Any]] = [event.model_dump() for event in events]
-        frame = spark.createDataFrame(
-            [tuple(record[c] for c in columns) for record in records], schema=self._schema
+        rows = [tuple(event.model_dump()[c] for c in columns) for event in events.values()]
+        spark.createDataFrame(rows, schema=schema).createOrReplaceTempView("new_alert_events")
+        spark.sql(
+            f"""
+            MERGE INTO {table} AS t USING new_alert_events AS s ON t.event_id = s.event_id
+            WHEN NOT MATCHED THEN INSERT *
+            """
         )
-        frame.writeTo(table).append()
+        log.info("alerts.events batch %s: %d events merged", batch_id, len(events))

@@ -1,8 +1,11 @@
-"""Kafka ``market-data`` -> per-symbol rule evaluation -> Kafka ``alerts`` + ``alerts.events``.
+"""Kafka ``market-data`` -> per-symbol rule evaluation -> Kafka ``alerts`` -> ``alerts.events``.
 
 Glue only: the semantics live in ``finlake_spark.alerts`` (evaluator, processor, sink). The
 rules are re-read at every micro-batch, so editing a rule file takes effect without touching the
-checkpoint; state is one bounded JSON value per symbol in the RocksDB state store.
+checkpoint; state is one bounded JSON value per symbol in the RocksDB state store. Two queries:
+detection publishes to the alerts topic (a 1 s trigger by default), and a second one stores what
+was published in ``alerts.events`` every few seconds, in its own scheduler pool so that its lake
+commits never queue the detection's tasks behind them.
 
 ``run(settings, once=..., duration_s=...)`` is the public entry point (``finlake pipeline run
 alerts`` calls it): until stopped, until Kafka is drained once, or for a bounded time.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,11 +29,12 @@ from finlake.spark.session import build_session
 from finlake_spark.alerts.config import DetectionAppSettings
 from finlake_spark.alerts.processor import EVENT_SCHEMA, AlertProcessor, tick_decoder
 from finlake_spark.alerts.rules import RuleSource
-from finlake_spark.alerts.sink import AlertSink
+from finlake_spark.alerts.sink import AlertSink, EventsTable
 from finlake_spark.io import ensure_tables
 
 log = logging.getLogger(__name__)
 STATE_STORE = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+POOL = "spark.scheduler.pool"
 # A commit writes the batch's changes only, not a RocksDB snapshot (those go to the maintenance
 # thread); a checkpoint written without it is read as before.
 CHANGELOG = "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled"
@@ -93,7 +98,33 @@ def start(spark: SparkSession, settings: DetectionAppSettings, *, once: bool) ->
         else writer.trigger(processingTime=f"{interval} seconds")
     )
     sink = AlertSink(settings, rules, rejected)
+    spark.sparkContext.setLocalProperty(POOL, "alert-detection")  # the query thread inherits it
     return writer.foreachBatch(sink).queryName("alert-detection").start()
+
+
+def start_events(
+    spark: SparkSession, settings: DetectionAppSettings, *, once: bool
+) -> StreamingQuery:
+    """Store what the alerts topic holds in alerts.events (MERGE on event_id)."""
+    records = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
+        .option("subscribe", settings.detection.alerts_topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "false")
+        .load()
+    )
+    writer = records.select("value").writeStream.option(
+        "checkpointLocation", str(settings.events_checkpoint)
+    )
+    interval = settings.detection.events_interval_s
+    writer = (
+        writer.trigger(availableNow=True)
+        if once
+        else writer.trigger(processingTime=f"{interval} seconds")
+    )
+    spark.sparkContext.setLocalProperty(POOL, "alert-events-table")
+    return writer.foreachBatch(EventsTable(settings)).queryName("alert-events-table").start()
 
 
 def run(
@@ -107,22 +138,40 @@ def run(
     if rules:
         detection = settings.detection.model_copy(update={"rules": list(rules)})
         settings = settings.model_copy(update={"detection": detection})
-    spark = build_session(settings, app_name="finlake-alert-detection")
-    query = start(spark, settings, once=once)
-    stopper: threading.Timer | None = None
+    spark = build_session(
+        settings, app_name="finlake-alert-detection", extra={"spark.scheduler.mode": "FAIR"}
+    )
+    if once:  # drain the market data, then store everything published
+        start(spark, settings, once=True).awaitTermination()
+        start_events(spark, settings, once=True).awaitTermination()
+        return
+    queries = [start(spark, settings, once=False), start_events(spark, settings, once=False)]
+
+    def stop_all() -> None:
+        for query in queries:
+            query.stop()
 
     def stop(signum: int, _frame: object) -> None:
         log.info("alert detection: signal %s, stopping", signum)
-        query.stop()
+        stop_all()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
-    if duration_s is not None and not once:
-        stopper = threading.Timer(duration_s, query.stop)
+    stopper: threading.Timer | None = None
+    if duration_s is not None:
+        stopper = threading.Timer(duration_s, stop_all)
         stopper.daemon = True
         stopper.start()
     try:
-        query.awaitTermination()
+        # Polled, not awaitAnyTermination: a SIGTERM handler stopping the queries would break
+        # that blocking Py4J call.
+        while all(query.isActive for query in queries):
+            time.sleep(0.5)
     finally:
+        stop_all()  # one query ending stops the other: the job is down, not half up
         if stopper is not None:
             stopper.cancel()
+    for query in queries:
+        failure = query.exception()
+        if failure is not None:
+            raise failure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -69,8 +70,10 @@ def session_config(
     }
 
 
-def build_session(settings: FinlakeSettings, app_name: str = "finlake") -> SparkSession:
-    """A local Spark session with the pinned jars (downloaded on first use)."""
+def build_session(
+    settings: FinlakeSettings, app_name: str = "finlake", extra: Mapping[str, str] | None = None
+) -> SparkSession:
+    """A local Spark session with the pinned jars (downloaded on first use), plus ``extra`` conf."""
     artifacts = ArtifactCache(
         settings.stack.cache_dir, settings.stack.maven, settings.stack.maven_mirror
     )
@@ -82,7 +85,7 @@ def build_session(settings: FinlakeSettings, app_name: str = "finlake") -> Spark
         for key, value in S3_CHECKSUM_ENV.items():
             os.environ.setdefault(key, value)
     builder = SparkSession.builder.appName(app_name)
-    for key, value in session_config(settings, jars, lake).items():
+    for key, value in {**session_config(settings, jars, lake), **(extra or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.spark.log_level)
