@@ -398,7 +398,7 @@ def end_to_end(args: argparse.Namespace, root: Path, settings: FinlakeSettings,
             return ids <= set(email_ids(smtp.messages())) and ids <= set(slack_ids(slack.bodies()))
 
         wait_for(complete, 600, "every alert to be delivered", *guards)
-        time.sleep(2 * args.trigger)  # duplicates, if any, would show up now
+        time.sleep(2 * max(args.trigger, 1.0))  # duplicates, if any, would show up now
         batches = batch_stats(f"http://127.0.0.1:{metrics_port}/metrics")
     with seen.lock:
         event_of = {k: seen.by_key[k][0] for k in produced}

@@ -19,7 +19,11 @@ class DetectionSettings(BaseModel):
     rules: list[Path] = Field(
         default_factory=list, description="AlertRule files or folders of *.yaml files."
     )
-    trigger_interval_s: float = Field(default=1.0, gt=0, description="Micro-batch interval.")
+    trigger_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Micro-batch interval; 0 starts each batch as soon as the previous one ends.",
+    )
     events_interval_s: float = Field(
         default=5.0,
         gt=0,

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pyspark import Accumulator
-from pyspark.sql import Column, Row
+from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.stateful_processor import (
     ExpiredTimerInfo,
@@ -29,19 +28,24 @@ from pyspark.sql.streaming.stateful_processor import (
 
 from finlake.config import RegistrySettings
 from finlake.contracts.models import MarketTick
+from finlake.contracts.schemas import schema_text
 from finlake.contracts.serde import ContractDeserializer, registry_client
 from finlake.errors import ContractViolation
+from finlake.transforms.bronze import decode_by_schema, with_wire_header
 from finlake_spark.alerts.evaluator import SymbolEvaluator
 from finlake_spark.alerts.rules import RuleSnapshot
 from finlake_spark.alerts.state import Firing, SymbolState, Tick
 
 log = logging.getLogger(__name__)
-TICK_TYPE = "struct<symbol:string,timestamp_ms:bigint,price:double,volume:bigint,error:string>"
 EVENT_SCHEMA = (
     "event_id string, rule string, kind string, symbol string, severity string, "
     "window_start_ms bigint, window_end_ms bigint, fired_at_ms bigint, value double, "
     "threshold double, message string, labels_json string"
 )
+EVENT_SCHEMA_FIELDS = [part.split()[0] for part in EVENT_SCHEMA.split(", ")]
+REJECTED = "rejected"
+"""``kind`` of an output row that is no event: a record not evaluated, ``message`` says why."""
+NOT_POSITIVE = "price or volume missing or not positive"
 _DESERIALIZERS: dict[tuple[str, str], ContractDeserializer[MarketTick]] = {}
 
 
@@ -52,25 +56,49 @@ def _deserializer(registry: RegistrySettings, topic: str) -> ContractDeserialize
     return _DESERIALIZERS[key]
 
 
-def tick_decoder(
-    registry: RegistrySettings, topic: str, rejected: Accumulator[int]
-) -> Callable[[Column], Column]:
-    """A UDF: Kafka value -> tick struct; ``error`` says why a record cannot be evaluated."""
+def decoded_ticks(records: DataFrame, writers: Mapping[int, str]) -> DataFrame:
+    """Kafka records -> the processor's input rows, decoded in the JVM where the writer schema
+    is one of ``writers`` (every readable version registered when the query started).
 
-    def decode(value: bytes | None) -> tuple[Any, ...]:
-        try:
-            tick = _deserializer(registry, topic)(None if value is None else bytes(value))
-        except ContractViolation as error:
-            rejected.add(1)
-            return (None, None, None, None, str(error)[:500])
-        if tick.price is None or tick.price <= 0 or tick.volume is None or tick.volume < 0:
-            rejected.add(1)
-            return (tick.symbol, None, None, None, "price or volume missing or not positive")
-        millis = int(tick.timestamp.timestamp() * 1000)
-        return (tick.symbol, millis, tick.price, tick.volume, None)
+    A record in another writer schema (registered later) keeps its bytes in ``raw`` and is
+    decoded by the processor, in Python, with the registry client; ``error`` carries why a
+    decoded tick cannot be evaluated. The key is the Kafka key (the producer keys by symbol)
+    until the tick says otherwise, so a record that only Python can decode lands in its group.
+    """
+    framed = decode_by_schema(with_wire_header(records), writers, schema_text("market_tick"))
+    tick = F.col("tick")
+    usable = (tick.price > 0) & (tick.volume >= 0)
+    return framed.select(
+        F.coalesce(tick.symbol, F.col("key").cast("string"), F.lit("")).alias("symbol"),
+        F.unix_millis(tick.timestamp).alias("timestamp_ms"),
+        tick.timestamp.alias("timestamp"),
+        tick.price.cast("double").alias("price"),
+        tick.volume.cast("bigint").alias("volume"),
+        F.when(tick.isNotNull() & ~F.coalesce(usable, F.lit(False)), F.lit(NOT_POSITIVE)).alias(
+            "error"
+        ),
+        # An absent value (a tombstone) decodes to an error in Python like any bad bytes.
+        F.when(tick.isNull(), F.coalesce(F.col("value"), F.unhex(F.lit("")))).alias("raw"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+    )
 
-    udf = F.udf(decode, TICK_TYPE)
-    return lambda column: udf(column)
+
+def python_decoded(row: Row, registry: RegistrySettings, topic: str) -> Tick | str:
+    """The tick of a row the JVM could not decode, or why it cannot be evaluated."""
+    try:
+        tick = _deserializer(registry, topic)(bytes(row.raw))
+    except ContractViolation as error:
+        return str(error)[:500]
+    if tick.price is None or tick.price <= 0 or tick.volume is None or tick.volume < 0:
+        return NOT_POSITIVE
+    return Tick(int(tick.timestamp.timestamp() * 1000), tick.price, tick.volume)
+
+
+def rejected_row(symbol: str, reason: str) -> Row:
+    """The output row of a record not evaluated (counted by the sink, never sent)."""
+    fields = dict.fromkeys(EVENT_SCHEMA_FIELDS)
+    return Row(**{**fields, "kind": REJECTED, "symbol": symbol, "message": reason})
 
 
 def firing_row(firing: Firing) -> Row:
@@ -84,8 +112,10 @@ def firing_row(firing: Firing) -> Row:
 class AlertProcessor(StatefulProcessor):
     """Keeps one :class:`SymbolState` per symbol and evaluates the rules on each new tick."""
 
-    def __init__(self, rules_snapshot: Path) -> None:
+    def __init__(self, rules_snapshot: Path, registry: RegistrySettings, topic: str) -> None:
         self.rules_snapshot = rules_snapshot
+        self.registry = registry
+        self.topic = topic
 
     def init(self, handle: StatefulProcessorHandle) -> None:
         self.handle = handle
@@ -128,10 +158,25 @@ class AlertProcessor(StatefulProcessor):
         timerValues: TimerValues,  # noqa: ARG002 (Spark passes it by name)
     ) -> Iterator[Row]:
         symbol = str(key[0])
+        usable: list[tuple[Tick, int, int]] = []
+        rejected: list[Row] = []
+        for row in rows:
+            if row.raw is not None:  # a writer schema the JVM did not know: decode here
+                decoded = python_decoded(row, self.registry, self.topic)
+            else:
+                decoded = row.error or Tick(row.timestamp_ms, row.price, row.volume)
+            if isinstance(decoded, str):
+                rejected.append(rejected_row(symbol, decoded))
+            else:
+                usable.append((decoded, row.kafka_partition, row.kafka_offset))
+        yield from rejected
+        if not usable:
+            return
         evaluator = SymbolEvaluator(symbol, self._load(), self.snapshot.rules_for(symbol))
         # Kafka order breaks event-time ties, so a replay keeps the same tick of a duplicate.
-        ordered = sorted(rows, key=lambda r: (r.timestamp_ms, r.kafka_partition, r.kafka_offset))
-        ticks = [Tick(r.timestamp_ms, r.price, r.volume) for r in ordered]
+        ticks = [
+            tick for tick, _, _ in sorted(usable, key=lambda t: (t[0].timestamp_ms, t[1], t[2]))
+        ]
         firings = evaluator.process(ticks, int(time.time() * 1000)) if evaluator.rules else []
         if evaluator.skipped:
             skipped = evaluator.skipped

@@ -22,7 +22,6 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 
 from confluent_kafka import Producer
-from pyspark import Accumulator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
@@ -33,6 +32,7 @@ from finlake.kafka_io import PublishResult, producer_config
 from finlake.lake.tables import ALERTS_EVENTS
 from finlake_spark.alerts import metrics
 from finlake_spark.alerts.config import DetectionAppSettings
+from finlake_spark.alerts.processor import REJECTED
 from finlake_spark.alerts.rules import RuleSource
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,9 @@ def to_event(row: Row) -> AlertEvent:
 class AlertSink:
     """Refreshes the rules, runs the batch once, and writes what is new."""
 
-    def __init__(
-        self, settings: DetectionAppSettings, rules: RuleSource, rejected: Accumulator[int]
-    ) -> None:
+    def __init__(self, settings: DetectionAppSettings, rules: RuleSource) -> None:
         self.settings = settings
         self.rules = rules
-        self.rejected = rejected
-        self._rejected_seen = 0
         self._producer: Producer | None = None
         self._serializer: ContractSerializer[AlertEvent] | None = None
         self._sent: OrderedDict[str, None] = OrderedDict()
@@ -90,11 +86,15 @@ class AlertSink:
             metrics.RULE_ERRORS.inc()
         metrics.RULES.set(len(self.rules.rules))
         rows = firings.collect()  # one action: the stateful operator must run exactly once
-        rejected = self.rejected.value - self._rejected_seen
+        rejected = [row for row in rows if row.kind == REJECTED]
         if rejected:
-            self._rejected_seen += rejected
-            metrics.REJECTED.inc(rejected)
-            log.warning("batch %s: %d market-data records not evaluated", batch_id, rejected)
+            metrics.REJECTED.inc(len(rejected))
+            reasons = sorted({row.message for row in rejected})
+            log.warning(
+                "batch %s: %d market-data records not evaluated (%s)",
+                batch_id, len(rejected), "; ".join(reasons[:3]),
+            )  # fmt: skip
+            rows = [row for row in rows if row.kind != REJECTED]
         if rows:
             self.write(firings.sparkSession, rows, batch_id)
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)

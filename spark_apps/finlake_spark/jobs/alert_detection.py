@@ -17,17 +17,17 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from finlake.contracts.serde import readable_writer_schemas, registry_client
 from finlake.lake.tables import ALERTS_TABLES
 from finlake.spark.session import build_session
 from finlake_spark.alerts.config import DetectionAppSettings
-from finlake_spark.alerts.processor import EVENT_SCHEMA, AlertProcessor, tick_decoder
+from finlake_spark.alerts.processor import EVENT_SCHEMA, AlertProcessor, decoded_ticks
 from finlake_spark.alerts.rules import RuleSource
 from finlake_spark.alerts.sink import AlertSink, EventsTable
 from finlake_spark.io import ensure_tables
@@ -40,11 +40,17 @@ POOL = "spark.scheduler.pool"
 CHANGELOG = "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled"
 
 
-def ticks(
-    spark: SparkSession, settings: DetectionAppSettings, decode: Callable[[Column], Column]
-) -> DataFrame:
-    """The source: Kafka records decoded to valid ticks, with an event-time watermark."""
+def ticks(spark: SparkSession, settings: DetectionAppSettings) -> DataFrame:
+    """The source: Kafka records as the processor's input rows, with an event-time watermark.
+
+    Decoded in the JVM for every writer schema the registry held at the start (no Python stage
+    before the stateful one); see ``decoded_ticks`` for records in a later one.
+    """
     options = settings.detection
+    client = registry_client(settings.registry)
+    writers, problem = readable_writer_schemas(client, options.source_topic, "market_tick")
+    if problem is not None:
+        log.warning("alert detection: decoding every record in Python (%s)", problem)
     records = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
@@ -54,23 +60,8 @@ def ticks(
         .option("failOnDataLoss", "false")
         .load()
     )
-    decoded = records.select(
-        decode(F.col("value")).alias("tick"),
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-    )
-    return (
-        decoded.filter(F.col("tick.error").isNull())
-        .select(
-            "tick.symbol",
-            "tick.timestamp_ms",
-            F.timestamp_millis("tick.timestamp_ms").alias("timestamp"),
-            "tick.price",
-            "tick.volume",
-            "kafka_partition",
-            "kafka_offset",
-        )
-        .withWatermark("timestamp", f"{options.watermark_delay_s} seconds")
+    return decoded_ticks(records, writers).withWatermark(
+        "timestamp", f"{options.watermark_delay_s} seconds"
     )
 
 
@@ -81,14 +72,13 @@ def start(spark: SparkSession, settings: DetectionAppSettings, *, once: bool) ->
     ensure_tables(spark, settings, ALERTS_TABLES)
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", STATE_STORE)
     spark.conf.set(CHANGELOG, "true")
-    rejected = spark.sparkContext.accumulator(0)
-    decode = tick_decoder(settings.registry, settings.detection.source_topic, rejected)
+    processor = AlertProcessor(
+        settings.rules_snapshot, settings.registry, settings.detection.source_topic
+    )
     firings = (
-        ticks(spark, settings, decode)
+        ticks(spark, settings)
         .groupBy("symbol")
-        .transformWithState(
-            AlertProcessor(settings.rules_snapshot), EVENT_SCHEMA, "Append", "EventTime"
-        )
+        .transformWithState(processor, EVENT_SCHEMA, "Append", "EventTime")
     )
     writer = firings.writeStream.option("checkpointLocation", str(settings.checkpoint))
     interval = settings.detection.trigger_interval_s
@@ -97,7 +87,7 @@ def start(spark: SparkSession, settings: DetectionAppSettings, *, once: bool) ->
         if once
         else writer.trigger(processingTime=f"{interval} seconds")
     )
-    sink = AlertSink(settings, rules, rejected)
+    sink = AlertSink(settings, rules)
     spark.sparkContext.setLocalProperty(POOL, "alert-detection")  # the query thread inherits it
     return writer.foreachBatch(sink).queryName("alert-detection").start()
 

@@ -9,6 +9,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from finlake.config import RegistrySettings
+from finlake.contracts.compatibility import backward_problems
 from finlake.contracts.models import ContractModel
 from finlake.contracts.schemas import schema_text
 from finlake.errors import ContractViolation
@@ -43,6 +44,27 @@ def is_compatible(client: SchemaRegistryClient, topic: str, schema: str) -> bool
     if subject not in client.get_subjects():
         return True
     return client.test_compatibility(subject, Schema(schema, "AVRO"))
+
+
+def readable_writer_schemas(
+    client: SchemaRegistryClient, topic: str, contract: str
+) -> tuple[dict[int, str], str | None]:
+    """Every version registered for the topic's values that reads as ``contract``, by schema id,
+    and why none could be listed (no such subject yet, registry away), if so."""
+    subject, reader = value_subject(topic), schema_text(contract)
+    try:
+        versions = [client.get_version(subject, v) for v in client.get_versions(subject)]
+    except Exception as error:  # the client raises its own error types per HTTP status
+        return {}, f"no schema versions of {subject}: {error}"
+    texts = {
+        v.schema_id: v.schema.schema_str or ""
+        for v in versions
+        if v.schema_id is not None and v.schema is not None
+    }
+    readable = {
+        i: text for i, text in texts.items() if text and not backward_problems(text, reader)
+    }
+    return readable, None
 
 
 class ContractSerializer(Generic[ModelT]):
