@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
@@ -29,8 +31,31 @@ def decode_ticks(records: DataFrame, writer_schema: str, reader_schema: str) -> 
     return records.withColumn("tick", from_avro(_payload(), writer_schema, options))
 
 
-def to_bronze_rows(decoded: DataFrame) -> DataFrame:
-    """Flatten decoded ticks and add the Kafka coordinates and ingest time."""
+def decode_by_schema(
+    records: DataFrame, writer_schemas: Mapping[int, str], reader_schema: str
+) -> DataFrame:
+    """Add ``tick``: each record decoded with its own writer schema (``with_wire_header`` ids).
+
+    One pass for every writer schema; ``tick`` is null for a record in no such schema, not in the
+    wire format, or whose body does not decode.
+    """
+    options = {"mode": "PERMISSIVE", "avroSchema": reader_schema}
+    wire = F.col("magic") == MAGIC_BYTE
+    tick: Column | None = None
+    for schema_id, writer in sorted(writer_schemas.items()):
+        mine = wire & (F.col("schema_id") == schema_id)
+        decoded = from_avro(_payload(), writer, options)
+        tick = F.when(mine, decoded) if tick is None else tick.when(mine, decoded)
+    if tick is None:  # no readable writer schema: nothing decodes (typed like a decoded tick)
+        tick = F.when(F.lit(False), from_avro(_payload(), reader_schema, options))
+    # PERMISSIVE from_avro yields a struct of nulls for a body it cannot read; a decoded tick
+    # always has its required symbol.
+    with_tick = records.withColumn("tick", tick)
+    return with_tick.withColumn("tick", F.when(F.col("tick.symbol").isNotNull(), F.col("tick")))
+
+
+def to_bronze_rows(decoded: DataFrame, *extra: Column) -> DataFrame:
+    """Flatten decoded ticks and add the Kafka coordinates and ingest time (and ``extra``)."""
     return decoded.select(
         "tick.symbol",
         "tick.timestamp",
@@ -47,6 +72,7 @@ def to_bronze_rows(decoded: DataFrame) -> DataFrame:
         F.col("timestamp").alias("kafka_timestamp"),
         "schema_id",
         "ingest_ts",
+        *extra,
     )
 
 
