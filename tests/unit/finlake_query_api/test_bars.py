@@ -66,3 +66,18 @@ def test_lake_pages_walk_every_bar_once(client: TestClient) -> None:
             break
     assert pages == full["bars"]
     assert len(pages) == 60
+
+
+def test_a_refresh_merges_rewritten_and_new_bars_and_drops_those_before_the_cutoff() -> None:
+    from finlake_query_api.hot_tier import HotSeries, _merged
+
+    def series(bars: list[Bar]) -> HotSeries:
+        return HotSeries([b.window_start for b in bars], bars, [render_bar(b) for b in bars])
+
+    old = _bars()[:3]
+    rewritten = old[2]._replace(close=Decimal("1.23"))
+    new = _bars()[3]
+    merged = _merged(series(old), series([new, rewritten]), old[1].window_start)
+    assert merged.bars == [old[1], rewritten, new]
+    assert merged.fragments == [render_bar(bar) for bar in merged.bars]
+    assert merged.starts == [bar.window_start for bar in merged.bars]

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from fastapi.testclient import TestClient
 
 from finlake.query import DuckDBEngine
@@ -108,3 +109,50 @@ def test_new_snapshot_refreshes_the_hot_tier(tmp_path: Path) -> None:
         page = _ohlc(client, **params)
         assert (page["source"], len(page["bars"])) == ("hot", 60)
         assert len(engine.queries) == queries
+
+
+def test_a_new_snapshot_reads_only_the_bars_written_since_the_last_one(tmp_path: Path) -> None:
+    from pyiceberg.expressions import And, EqualTo
+
+    from finlake.query import lake_catalog
+    from tests.unit.finlake_query_api.lake_data import build_lake, minute_bars
+
+    settings = api_settings(tmp_path)
+    build_lake(settings, symbols=("AAPL",))
+    engine = CountingEngine(DuckDBEngine(settings))
+    app = create_app(settings, engine=engine, clock=lambda: NOW)
+    cold = create_app(api_settings(tmp_path, hot_window_days=0), clock=lambda: NOW)
+    params = {"interval": "1m", "start": (NOW - timedelta(hours=2)).isoformat(), "end": END}
+    with (
+        TestClient(app, headers={"X-API-Key": API_KEY}) as client,
+        TestClient(cold, headers={"X-API-Key": API_KEY}) as lake,
+    ):
+        before = _ohlc(client, **params)["bars"]
+        # A late tick rewrote one bar, and a new symbol started trading, both written later.
+        later = NOW + timedelta(minutes=5)
+        target = NOW - timedelta(hours=1)
+
+        def written_later(bars: pa.Table) -> pa.Table:
+            stamps = pa.array([later] * bars.num_rows, pa.timestamp("us", tz="UTC"))
+            return bars.set_column(bars.schema.get_field_index("updated_at"), "updated_at", stamps)
+
+        row = written_later(minute_bars(["AAPL"], target, 60, seed=99).slice(0, 1))
+        table = lake_catalog(settings).load_table("market.ohlc_1m")
+        table.overwrite(
+            row, And(EqualTo("symbol", "AAPL"), EqualTo("window_start", target.isoformat()))
+        )
+        write(settings, {"market.ohlc_1m": written_later(minute_bars(["NVDA"], NOW, 60))})
+        queries = len(engine.queries)
+        app.state.finlake.market.refresh()
+        assert len(engine.queries) == queries + 1
+        assert "updated_at >= ?" in engine.queries[-1]  # the week was not read again
+        after = _ohlc(client, **params)
+        assert after["source"] == "hot"
+        cold.state.finlake.market.refresh()  # the lake engine binds the new snapshot too
+        assert after["bars"] == _ohlc(lake, **params)["bars"]
+        changed = [i for i, (a, b) in enumerate(zip(before, after["bars"], strict=True)) if a != b]
+        assert [after["bars"][i]["window_start"] for i in changed] == [
+            target.isoformat().replace("+00:00", "Z")
+        ]
+        nvda = {"interval": "1m", "start": END, "end": (NOW + timedelta(hours=1)).isoformat()}
+        assert len(_ohlc(client, "NVDA", **nvda)["bars"]) == 60
