@@ -25,7 +25,7 @@ class DetectionSettings(BaseModel):
         description="Micro-batch interval; 0 starts each batch as soon as the previous one ends.",
     )
     events_interval_s: float = Field(
-        default=5.0,
+        default=10.0,
         gt=0,
         description="How often published events are merged into alerts.events (a query of its "
         "own, off the path of an alert).",
