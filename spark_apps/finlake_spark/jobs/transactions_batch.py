@@ -15,6 +15,7 @@ import operator
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,6 @@ from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[im
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.storagelevel import StorageLevel
 
 from finlake.config import FinlakeSettings
 from finlake.lake.tables import (
@@ -96,12 +96,6 @@ class TransactionsBatch:
         self.summary = TRANSACTIONS_SUMMARY.qualified(catalog)
         self.runs = TRANSACTIONS_BATCH_RUNS.qualified(catalog)
 
-    def _current_snapshot(self) -> int | None:
-        rows = self.spark.sql(
-            f"SELECT snapshot_id FROM {self.raw}.snapshots ORDER BY committed_at DESC LIMIT 1"
-        ).collect()
-        return int(rows[0][0]) if rows else None
-
     def _last_snapshot(self) -> int | None:
         rows = self.spark.sql(
             f"SELECT bronze_to_snapshot FROM {self.runs} WHERE mode = '{INCREMENTAL}' "
@@ -118,7 +112,7 @@ class TransactionsBatch:
     def run_incremental(self) -> RunResult:
         """Process the bronze committed since the last successful incremental run."""
         started = time.monotonic()
-        start, end = self._last_snapshot(), self._current_snapshot()
+        start, end = self._last_snapshot(), _current_snapshot(self.spark, self.raw)
         if end is None or end == start:
             return RunResult(_run_id(), INCREMENTAL, start, start, None, RunCounts(), 0.0)
         counts = self._process(self._bronze_since(start, end))
@@ -141,18 +135,24 @@ class TransactionsBatch:
 
     def _process(self, bronze: DataFrame) -> RunCounts:
         # Typing and the rules run once: every pass below (counts, dedupe, silver, quarantine,
-        # stale days) reads the cached rows, and all of them see the same rows.
-        tagged = with_failed_rule(with_typed_columns(bronze)).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            return self._process_tagged(tagged)
-        finally:
-            tagged.unpersist()
+        # summaries) reads the checkpointed rows, and all of them see the same rows. A local
+        # checkpoint (rows kept as they are) is quicker to build and to read than a columnar
+        # cache here, and no pass needs to read only a few columns of many.
+        with _timed("check bronze"):
+            tagged = with_failed_rule(with_typed_columns(bronze)).localCheckpoint()
+        return self._process_tagged(tagged)
 
     def _process_tagged(self, tagged: DataFrame) -> RunCounts:
         now = datetime.now(UTC)
         counts = RunCounts()
-        with _timed("check bronze"):
-            by_rule = {row[0]: int(row[1]) for row in tagged.groupBy(RULE).count().collect()}
+        by_rule: Counter[str | None] = Counter()
+        passed_days: set[date] = set()
+        with _timed("count by rule"):
+            day = F.to_date("timestamp").alias("day")
+            for rule, on_day, rows in tagged.groupBy(RULE, day).count().collect():
+                by_rule[rule] += int(rows)
+                if rule is None:
+                    passed_days.add(on_day)
         counts.rows_in = sum(by_rule.values())
         if counts.rows_in == 0:
             return counts
@@ -164,6 +164,7 @@ class TransactionsBatch:
         new = passed.join(F.broadcast(not_new), list(LINEAGE_KEY), "left_anti") if fates else passed
         counts.validated_rows = by_rule.get(None, 0) - sum(fates.values()) + fates.get("new", 0)
         counts.duplicate_rows = fates.get("duplicate", 0)
+        silver_before = _current_snapshot(self.spark, self.validated)
         if counts.validated_rows:
             with _timed("append silver"):
                 to_validated_rows(new, now).writeTo(self.validated).append()
@@ -178,7 +179,7 @@ class TransactionsBatch:
         with _timed("append quarantine"):
             counts.quarantined_rows = self._quarantine(failed, now)
         with _timed("recompute summaries"):
-            counts.summary_rows = self._summarise(passed, now)
+            counts.summary_rows = self._summarise(sorted(passed_days), new, silver_before, now)
         counts.quarantined_by_rule = {str(rule): n for rule, n in by_rule.items() if rule}
         if counts.duplicate_rows:
             counts.quarantined_by_rule[DUPLICATE_RULE] = counts.duplicate_rows
@@ -228,9 +229,8 @@ class TransactionsBatch:
             rows.writeTo(self.quarantine).append()
         return written
 
-    def _stale_days(self, passed: DataFrame) -> list[date]:
-        """Days of ``passed`` whose silver count differs from the summarised count."""
-        days = [row[0] for row in passed.select(F.to_date("timestamp")).distinct().collect()]
+    def _stale_days(self, days: list[date]) -> list[date]:
+        """Those of ``days`` whose silver count differs from the summarised count."""
         if not days:
             return []
         # Partition metadata: silver's rows per UTC day without reading a data file.
@@ -250,17 +250,51 @@ class TransactionsBatch:
         }
         return sorted(day for day in days if silver.get(day, 0) != summarised.get(day, 0))
 
-    def _summarise(self, passed: DataFrame, now: datetime) -> int:
-        """Recompute every window of the days whose counts changed; replace those partitions."""
-        stale = self._stale_days(passed)
+    def _summarise(
+        self, days: list[date], new: DataFrame, silver_before: int | None, now: datetime
+    ) -> int:
+        """Recompute every window of the days whose counts changed; replace those partitions.
+
+        The stale days' silver rows are the ones silver held before this run's append plus the
+        rows this run appended (still checkpointed): read that way instead of from silver again,
+        unless another commit to silver came in between.
+        """
+        stale = self._stale_days(days)
         if not stale:
             return 0
-        silver = self.spark.table(self.validated).where(_within_days("timestamp", stale))
-        summaries = to_account_summaries(silver, now).localCheckpoint()
-        written = summaries.count()
+        silver_after = _current_snapshot(self.spark, self.validated)
+        if silver_after == silver_before or self._parent(silver_after) == silver_before:
+            appended = silver_after != silver_before
+            earlier = self._silver_as_of(silver_before).where(_within_days("timestamp", stale))
+            fresh = to_validated_rows(new, now).where(_within_days("timestamp", stale))
+            silver = earlier.unionByName(fresh) if appended else earlier
+        else:
+            silver = self.spark.table(self.validated).where(_within_days("timestamp", stale))
+        before = _current_snapshot(self.spark, self.summary)
         # Summary partitions are days: rewriting the stale days whole keeps every other day.
-        summaries.writeTo(self.summary).overwritePartitions()
-        return written
+        to_account_summaries(silver, now).writeTo(self.summary).overwritePartitions()
+        return self._added_records(self.summary, before)
+
+    def _silver_as_of(self, snapshot: int | None) -> DataFrame:
+        if snapshot is None:
+            return self.spark.table(self.validated).limit(0)
+        return self.spark.sql(f"SELECT * FROM {self.validated} VERSION AS OF {snapshot}")
+
+    def _parent(self, snapshot: int | None) -> int | None:
+        if snapshot is None:
+            return None
+        rows = self.spark.sql(
+            f"SELECT parent_id FROM {self.validated}.snapshots WHERE snapshot_id = {snapshot}"
+        ).collect()
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def _added_records(self, table: str, before: int | None) -> int:
+        """Rows the commit after snapshot ``before`` added (0 when nothing was committed)."""
+        rows = self.spark.sql(
+            f"SELECT summary['added-records'] FROM {table}.snapshots "
+            f"WHERE parent_id {'IS NULL' if before is None else f'= {before}'}"
+        ).collect()
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     def _record(self, result: RunResult) -> RunResult:
         counts = result.counts
@@ -289,6 +323,12 @@ def _timed(phase: str) -> Iterator[None]:
     began = time.monotonic()
     yield
     log.info("transactions batch: %s took %.1f s", phase, time.monotonic() - began)
+
+
+def _current_snapshot(spark: SparkSession, table: str) -> int | None:
+    latest = f"SELECT snapshot_id FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1"
+    found = spark.sql(latest).collect()
+    return int(found[0][0]) if found else None
 
 
 def _within_days(column: str, days: list[date]) -> Column:

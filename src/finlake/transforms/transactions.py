@@ -87,9 +87,48 @@ def _by(parts: str, key: str, value: str, zero: str) -> Column:
     return F.expr(f"map_from_entries(transform(array_distinct({parts}.{key}), k -> {entry}))")
 
 
-def _summaries(parts: DataFrame, updated_at: datetime) -> DataFrame:
-    keys = ("account_id", "granularity", "window_start", "currency")
-    grouped = parts.groupBy(*keys).agg(
+def to_account_summaries(
+    validated: DataFrame, updated_at: datetime, partitions: int | None = None
+) -> DataFrame:
+    """Gold rows per account, currency, hour and day: counts and sums by category and channel.
+
+    ``partitions``: how many partitions to hash the rows into by account (default: the session's
+    shuffle partitions). It is the only shuffle: every grouping below has account_id in its keys,
+    so Spark keeps this partitioning for all of them; and a repartition to a set number is never
+    coalesced into fewer tasks by adaptive execution (these rows are few bytes but much work).
+    """
+    shuffle = validated.sparkSession.conf.get("spark.sql.shuffle.partitions") or "2"
+    count = partitions or int(shuffle)
+    hour = F.date_trunc("hour", "timestamp")
+    windows = F.explode(
+        F.array(
+            F.struct(F.lit("hour").alias("granularity"), hour.alias("window_start")),
+            F.struct(
+                F.lit("day").alias("granularity"), F.date_trunc("day", hour).alias("window_start")
+            ),
+        )
+    )
+    rows = validated.repartition(count, "account_id").select(
+        "account_id",
+        "currency",
+        "merchant_category",
+        "channel",
+        "amount",
+        F.when(F.col("status") == "declined", 1).otherwise(0).alias("declined"),
+        windows.alias("window"),
+    )
+    # Both granularities in one pass: each row counts in its hour and in its day.
+    parts = (
+        rows.select("*", "window.granularity", "window.window_start")
+        .groupBy(*SUMMARY_KEYS, "merchant_category", "channel")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum("amount").cast("decimal(28,2)").alias("total"),
+            F.max("amount").alias("largest"),
+            F.sum("declined").cast("bigint").alias("declined"),
+        )
+    )
+    grouped = parts.groupBy(*SUMMARY_KEYS).agg(
         F.sum("n").alias("transaction_count"),
         F.sum("total").cast("decimal(28,2)").alias("amount_sum"),
         F.max("largest").alias("amount_max"),
@@ -116,34 +155,3 @@ def _summaries(parts: DataFrame, updated_at: datetime) -> DataFrame:
         _by("parts", "channel", "total", zero).alias("amount_by_channel"),
         F.lit(updated_at).alias("updated_at"),
     )
-
-
-def to_account_summaries(validated: DataFrame, updated_at: datetime) -> DataFrame:
-    """Gold rows per account, currency, hour and day: counts and sums by category and channel."""
-    hourly_parts = (
-        validated.withColumn("window_start", F.date_trunc("hour", "timestamp"))
-        .groupBy("account_id", "window_start", "currency", "merchant_category", "channel")
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.sum("amount").cast("decimal(28,2)").alias("total"),
-            F.max("amount").alias("largest"),
-            F.sum(F.when(F.col("status") == "declined", 1).otherwise(0))
-            .cast("bigint")
-            .alias("declined"),
-        )
-    )
-    daily_parts = (
-        hourly_parts.withColumn("window_start", F.date_trunc("day", "window_start"))
-        .groupBy("account_id", "window_start", "currency", "merchant_category", "channel")
-        .agg(
-            F.sum("n").alias("n"),
-            F.sum("total").cast("decimal(28,2)").alias("total"),
-            F.max("largest").alias("largest"),
-            F.sum("declined").alias("declined"),
-        )
-    )
-    # Hours and days are folded into their windows by one aggregation over both sets of parts.
-    parts = hourly_parts.withColumn("granularity", F.lit("hour")).unionByName(
-        daily_parts.withColumn("granularity", F.lit("day"))
-    )
-    return _summaries(parts, updated_at)
