@@ -5,26 +5,93 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from finlake.query import Engine
-from finlake_query_api.bars import BAR_COLUMNS, Bar, Interval, render_bar, to_bar
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from finlake.query import Engine, python_values
+from finlake_query_api.bars import BAR_COLUMNS, Bar, Interval, render_bar, render_bars_arrow, to_bar
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class HotSeries:
-    """One symbol's recent bars, sorted by window start, each also rendered as JSON."""
+    """One symbol's recent bars, sorted by window start, each also rendered as JSON.
 
-    starts: list[datetime] = field(default_factory=list)
-    bars: list[Bar] = field(default_factory=list)
-    fragments: list[str] = field(default_factory=list)
+    ``rows`` holds the bars as Arrow (``BAR_COLUMNS``); the ``Bar`` objects, which only daily
+    bars and metrics need, are built from it on first use: a week of 1-minute bars of 500
+    symbols is 5 M bars, whose ``Bar``s cost more than the rest of a load together.
+    """
+
+    def __init__(
+        self, starts: list[datetime] | None = None, fragments: list[str] | None = None,
+        rows: pa.Table | None = None,
+    ) -> None:  # fmt: skip
+        self.starts = starts or []
+        self.fragments = fragments or []
+        self.rows = rows
+        self._bars: list[Bar] | None = None
+
+    @property
+    def bars(self) -> list[Bar]:
+        """The bars as ``Bar``s (built once, on first use)."""
+        if self._bars is None:
+            rows = self.rows
+            columns = [] if rows is None else [python_values(c) for c in rows.columns]
+            self._bars = [to_bar(row) for row in zip(*columns, strict=True)]
+        return self._bars
 
     def between(self, start: datetime, end: datetime) -> tuple[int, int]:
         """Index range of the bars with ``start <= window_start < end``."""
         return bisect.bisect_left(self.starts, start), bisect.bisect_left(self.starts, end)
+
+
+def _by_symbol(table: pa.Table) -> dict[str, HotSeries]:
+    """``symbol, BAR_COLUMNS`` rows sorted by symbol and window start, as one series per symbol."""
+    if not table.num_rows:
+        return {}
+    bars = table.select(BAR_COLUMNS.split(", "))
+    fragments = render_bars_arrow(bars)
+    if fragments is None:  # a value without an exact column-wise text: per bar
+        fragments = [render_bar(bar) for bar in HotSeries(rows=bars).bars]
+    starts = python_values(table.column("window_start"))
+    runs = pc.run_end_encode(table.column("symbol").combine_chunks())
+    series, begin = {}, 0
+    for symbol, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+        series[str(symbol)] = HotSeries(
+            starts[begin:end], fragments[begin:end], bars.slice(begin, end - begin)
+        )
+        begin = end
+    return series
+
+
+def _merged(old: HotSeries, new: HotSeries, cutoff: datetime) -> HotSeries:
+    """``old`` from ``cutoff`` on, with the bars of ``new`` replacing or joining its own.
+
+    New bars are the latest ones, so everything before the first of them is kept as slices
+    (lists and Arrow, no copy per bar); only the short tail after it is merged bar by bar.
+    """
+    keep = bisect.bisect_left(old.starts, cutoff)
+    split = (
+        max(keep, bisect.bisect_left(old.starts, new.starts[0])) if new.starts else len(old.starts)
+    )
+    tail = {start: ("old", index) for index, start in enumerate(old.starts[split:], split)}
+    tail |= {start: ("new", index) for index, start in enumerate(new.starts)}
+    order = [tail[start] for start in sorted(tail) if start >= cutoff]
+    sources = {"old": old, "new": new}
+    starts = old.starts[keep:split] + [sources[s].starts[i] for s, i in order]
+    fragments = old.fragments[keep:split] + [sources[s].fragments[i] for s, i in order]
+    pieces = [] if old.rows is None else [old.rows.slice(keep, split - keep)]
+    for source, index in order:  # tails are a few bars: one slice each is cheap enough
+        rows = sources[source].rows
+        if rows is not None:
+            pieces.append(rows.slice(index, 1))
+    rows = pa.concat_tables(pieces) if pieces else None
+    if rows is not None and rows.column(0).num_chunks > 64:  # a slice or two per refresh
+        rows = rows.combine_chunks()
+    return HotSeries(starts, fragments, rows)
 
 
 @dataclass(frozen=True)
@@ -40,37 +107,6 @@ class HotTable:
 
 FULL_RELOAD_EVERY = 500
 """Incremental refreshes between two full loads (a table rewritten by hand is caught then)."""
-
-
-def _series_of(rows: list[tuple[object, ...]]) -> dict[str, HotSeries]:
-    """Rows of ``symbol, BAR_COLUMNS`` sorted by symbol and window start, as series."""
-    series: dict[str, HotSeries] = {}
-    for row in rows:
-        bar = to_bar(row[1:])
-        hot = series.setdefault(str(row[0]), HotSeries())
-        hot.starts.append(bar.window_start)
-        hot.bars.append(bar)
-        hot.fragments.append(render_bar(bar))
-    return series
-
-
-def _merged(old: HotSeries, new: HotSeries, cutoff: datetime) -> HotSeries:
-    """``old`` from ``cutoff`` on, with the bars of ``new`` replacing or joining its own."""
-    keep = bisect.bisect_left(old.starts, cutoff)
-    bars = {
-        bar.window_start: (bar, text)
-        for bar, text in zip(old.bars[keep:], old.fragments[keep:], strict=True)
-    }
-    bars |= {
-        bar.window_start: (bar, text) for bar, text in zip(new.bars, new.fragments, strict=True)
-    }
-    merged = HotSeries()
-    for start in sorted(moment for moment in bars if moment >= cutoff):
-        bar, text = bars[start]
-        merged.starts.append(start)
-        merged.bars.append(bar)
-        merged.fragments.append(text)
-    return merged
 
 
 class HotTier:
@@ -114,9 +150,9 @@ class HotTier:
             # ">=": a batch that wrote at the same instant as the last one read is read again.
             sql += " AND updated_at >= ?"
             params.append(loaded.updated_through)
-        _, rows = self.engine.query(sql + " ORDER BY symbol, window_start", params)
-        changed = _series_of([row[:-1] for row in rows])
-        newest = max((row[-1] for row in rows if row[-1] is not None), default=None)
+        rows = self.engine.query_arrow(sql + " ORDER BY symbol, window_start", params)
+        changed = _by_symbol(rows)
+        newest = pc.max(rows.column("updated_at")).as_py() if rows.num_rows else None
         if incremental and loaded is not None:
             series = {
                 symbol: _merged(old, changed.pop(symbol, HotSeries()), cutoff)
@@ -134,7 +170,7 @@ class HotTier:
         self._tables[interval] = table
         log.info(
             "hot tier %s %s: %d bars read since %s",
-            "refreshed" if incremental else "loaded", interval.table, len(rows), cutoff,
+            "refreshed" if incremental else "loaded", interval.table, rows.num_rows, cutoff,
         )  # fmt: skip
 
     def covers(self, interval: Interval, start: datetime) -> bool:

@@ -72,12 +72,14 @@ def test_a_refresh_merges_rewritten_and_new_bars_and_drops_those_before_the_cuto
     from finlake_query_api.hot_tier import HotSeries, _merged
 
     def series(bars: list[Bar]) -> HotSeries:
-        return HotSeries([b.window_start for b in bars], bars, [render_bar(b) for b in bars])
+        return HotSeries(
+            [b.window_start for b in bars], [render_bar(b) for b in bars], _table(bars)
+        )
 
     old = _bars()[:3]
     rewritten = old[2]._replace(close=Decimal("1.23"))
     new = _bars()[3]
-    merged = _merged(series(old), series([new, rewritten]), old[1].window_start)
+    merged = _merged(series(old), series([rewritten, new]), old[1].window_start)
     assert merged.bars == [old[1], rewritten, new]
     assert merged.fragments == [render_bar(bar) for bar in merged.bars]
     assert merged.starts == [bar.window_start for bar in merged.bars]
