@@ -7,6 +7,7 @@ stream (``--trigger`` s) while ticks arrive at ``--rate``/s, event time = wall t
 when each tick reached gold.
 
     uv run --frozen python bench/bench_pipeline.py [--ticks 200000] [--rate 200] [--seconds 75]
+        [--only throughput|latency]
 """
 
 from __future__ import annotations
@@ -234,6 +235,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="Ticks/s in the latency run.")
     parser.add_argument("--seconds", type=float, default=75.0, help="Length of the latency run.")
     parser.add_argument("--trigger", type=float, default=5.0, help="Trigger interval (latency).")
+    parser.add_argument(
+        "--only",
+        choices=("throughput", "latency"),
+        help="Run one part of the bench (default: both).",
+    )
     parser.add_argument("--peer", metavar="TOPIC", help=argparse.SUPPRESS)  # the peer's process
     args = parser.parse_args()
     if args.peer:
@@ -247,8 +253,10 @@ def main() -> None:
         stack = Stack(stack_settings(root / "stack"))
         try:
             stack.up(report=print)
-            throughput(stack.settings, root, args.ticks)
-            latency(stack.settings, root, args.rate, args.seconds, args.trigger)
+            if args.only != "latency":
+                throughput(stack.settings, root, args.ticks)
+            if args.only != "throughput":
+                latency(stack.settings, root, args.rate, args.seconds, args.trigger)
         finally:
             stack.down(report=print)
     print(f"bench took {time.monotonic() - began:.0f} s")

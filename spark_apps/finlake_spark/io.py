@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import lake_connection
@@ -35,10 +39,38 @@ def has_marker(spark: SparkSession, table: str, marker: str) -> bool:
     return bool(found)
 
 
-def append_once(rows: DataFrame, table: TableSpec, catalog: str, marker: str) -> bool:
-    """Append ``rows`` unless a commit with ``marker`` exists; True when appended now."""
+def landed(
+    spark: SparkSession, specs: tuple[TableSpec, ...], catalog: str, marker: str
+) -> dict[str, int | None]:
+    """The tables holding a commit with ``marker``, each with that commit's parent snapshot id.
+
+    One query for every table; the parent id is the table as it was before the commit (None:
+    the commit was the table's first).
+    """
+    parts = [
+        f"SELECT '{spec.identifier}' AS name, parent_id FROM {spec.qualified(catalog)}.snapshots "
+        f"WHERE summary['{MARKER}'] = '{marker}'"
+        for spec in specs
+    ]
+    return {row.name: row.parent_id for row in spark.sql(" UNION ALL ".join(parts)).collect()}
+
+
+def append_once(
+    rows: DataFrame,
+    table: TableSpec,
+    catalog: str,
+    marker: str,
+    landed: Mapping[str, int | None] | None = None,
+) -> bool:
+    """Append ``rows`` unless a commit with ``marker`` exists; True when appended now.
+
+    ``landed`` (from ``landed``) spares the look-up of the table's commits.
+    """
     name = table.qualified(catalog)
-    if has_marker(rows.sparkSession, name, marker):
+    done = table.identifier in landed if landed is not None else None
+    if done is None:
+        done = has_marker(rows.sparkSession, name, marker)
+    if done:
         return False
     rows.select(*table.column_names).writeTo(name).option(
         f"snapshot-property.{MARKER}", marker
@@ -46,12 +78,72 @@ def append_once(rows: DataFrame, table: TableSpec, catalog: str, marker: str) ->
     return True
 
 
-def merge_bars(bars: DataFrame, table: TableSpec, catalog: str) -> None:
-    """Upsert bars on (symbol, window_start): a recomputed window replaces the stored one."""
-    view = f"bars_{table.identifier.replace('.', '_')}"
+def current_snapshot(spark: SparkSession, table: TableSpec, catalog: str) -> int | None:
+    """The id of the table's current snapshot (None while it has none)."""
+    rows = spark.sql(
+        f"SELECT snapshot_id FROM {table.qualified(catalog)}.refs WHERE name = 'main'"
+    ).collect()
+    return int(rows[0].snapshot_id) if rows else None
+
+
+def as_of(spark: SparkSession, table: TableSpec, catalog: str, snapshot: int | None) -> DataFrame:
+    """The table as of ``snapshot`` (None: before its first commit, so empty)."""
+    name = table.qualified(catalog)
+    if snapshot is None:
+        return spark.table(name).limit(0)
+    return spark.sql(f"SELECT * FROM {name} VERSION AS OF {snapshot}")
+
+
+def latest_value(table: DataFrame, column: str) -> Any:
+    """The largest ``column`` value of an Iceberg table, or None when it is empty.
+
+    Iceberg answers MIN/MAX from the data files' column statistics (aggregate push-down), so
+    no data file is read while every file has them.
+    """
+    return table.agg(F.max(column)).collect()[0][0]
+
+
+def append_newer_bars(
+    bars: DataFrame, table: TableSpec, catalog: str, snapshot: int | None, first: Any
+) -> None:
+    """Append bars starting at ``first`` or later to a table that has none as of ``snapshot``.
+
+    Fails (Iceberg's ValidationException) when a commit after ``snapshot`` added a bar starting
+    at ``first`` or later, as a concurrent MERGE would.
+    """
+    writer = (
+        bars.select(*table.column_names)
+        .writeTo(table.qualified(catalog))
+        .option("isolation-level", "serializable")
+    )
+    if snapshot is not None:
+        writer = writer.option("validate-from-snapshot-id", str(snapshot))
+    # Overwrites nothing (no stored bar is that recent); the filter is what is validated.
+    writer.overwrite(F.col("window_start") >= F.lit(first))
+
+
+def merge_bars(bars: DataFrame, table: TableSpec, catalog: str) -> int:
+    """Upsert bars on (symbol, window_start): a recomputed window replaces the stored one.
+
+    Returns how many bars were merged. When every bar is newer than the table's latest window,
+    they are appended instead (a MERGE costs a join and a rewrite), with the same protection
+    against a concurrent writer (e.g. the market batch) that a MERGE has: the commit fails if
+    a bar at or after the first new window was committed since the table was looked at.
+    """
+    spark = bars.sparkSession
     # Spark 4.1 cannot plan a MERGE whose source still reads an Iceberg table through the
     # DataFrame API ("No plan for TableReference"); bars are few, so materialize them first.
-    bars.localCheckpoint().createOrReplaceTempView(view)
+    bars = bars.localCheckpoint()
+    merged, first = bars.agg(F.count(F.lit(1)), F.min("window_start")).collect()[0]
+    if not merged:
+        return 0
+    snapshot = current_snapshot(spark, table, catalog)
+    stored = latest_value(as_of(spark, table, catalog, snapshot), "window_start")
+    if stored is None or stored < first:
+        append_newer_bars(bars, table, catalog, snapshot, first)
+        return int(merged)
+    view = f"bars_{table.identifier.replace('.', '_')}"
+    bars.createOrReplaceTempView(view)
     bars.sparkSession.sql(
         f"""
         MERGE INTO {table.qualified(catalog)} AS t
@@ -61,3 +153,4 @@ def merge_bars(bars: DataFrame, table: TableSpec, catalog: str) -> None:
         WHEN NOT MATCHED THEN INSERT *
         """
     )
+    return int(merged)

@@ -9,9 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import reduce
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -20,7 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from finlake.contracts.compatibility import backward_problems
 from finlake.contracts.schemas import schema_text
-from finlake.contracts.serde import registry_client
+from finlake.contracts.serde import registry_client, value_subject
 from finlake.errors import ContractViolation
 from finlake.lake.tables import (
     MARKET_CLEANED,
@@ -36,19 +34,47 @@ from finlake.quality import LATE_RULE, MARKET_TICK_EXPECTATIONS, ExpectationActi
 from finlake.spark.session import build_session
 from finlake.transforms.bronze import (
     MAGIC_BYTE,
-    decode_ticks,
+    decode_by_schema,
     to_bronze_rows,
-    to_dead_letters,
     with_wire_header,
 )
-from finlake.transforms.gold import to_bars, touched_windows, with_window_start
+from finlake.transforms.gold import (
+    finish_bars,
+    roll_up,
+    to_partial_bars,
+    touched_windows,
+    with_window_start,
+)
 from finlake.transforms.silver import DUPLICATE, tag_ticks, to_silver_ticks, with_rule_detail
 from finlake_spark.config import SparkAppSettings
-from finlake_spark.io import append_once, ensure_tables, merge_bars
+from finlake_spark.io import (
+    append_once,
+    as_of,
+    ensure_tables,
+    landed,
+    latest_value,
+    merge_bars,
+)
 from finlake_spark.metrics import record_batch
 
 log = logging.getLogger(__name__)
 NOT_WIRE_FORMAT = "not in the Confluent wire format (magic byte 0 + 4-byte schema id)"
+
+
+# The tables a batch appends to once (``append_once``); gold and runs are merged instead.
+APPENDED_ONCE = (MARKET_RAW, MARKET_DEAD_LETTER, MARKET_CLEANED, MARKET_QUARANTINE)
+UNDECODABLE = "undecodable"  # the outcome of a record that goes to the dead letters
+
+
+def undecodable() -> Column:
+    """Whether a tagged row is a record that did not decode."""
+    return F.col("outcome").eqNullSafe(UNDECODABLE)
+
+
+def wire_schema_id() -> Column:
+    """The writer schema id of a record in the Confluent wire format, else null."""
+    wire = (F.col("magic") == MAGIC_BYTE) & F.col("schema_id").isNotNull()
+    return F.when(wire, F.col("schema_id"))
 
 
 @dataclass
@@ -67,6 +93,88 @@ class BatchCounts:
     gold_1h_rows: int = 0
 
 
+@dataclass
+class Steps:
+    """Seconds each step of a micro-batch took, for the batch's log line."""
+
+    laps: dict[str, float] = field(default_factory=dict)
+    mark: float = field(default_factory=time.monotonic)
+
+    def lap(self, name: str) -> None:
+        """Close the step ``name``: the time since the previous lap."""
+        now = time.monotonic()
+        self.laps[name] = round(now - self.mark, 3)
+        self.mark = now
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Rows of one (outcome, Kafka partition) of a tagged batch and their event-time span."""
+
+    outcome: str | None
+    partition: int | None
+    pending: int | None
+    rows: int
+    earliest: datetime | None
+    latest: datetime | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A tagged batch in numbers, from one aggregation: rows per outcome, event-time spans."""
+
+    groups: tuple[Outcome, ...]
+
+    @property
+    def outcomes(self) -> dict[str | None, int]:
+        """Rows per outcome (null: goes to silver unless already there)."""
+        totals: dict[str | None, int] = {}
+        for group in self.groups:
+            totals[group.outcome] = totals.get(group.outcome, 0) + group.rows
+        return totals
+
+    @property
+    def pending(self) -> set[int]:
+        """Writer schema ids of records that were not looked up before decoding."""
+        return {g.pending for g in self.groups if g.pending is not None}
+
+    def earliest(self, outcome: str | None) -> datetime | None:
+        """The earliest event time among the rows with ``outcome``."""
+        times = [g.earliest for g in self.groups if g.outcome == outcome and g.earliest]
+        return min(times, default=None)
+
+    def partition_max(self, previous: dict[int, datetime]) -> dict[int, datetime]:
+        """Per Kafka partition, the latest event time of a row that passed the expectations."""
+        maxima = dict(previous)
+        for group in self.groups:
+            if group.latest is None or group.outcome not in (None, LATE_RULE, DUPLICATE):
+                continue
+            if group.partition is None:
+                continue
+            prior = maxima.get(group.partition)
+            maxima[group.partition] = max(group.latest, prior) if prior else group.latest
+        return maxima
+
+
+def summarize(tagged: DataFrame) -> Summary:
+    """One aggregation over a tagged batch (see ``tag_ticks``)."""
+    rows = (
+        tagged.groupBy("outcome", "kafka_partition", "pending")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.min("timestamp").alias("earliest"),
+            F.max("timestamp").alias("latest"),
+        )
+        .collect()
+    )
+    return Summary(
+        tuple(
+            Outcome(r.outcome, r.kafka_partition, r.pending, r.rows, r.earliest, r.latest)
+            for r in rows
+        )
+    )
+
+
 class MarketBatch:
     """The foreachBatch function; every write is idempotent so a replayed batch changes nothing."""
 
@@ -77,6 +185,7 @@ class MarketBatch:
         self.reader_schema = schema_text("market_tick")
         self._registry: SchemaRegistryClient | None = None
         self._writers: dict[int, tuple[str | None, str | None]] = {}
+        self._subject_ids: list[int] | None = None
 
     def table(self, spark: SparkSession, name: str) -> DataFrame:
         """A lake table by identifier."""
@@ -102,61 +211,121 @@ class MarketBatch:
             self._writers[schema_id] = (text, problem)
         return self._writers[schema_id]
 
+    def subject_ids(self) -> list[int]:
+        """Ids of every version registered under the topic's value subject (asked once).
+
+        Records usually carry one of these, so a batch decodes in the same pass that reads
+        Kafka; any other id costs a second pass (``__call__``). None known: an empty list.
+        """
+        if self._subject_ids is None:
+            if self._registry is None:
+                self._registry = registry_client(self.settings.registry)
+            subject = value_subject(self.settings.market.topic)
+            try:
+                versions = self._registry.get_versions(subject)
+                self._subject_ids = [
+                    self._registry.get_version(subject, v).schema_id for v in versions
+                ]
+            except Exception as error:  # no such subject yet, or the registry is away
+                log.warning("market stream: no schema ids of %s yet: %s", subject, error)
+                return []
+        return list(self._subject_ids)
+
+    def readable(self, schema_ids: list[int]) -> dict[int, str]:
+        """The writer schemas among ``schema_ids`` that decode into a tick."""
+        found = {i: self.writer_schema(i) for i in schema_ids}
+        return {i: text for i, (text, problem) in found.items() if text and problem is None}
+
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         spark = records.sparkSession
         marker = f"{self.checkpoint_id}:{batch_id}"
         counts = BatchCounts()
-        framed = with_wire_header(records.withColumn("ingest_ts", F.current_timestamp())).persist()
-        try:
-            counts.rows_in = framed.count()
-            bronze, dead = self.decode(spark, framed)
-            # Checkpointed, not cached: writing a table drops the caches of plans that read it.
-            bronze = bronze.localCheckpoint()
-            counts.bronze_rows, counts.dead_letter_rows = bronze.count(), dead.count()
-            # An empty append would still cost a commit; skipping one is just as idempotent.
-            if counts.bronze_rows:
-                append_once(bronze, MARKET_RAW, self.catalog, marker)
-            if counts.dead_letter_rows:
-                append_once(dead, MARKET_DEAD_LETTER, self.catalog, marker)
-            previous = self.previous_run(spark, batch_id)
-            new_silver, partition_max = self.to_silver(spark, bronze, previous, counts, marker)
-            counts.gold_1m_rows = self.update_bars(spark, new_silver, "minute", MARKET_OHLC_1M)
-            counts.gold_1h_rows = self.update_bars(spark, new_silver, "hour", MARKET_OHLC_1H)
-            self.write_run(spark, batch_id, counts, partition_max, time.monotonic() - started)
-        finally:
-            framed.unpersist()
+        steps = Steps()
+        framed = with_wire_header(records.withColumn("ingest_ts", F.current_timestamp()))
+        # Commits of this batch that landed before a restart (a replay skips or redoes them).
+        done = landed(spark, APPENDED_ONCE, self.catalog, marker)
+        previous = self.previous_run(spark, batch_id)
+        known = set(self.subject_ids()) | {i for i, (text, _) in self._writers.items() if text}
+        # Reading Kafka, decoding and tagging are one materialized pass; every later step
+        # reads from it. Checkpointed, not cached: writing a table drops caches that read it.
+        tagged, summary = self.tag(framed, known, previous)
+        pending = summary.pending
+        if pending and self.readable(sorted(pending)):
+            # A writer schema first seen in this batch: decode the batch again knowing it.
+            tagged, summary = self.tag(framed, known | pending, previous)
+        steps.lap("read+decode+tag")
+        outcomes = summary.outcomes
+        counts.rows_in = sum(outcomes.values())
+        counts.dead_letter_rows = outcomes.get(UNDECODABLE, 0)
+        counts.bronze_rows = counts.rows_in - counts.dead_letter_rows
+        # An empty append would still cost a commit; skipping one is just as idempotent.
+        if counts.bronze_rows:
+            bronze = tagged.filter(~undecodable())
+            append_once(bronze, MARKET_RAW, self.catalog, marker, done)
+        if counts.dead_letter_rows:
+            dead = self.dead_letters(tagged.filter(undecodable()), summary.pending)
+            append_once(dead, MARKET_DEAD_LETTER, self.catalog, marker, done)
+        steps.lap("bronze")
+        self.to_silver_and_gold(spark, tagged, summary, counts, marker, done, steps)
+        partition_max = summary.partition_max(previous)
+        self.write_run(spark, batch_id, counts, partition_max, time.monotonic() - started)
         record_batch(
             counts,
             time.monotonic() - started,
             max(partition_max.values(), default=None),
             self.settings.market.allowed_lateness_s,
         )
-        log.info("market batch %s: %s", batch_id, json.dumps(counts.__dict__))
+        report = {**counts.__dict__, "steps": steps.laps}
+        log.info("market batch %s: %s", batch_id, json.dumps(report))
 
-    def decode(self, spark: SparkSession, framed: DataFrame) -> tuple[DataFrame, DataFrame]:
-        """(bronze rows, dead letters): each writer schema id decoded on its own."""
-        wire = (F.col("magic") == MAGIC_BYTE) & F.col("schema_id").isNotNull()
-        ids = [
-            row.schema_id for row in framed.filter(wire).select("schema_id").distinct().collect()
-        ]
-        bronze_parts = [self.table(spark, MARKET_RAW.identifier).limit(0)]
-        dead_parts = [
-            to_dead_letters(framed.filter(~F.coalesce(wire, F.lit(False))), F.lit(NOT_WIRE_FORMAT))
-        ]
-        for schema_id in ids:
-            subset = framed.filter(F.col("schema_id") == schema_id)
-            writer, problem = self.writer_schema(schema_id)
-            if writer is None or problem is not None:
-                dead_parts.append(to_dead_letters(subset, F.lit(problem)))
-                continue
-            decoded = decode_ticks(subset, writer, self.reader_schema)
-            bad = f"undecodable Avro body for schema id {schema_id}"
-            dead_parts.append(to_dead_letters(decoded.filter(F.col("tick").isNull()), F.lit(bad)))
-            bronze_parts.append(to_bronze_rows(decoded.filter(F.col("tick").isNotNull())))
-        return reduce(DataFrame.unionByName, bronze_parts), reduce(
-            DataFrame.unionByName, dead_parts
+    def tag(
+        self, framed: DataFrame, known: set[int], previous: dict[int, datetime]
+    ) -> tuple[DataFrame, Summary]:
+        """Every record decoded with the ``known`` writer schemas that are readable, tagged.
+
+        A record that does not decode keeps its bytes and gets the outcome ``undecodable`` and
+        an ``error``; one of a schema id not looked up yet has ``pending`` set to that id.
+        """
+        readable = self.readable(sorted(known))
+        unreadable = {i: problem for i in sorted(known) if (problem := self.writer_schema(i)[1])}
+        decoded = decode_by_schema(framed, readable, self.reader_schema)
+        wire = wire_schema_id().isNotNull()
+        problem = F.lit(None).cast("string")
+        if unreadable:
+            problems = F.create_map(*[F.lit(x) for pair in unreadable.items() for x in pair])
+            problem = problems[F.col("schema_id")]
+        error = (
+            F.when(F.col("tick").isNotNull(), F.lit(None).cast("string"))
+            .when(~wire, F.lit(NOT_WIRE_FORMAT))
+            .when(
+                F.col("schema_id").isin(*readable) if readable else F.lit(False),
+                F.concat(F.lit("undecodable Avro body for schema id "), F.col("schema_id")),
+            )
+            .otherwise(problem)
         )
+        is_pending = F.col("tick").isNull() & wire & error.isNull()
+        rows = to_bronze_rows(
+            decoded,
+            F.when(F.col("tick").isNull(), F.col("value")).alias("value"),
+            F.col("tick").isNull().alias("undecodable"),
+            error.alias("error"),
+            F.when(is_pending, F.col("schema_id")).alias("pending"),
+        )
+        lateness = self.settings.market.allowed_lateness_s
+        preset = F.when(F.col("undecodable"), F.lit(UNDECODABLE))
+        tagged = tag_ticks(rows, MARKET_TICK_EXPECTATIONS, previous, lateness, preset)
+        tagged = tagged.localCheckpoint()
+        return tagged, summarize(tagged)
+
+    def dead_letters(self, undecoded: DataFrame, pending: set[int]) -> DataFrame:
+        """Dead-letter rows of tagged records that did not decode, each with the reason."""
+        reasons = {
+            i: self.writer_schema(i)[1] or f"schema id {i} not decoded" for i in sorted(pending)
+        }
+        by_id = F.create_map(*[F.lit(x) for pair in reasons.items() for x in pair])
+        error = F.coalesce(F.col("error"), by_id[F.col("pending")]) if reasons else F.col("error")
+        return undecoded.withColumn("error", error)
 
     def previous_run(self, spark: SparkSession, batch_id: int) -> dict[int, datetime]:
         """Per-partition max event time after the previous batch of this checkpoint."""
@@ -170,24 +339,25 @@ class MarketBatch:
         )
         return dict(rows[0].partition_max_event_time or {}) if rows else {}
 
-    def to_silver(
+    def to_silver_and_gold(
         self,
         spark: SparkSession,
-        bronze: DataFrame,
-        previous: dict[int, datetime],
+        tagged: DataFrame,
+        summary: Summary,
         counts: BatchCounts,
         marker: str,
-    ) -> tuple[DataFrame, dict[int, datetime]]:
-        """Append new silver rows and the quarantine; return them and the partition maxima."""
+        done: dict[str, int | None],
+        steps: Steps,
+    ) -> None:
+        """Append new silver rows and the quarantine, then merge the bars they touch.
+
+        Silver is read as it was before this batch, also when a replay finds this batch's
+        silver commit already made: the new rows and the bars come out the same.
+        """
         rules = MARKET_TICK_EXPECTATIONS
-        lateness = self.settings.market.allowed_lateness_s
-        # One materialized pass decides every row's fate; counts and subsets read from it.
-        tagged = tag_ticks(bronze, rules, previous, lateness).localCheckpoint()
-        outcomes = {
-            row.outcome: row["count"] for row in tagged.groupBy("outcome").count().collect()
-        }
+        outcomes = summary.outcomes
         actions = {rule.name: rule.action for rule in rules}
-        failing = sorted(o for o in outcomes if actions.get(o) is ExpectationAction.FAIL)
+        failing = sorted(o for o in outcomes if o and actions.get(o) is ExpectationAction.FAIL)
         if failing:
             example = tagged.filter(F.col("outcome") == failing[0]).limit(1).collect()[0]
             raise ContractViolation(f"tick failed expectation {failing[0]}: {example.asDict()}")
@@ -195,62 +365,74 @@ class MarketBatch:
             name for name, action in actions.items() if action is ExpectationAction.QUARANTINE
         ]
         candidates = to_silver_ticks(tagged.filter(F.col("outcome").isNull()))
-        span = candidates.agg(F.min("timestamp").alias("low")).collect()[0]
-        existing = self.table(spark, MARKET_CLEANED.identifier).select("symbol", "timestamp")
-        if span.low is not None:
-            existing = existing.filter(F.col("timestamp") >= F.lit(span.low))
-        new = candidates.join(existing, ["symbol", "timestamp"], "left_anti").localCheckpoint()
-        counts.silver_rows = new.count()
+        low = summary.earliest(None)
+        if MARKET_CLEANED.identifier in done:
+            stored = as_of(spark, MARKET_CLEANED, self.catalog, done[MARKET_CLEANED.identifier])
+        else:
+            stored = self.table(spark, MARKET_CLEANED.identifier)
+        # The latest stored event time, from file statistics (no data file is read).
+        silver_max = latest_value(stored, "timestamp")
+        if low is not None and silver_max is not None and silver_max >= low:
+            existing = stored.select("symbol", "timestamp").filter(F.col("timestamp") >= F.lit(low))
+            new = candidates.join(existing, ["symbol", "timestamp"], "left_anti").localCheckpoint()
+            counts.silver_rows = new.count()
+        else:  # no stored tick is as recent as the batch's earliest: nothing to drop
+            new = candidates
+            counts.silver_rows = outcomes.get(None, 0)
         counts.duplicate_rows = (
             outcomes.get(DUPLICATE, 0) + outcomes.get(None, 0) - counts.silver_rows
         )
         counts.dropped_rows = sum(
             n for o, n in outcomes.items() if actions.get(o) is ExpectationAction.DROP
         )
-        counts.quarantined_by_rule = {o: n for o, n in outcomes.items() if o in quarantine_rules}
+        counts.quarantined_by_rule = {
+            o: n for o, n in outcomes.items() if o is not None and o in quarantine_rules
+        }
         counts.quarantined_rows = sum(counts.quarantined_by_rule.values())
+        steps.lap("silver")
+        # Bars are computed before the silver append: from the stored ticks of the windows the
+        # new ticks touch, plus the new ticks (checkpointed, so the append cannot change them).
+        partials = self.minute_partials(stored, new, silver_max) if counts.silver_rows else None
+        steps.lap("bars")
         if counts.silver_rows:
-            append_once(new, MARKET_CLEANED, self.catalog, marker)
+            append_once(new, MARKET_CLEANED, self.catalog, marker, done)
         if counts.quarantined_rows:
             quarantine = with_rule_detail(
                 tagged.filter(F.col("outcome").isin(quarantine_rules)), rules
             ).withColumn("quarantined_at", F.current_timestamp())
-            append_once(quarantine, MARKET_QUARANTINE, self.catalog, marker)
-        valid = F.col("outcome").isNull() | F.col("outcome").isin(LATE_RULE, DUPLICATE)
-        maxima = (
-            tagged.filter(valid)
-            .groupBy("kafka_partition")
-            .agg(F.max("timestamp").alias("m"))
-            .collect()
-        )
-        partition_max = dict(previous)
-        for row in maxima:
-            if row.m is not None:
-                prior = partition_max.get(row.kafka_partition)
-                partition_max[row.kafka_partition] = max(row.m, prior) if prior else row.m
-        return new, partition_max
+            append_once(quarantine, MARKET_QUARANTINE, self.catalog, marker, done)
+        steps.lap("silver_write")
+        if partials is not None:
+            now = F.current_timestamp().alias("updated_at")
+            minutes = finish_bars(partials.filter("touched"), "minute").select("*", now)
+            counts.gold_1m_rows = merge_bars(minutes, MARKET_OHLC_1M, self.catalog)
+            steps.lap("gold_1m")
+            hours = finish_bars(roll_up(partials, "hour"), "hour").select("*", now)
+            counts.gold_1h_rows = merge_bars(hours, MARKET_OHLC_1H, self.catalog)
+            steps.lap("gold_1h")
 
-    def update_bars(self, spark: SparkSession, new: DataFrame, unit: str, table: Any) -> int:
-        """Recompute every window the new ticks touch from all of silver, and merge the bars."""
-        touched = touched_windows(new, unit).persist()
-        span = touched.agg(
-            F.min("window_start").alias("low"), F.count(F.lit(1)).alias("n")
-        ).collect()[0]
-        if not span.n:
-            touched.unpersist()
-            return 0
-        silver = self.table(spark, MARKET_CLEANED.identifier).filter(
-            F.col("timestamp") >= F.lit(span.low)
-        )
-        ticks = with_window_start(silver, unit).join(
-            touched, ["symbol", "window_start"], "left_semi"
-        )
-        bars = to_bars(ticks.drop("window_start"), unit).withColumn(
-            "updated_at", F.current_timestamp()
-        )
-        merge_bars(bars, table, self.catalog)
-        touched.unpersist()
-        return int(span.n)
+    def minute_partials(
+        self, stored: DataFrame, new: DataFrame, silver_max: datetime | None
+    ) -> DataFrame:
+        """1-minute partial bars of every hour the new ticks touch; ``touched``: has a new tick.
+
+        An hour's stored ticks are read only when silver reaches into it; the hour bars are
+        rolled up from these minutes, so both tables get bars of all of a window's ticks.
+        """
+        ticks = new.select("symbol", "timestamp", "price", "volume", F.lit(True).alias("new"))
+        if silver_max is not None:
+            hours = touched_windows(new, "hour").localCheckpoint()
+            first_hour = hours.agg(F.min("window_start")).collect()[0][0]
+            if silver_max >= first_hour:
+                older = with_window_start(
+                    stored.filter(F.col("timestamp") >= F.lit(first_hour)), "hour"
+                ).join(F.broadcast(hours), ["symbol", "window_start"], "left_semi")
+                ticks = ticks.unionByName(
+                    older.select(
+                        "symbol", "timestamp", "price", "volume", F.lit(False).alias("new")
+                    )
+                )
+        return to_partial_bars(ticks, "minute", F.max("new").alias("touched")).localCheckpoint()
 
     def write_run(
         self,

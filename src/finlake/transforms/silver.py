@@ -29,14 +29,19 @@ def tag_ticks(
     expectations: Sequence[Expectation],
     before: dict[int, datetime],
     lateness_s: int,
+    preset: Column | None = None,
 ) -> DataFrame:
     """Add ``outcome``: the first failed rule, ``late``, ``duplicate``, or null (goes to silver).
+
+    A non-null ``preset`` (e.g. the record did not decode) is the row's outcome as it is; such
+    rows take no part in the lateness and duplicate checks.
 
     Lateness is judged per Kafka partition in offset order against the latest valid event time
     read before (``before`` carries it across batches), so a tick is late or on time whatever
     micro-batch it lands in. Of on-time ticks sharing (symbol, timestamp) the first read wins.
     """
-    tagged = ticks.withColumn("outcome", first_failed_rule(expectations))
+    outcome = first_failed_rule(expectations)
+    tagged = ticks.withColumn("outcome", outcome if preset is None else F.coalesce(preset, outcome))
     valid = F.col("outcome").isNull()
     earlier = (
         Window.partitionBy("kafka_partition")

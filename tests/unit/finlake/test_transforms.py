@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import fastavro
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -16,8 +19,10 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from finlake.contracts.schemas import schema_text
 from finlake.quality import MARKET_TICK_EXPECTATIONS, Expectation, ExpectationAction
-from finlake.transforms.gold import to_bars, touched_windows
+from finlake.transforms.bronze import decode_by_schema, with_wire_header
+from finlake.transforms.gold import finish_bars, roll_up, to_bars, to_partial_bars, touched_windows
 from finlake.transforms.quality import split_by_expectations
 from finlake.transforms.silver import tag_ticks, to_silver_ticks, with_rule_detail
 
@@ -118,6 +123,25 @@ def test_late_carries_the_previous_batches_maximum(spark: SparkSession) -> None:
     assert outcomes(tagged) == {(1, 5): "late"}
 
 
+def test_a_preset_outcome_is_kept_and_takes_no_part_in_late_or_duplicate(
+    spark: SparkSession,
+) -> None:
+    rows = [
+        ("A", at(5000), 1.0, 1, 0, 0),  # preset: would otherwise move the clock
+        ("A", at(0), 1.0, 1, 0, 1),
+        ("A", at(0), 1.0, 1, 0, 2),  # preset: would otherwise be the duplicate
+        ("A", at(0), 1.0, 1, 0, 3),
+    ]
+    preset = F.when(F.col("kafka_offset").isin(0, 2), F.lit("undecodable"))
+    tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {}, 600, preset)
+    assert outcomes(tagged) == {
+        (0, 0): "undecodable",
+        (0, 1): None,
+        (0, 2): "undecodable",
+        (0, 3): "duplicate",
+    }
+
+
 def test_quarantined_rows_carry_rule_and_detail(spark: SparkSession) -> None:
     rows = [("A", at(0), -1.0, 1, 0, 0)]
     tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {}, lateness_s=600)
@@ -192,3 +216,101 @@ def test_touched_windows_are_distinct_per_symbol(
         ],
     )
     assert touched_windows(frame, unit).count() == expected
+
+
+def test_hour_bars_rolled_up_from_minute_partials_equal_bars_from_ticks(
+    spark: SparkSession,
+) -> None:
+    # Scrambled arrival, ties of price across minutes, a zero-volume tick, two symbols and hours.
+    frame = _silver(
+        spark,
+        [
+            ("A", at(95), "10.10", 7),
+            ("A", at(31), "10.03", 300),
+            ("A", at(3000), "9.99", 1),
+            ("A", at(40), "10.07", 0),
+            ("A", at(0), "10.01", 10),
+            ("A", at(29), "10.11", 3),
+            ("B", at(29), "5.00", 2),
+            ("B", at(3700), "5.50", 9),
+        ],
+    )
+    partials = to_partial_bars(frame, "minute")
+    rolled = {
+        (r.symbol, r.window_start): r
+        for r in finish_bars(roll_up(partials, "hour"), "hour").collect()
+    }
+    direct = {(r.symbol, r.window_start): r for r in to_bars(frame, "hour").collect()}
+    assert rolled == direct
+    assert len(direct) == 4  # A: 23:00, 00:00; B: 23:00, 01:00
+    a_midnight = direct[("A", datetime(2026, 11, 26, 0, 0))]
+    assert (a_midnight.open, a_midnight.close) == (Decimal("10.03"), Decimal("9.99"))
+    minutes = finish_bars(partials, "minute").orderBy("symbol", "window_start").collect()
+    assert minutes == to_bars(frame, "minute").orderBy("symbol", "window_start").collect()
+
+
+def test_partial_bars_pass_extra_aggregates_through(spark: SparkSession) -> None:
+    frame = _silver(spark, [("A", at(0), "1.00", 1), ("A", at(35), "2.00", 1)]).withColumn(
+        "new", F.col("price") > 1
+    )
+    touched = {
+        r.window_start: r.touched
+        for r in to_partial_bars(frame, "minute", F.max("new").alias("touched")).collect()
+    }
+    assert touched == {datetime(2026, 11, 25, 23, 59): False, datetime(2026, 11, 26, 0, 0): True}
+
+
+OLD_TICK = {  # an earlier contract version: no exchange, no currency
+    "type": "record",
+    "name": "MarketTick",
+    "namespace": "io.finlake.market",
+    "fields": [
+        {"name": "symbol", "type": "string"},
+        {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "price", "type": ["null", "double"], "default": None},
+        {"name": "volume", "type": ["null", "long"], "default": None},
+        {"name": "source", "type": "string"},
+        {"name": "produced_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    ],
+}
+
+
+def _framed(schema: dict[str, object], schema_id: int, record: dict[str, object]) -> bytes:
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(schema), record)
+    return b"\x00" + schema_id.to_bytes(4, "big") + body.getvalue()
+
+
+def test_decode_by_schema_reads_each_record_with_its_own_writer_schema(
+    spark: SparkSession,
+) -> None:
+    current = json.loads(schema_text("market_tick"))
+    record = {
+        "symbol": "AAA",
+        "timestamp": at(0),
+        "price": 10.5,
+        "volume": 3,
+        "source": "replay",
+        "produced_at": at(1),
+    }
+    values = [
+        (0, _framed(OLD_TICK, 7, record)),
+        (1, _framed(current, 8, {**record, "symbol": "BBB", "exchange": "XNAS"})),
+        (2, _framed(current, 9, record)),  # an id not given: not decoded
+        (3, b"\x00\x00\x00\x00\x08garbage"),  # a given id, but not Avro of it
+        (4, b"not avro"),  # not in the wire format
+    ]
+    records = spark.createDataFrame(values, "offset long, value binary")
+    writers = {7: json.dumps(OLD_TICK), 8: schema_text("market_tick")}
+    decoded = decode_by_schema(with_wire_header(records), writers, schema_text("market_tick"))
+    ticks = {r.offset: r.tick for r in decoded.collect()}
+    assert (ticks[0].symbol, ticks[0].price, ticks[0].exchange) == ("AAA", 10.5, None)
+    assert (ticks[1].symbol, ticks[1].exchange) == ("BBB", "XNAS")
+    assert [ticks[n] for n in (2, 3, 4)] == [None, None, None]
+
+
+def test_decode_by_schema_without_writer_schemas_decodes_nothing(spark: SparkSession) -> None:
+    records = spark.createDataFrame([(0, b"\x00\x00\x00\x00\x01x")], "offset long, value binary")
+    decoded = decode_by_schema(with_wire_header(records), {}, schema_text("market_tick"))
+    assert [r.tick for r in decoded.collect()] == [None]
+    assert decoded.schema["tick"].dataType.simpleString().startswith("struct<symbol:string")
