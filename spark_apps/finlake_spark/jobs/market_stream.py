@@ -18,7 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from finlake.contracts.compatibility import backward_problems
 from finlake.contracts.schemas import schema_text
-from finlake.contracts.serde import registry_client, value_subject
+from finlake.contracts.serde import registry_client, subject_schemas, value_subject
 from finlake.errors import ContractViolation
 from finlake.lake.tables import (
     MARKET_CLEANED,
@@ -220,14 +220,13 @@ class MarketBatch:
         if self._subject_ids is None:
             if self._registry is None:
                 self._registry = registry_client(self.settings.registry)
-            subject = value_subject(self.settings.market.topic)
+            topic = self.settings.market.topic
             try:
-                versions = self._registry.get_versions(subject)
-                self._subject_ids = [
-                    self._registry.get_version(subject, v).schema_id for v in versions
-                ]
+                self._subject_ids = list(subject_schemas(self._registry, topic))
             except Exception as error:  # no such subject yet, or the registry is away
-                log.warning("market stream: no schema ids of %s yet: %s", subject, error)
+                log.warning(
+                    "market stream: no schema ids of %s yet: %s", value_subject(topic), error
+                )
                 return []
         return list(self._subject_ids)
 

@@ -46,21 +46,28 @@ def is_compatible(client: SchemaRegistryClient, topic: str, schema: str) -> bool
     return client.test_compatibility(subject, Schema(schema, "AVRO"))
 
 
+def subject_schemas(client: SchemaRegistryClient, topic: str) -> dict[int, str]:
+    """Every version registered for the topic's values: schema text by schema id (the client's
+    own errors when the subject does not exist yet or the registry is away)."""
+    subject = value_subject(topic)
+    versions = [client.get_version(subject, v) for v in client.get_versions(subject)]
+    return {
+        v.schema_id: v.schema.schema_str or ""
+        for v in versions
+        if v.schema_id is not None and v.schema is not None
+    }
+
+
 def readable_writer_schemas(
     client: SchemaRegistryClient, topic: str, contract: str
 ) -> tuple[dict[int, str], str | None]:
     """Every version registered for the topic's values that reads as ``contract``, by schema id,
     and why none could be listed (no such subject yet, registry away), if so."""
-    subject, reader = value_subject(topic), schema_text(contract)
     try:
-        versions = [client.get_version(subject, v) for v in client.get_versions(subject)]
+        texts = subject_schemas(client, topic)
     except Exception as error:  # the client raises its own error types per HTTP status
-        return {}, f"no schema versions of {subject}: {error}"
-    texts = {
-        v.schema_id: v.schema.schema_str or ""
-        for v in versions
-        if v.schema_id is not None and v.schema is not None
-    }
+        return {}, f"no schema versions of {value_subject(topic)}: {error}"
+    reader = schema_text(contract)
     readable = {
         i: text for i, text in texts.items() if text and not backward_problems(text, reader)
     }
