@@ -98,3 +98,32 @@ def test_counts_sums_and_breakdowns_by_category_and_channel(
     assert day["amount_by_channel"] == {"pos": Decimal("15.75"), "ecommerce": Decimal("2.50")}
     usd = summaries[("a1", "day", naive(at(0, 0)), "USD")]
     assert (usd["transaction_count"], usd["amount_sum"]) == (1, Decimal("3.00"))
+
+
+def test_windows_whose_parts_repeat_no_key_and_those_that_do_sum_the_same_way(
+    spark: SparkSession,
+) -> None:
+    # Hour 9: two parts, no category or channel twice (the maps are zipped); hour 11: two parts
+    # sharing the category (its entry folds both); the day holds all four.
+    rows = [
+        ("a3", at(9, 1), Decimal("4.00"), "EUR", "5411", "pos", "approved"),
+        ("a3", at(9, 2), Decimal("6.00"), "EUR", "5812", "atm", "approved"),
+        ("a3", at(11, 1), Decimal("1.10"), "EUR", "5411", "pos", "approved"),
+        ("a3", at(11, 2), Decimal("2.20"), "EUR", "5411", "ecommerce", "approved"),
+    ]
+    frame = to_account_summaries(spark.createDataFrame(rows, SILVER), UPDATED, partitions=2)
+    got = {(r["granularity"], r["window_start"]): r for r in frame.collect()}
+    zipped = got[("hour", naive(at(9, 0)))]
+    assert zipped["count_by_category"] == {"5411": 1, "5812": 1}
+    assert zipped["amount_by_channel"] == {"pos": Decimal("4.00"), "atm": Decimal("6.00")}
+    folded = got[("hour", naive(at(11, 0)))]
+    assert folded["count_by_category"] == {"5411": 2}
+    assert folded["amount_by_category"] == {"5411": Decimal("3.30")}
+    assert folded["count_by_channel"] == {"pos": 1, "ecommerce": 1}
+    day = got[("day", naive(at(0, 0)))]
+    assert day["count_by_category"] == {"5411": 3, "5812": 1}
+    assert day["amount_by_channel"] == {
+        "pos": Decimal("5.10"),
+        "atm": Decimal("6.00"),
+        "ecommerce": Decimal("2.20"),
+    }
