@@ -26,7 +26,9 @@ RULE = "rule"
 _DETAILS = {e.name: e.description for e in TRANSACTION_EXPECTATIONS} | {
     DUPLICATE_RULE: DUPLICATE_DETAIL
 }
-SUMMARY_KEYS = ("account_id", "granularity", "window_start", "currency")
+SUMMARY_KEYS = ("window_start", "account_id", "granularity", "currency")
+"""A summary row's key, window start first: the lists are collected by sorting on the key, and a
+sort settles most comparisons on the first key's 8-byte prefix (account ids share theirs)."""
 
 
 def with_typed_columns(bronze: DataFrame) -> DataFrame:
