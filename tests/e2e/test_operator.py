@@ -364,8 +364,15 @@ def test_liveness_fails_when_a_watched_resource_cannot_be_listed(
     answer = eventually(lambda: _get(url), 60, "/healthz")
     assert answer.status_code == 200
     assert answer.json()["api"] == "ok"
-    metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
-    assert 'finlake_operator_reconcile_total{kind="MarketFeed",result="ok"}' in metrics
+    # The previous test may have restarted the operator: its counters start again at its first
+    # reconcile of the MarketFeed, which can come after /healthz answers.
+    reconciled = 'finlake_operator_reconcile_total{kind="MarketFeed",result="ok"}'
+
+    def counted() -> bool:
+        metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
+        return reconciled in metrics
+
+    eventually(counted, 60, "a MarketFeed reconcile counted in /metrics")
     # Last test of the session: take a watched kind away (no instances left first).
     examples.kubectl("delete", "alertrules", "--all", "-n", NAMESPACE, "--timeout=60s")
     examples.kubectl("delete", "crd", "alertrules.finlake.io", "--timeout=60s")
