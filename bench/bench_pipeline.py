@@ -81,10 +81,8 @@ def run_to_end(command: list[str], env: dict[str, str], log: Path) -> float:
     return time.monotonic() - began
 
 
-def first_row(query: LakeQuery | Path, sql: str) -> tuple[Any, ...]:
-    """The first row of ``sql`` over the lake (of the home ``query``, if a path)."""
-    if isinstance(query, Path):
-        query = LakeQuery(FinlakeSettings.model_validate({"home": query}))
+def first_row(query: LakeQuery, sql: str) -> tuple[Any, ...]:
+    """The first row of ``sql`` over the lake."""
     return query.run(sql)[1][0]
 
 
@@ -139,18 +137,15 @@ def throughput(settings: FinlakeSettings, root: Path, count: int, batch: int | N
     ours, theirs = float(rows_in) / float(busy), peer["rows"] / peer["seconds"]
     each = ", ".join(f"{int(n):,} in {float(s):.1f} s" for n, s in runs)
     warm = runs[1:]
-    steady = (
-        f"{sum(int(n) for n, _ in warm) / sum(float(s) for _, s in warm):10,.0f}"
-        if warm
-        else "         -"
-    )
+    steady = sum(int(n) for n, _ in warm) / sum(float(s) for _, s in warm) if warm else None
+    after_first = f"{steady:,.0f}" if steady else "-"
     print(
         f"pipeline: {batches} batch(es) ({each}), rows_in {rows_in}, silver {silver}, "
         f"gold bars 1m {gold_1m} / 1h {gold_1h}\n"
         f"pipeline batch time (sum duration_s): {busy:7.1f} s   process wall {wall:6.1f} s\n"
         f"peer job time (read+decode+append):   {peer['seconds']:7.1f} s   "
         f"process wall {peer_wall:6.1f} s   rows {peer['rows']}\n"
-        f"pipeline silver+gold events/s: {ours:10,.0f}   (after the first batch: {steady})\n"
+        f"pipeline silver+gold events/s: {ours:10,.0f}   (after the first batch: {after_first})\n"
         f"peer events/s:                 {theirs:10,.0f}\n"
         f"ratio pipeline/peer:           {ours / theirs:10.2f}\n"
         f"goal >= {GOAL_EVENTS_S:,} events/s on local[2]: "
