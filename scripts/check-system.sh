@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# System prerequisites: a JDK 17+ (Kafka, Spark), a JDK 21+ (Apicurio), Maven, npm, Chromium, OpenSSL.
+# System prerequisites: a JDK 17+ with javac (Kafka, Spark), a JDK 21+ (Apicurio), Maven, npm, Chromium, OpenSSL.
 # Installs what is missing from Debian's packages when run as root; otherwise says what to install.
 set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
+# javac compiles finlake.spark.localfs (Hadoop's local file system without a process per file)
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v npm >/dev/null || missing+=(npm)  # vendors the dashboard's chart library
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)  # the dashboard's browser test

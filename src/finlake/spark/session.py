@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import S3_CHECKSUM_ENV, LakeConnection, lake_connection
+from finlake.spark.localfs import LOCAL_FS_CONF, local_fs_jar
 from finlake.stack.artifacts import SPARK, SPARK_S3, ArtifactCache
 
 
@@ -36,20 +37,27 @@ def catalog_config(prefix: str, lake: LakeConnection) -> dict[str, str]:
 
 
 def session_config(
-    settings: FinlakeSettings, jars: list[Path], lake: LakeConnection | None = None
+    settings: FinlakeSettings,
+    jars: list[Path],
+    lake: LakeConnection | None = None,
+    local_fs: Path | None = None,
 ) -> dict[str, str]:
-    """Spark conf the session sets: jars, Iceberg catalog (JDBC, schema V1), UTC, parallelism."""
+    """Spark conf the session sets: jars, Iceberg catalog (JDBC, schema V1), UTC, parallelism;
+    with ``local_fs`` (the jar of ``finlake.spark.localfs``), Hadoop's local file system without
+    a process per file."""
     catalog = settings.spark.catalog
     prefix = f"spark.sql.catalog.{catalog}"
     drivers = [str(jar) for jar in jars if "jdbc" in jar.name or jar.name.startswith("postgresql")]
+    class_path = [*drivers, *([str(local_fs)] if local_fs is not None else [])]
     lake = lake or lake_connection(settings)
     if lake.is_local:
         settings.warehouse.mkdir(parents=True, exist_ok=True)
     return {
         "spark.master": settings.spark.master,
         "spark.jars": ",".join(str(jar) for jar in jars),
-        # JDBC drivers must be visible to DriverManager's class loader too ("No suitable driver").
-        "spark.driver.extraClassPath": ":".join(drivers),
+        # JDBC drivers must be visible to DriverManager's class loader too ("No suitable driver"),
+        # and Hadoop loads its file systems from the application class path.
+        "spark.driver.extraClassPath": ":".join(class_path),
         "spark.driver.memory": settings.spark.driver_memory,
         "spark.sql.shuffle.partitions": str(
             settings.spark.shuffle_partitions or os.cpu_count() or 2
@@ -67,6 +75,7 @@ def session_config(
         f"{prefix}.cache-enabled": "false",
         **catalog_config(prefix, lake),
         "spark.sql.defaultCatalog": catalog,
+        **(LOCAL_FS_CONF if local_fs is not None else {}),
     }
 
 
@@ -84,8 +93,12 @@ def build_session(
         # The AWS SDK v2 inside S3FileIO reads these (S3 emulators reject chunked checksums).
         for key, value in S3_CHECKSUM_ENV.items():
             os.environ.setdefault(key, value)
+    # Local mode only: the driver JVM is every executor, so the class path above reaches them all.
+    is_local = settings.spark.master.startswith("local")
+    local_fs = local_fs_jar(settings.stack.cache_dir) if is_local else None
     builder = SparkSession.builder.appName(app_name)
-    for key, value in {**session_config(settings, jars, lake), **(extra or {})}.items():
+    conf = session_config(settings, jars, lake, local_fs)
+    for key, value in {**conf, **(extra or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.spark.log_level)
