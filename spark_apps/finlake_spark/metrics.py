@@ -33,6 +33,13 @@ WATERMARK = Gauge(
     "Max event time minus the allowed lateness (Unix seconds): older ticks are late.",
     ["pipeline"],
 )
+PHASE_SECONDS = Histogram(
+    "finlake_pipeline_microbatch_phase_seconds",
+    "Time a streaming query's micro-batch spent per phase (Spark's durationMs: latestOffset, "
+    "walCommit, queryPlanning, addBatch, commitOffsets, triggerExecution the whole), per query.",
+    ["query", "phase"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
 PIPELINE = "market"
 
 

@@ -30,7 +30,8 @@ from finlake_spark.alerts.config import DetectionAppSettings
 from finlake_spark.alerts.processor import EVENT_SCHEMA, AlertProcessor, decoded_ticks
 from finlake_spark.alerts.rules import RuleSource
 from finlake_spark.alerts.sink import AlertSink, EventsTable
-from finlake_spark.io import ensure_tables
+from finlake_spark.io import ensure_tables, kafka_stream
+from finlake_spark.progress import observe_progress
 
 log = logging.getLogger(__name__)
 STATE_STORE = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
@@ -51,14 +52,12 @@ def ticks(spark: SparkSession, settings: DetectionAppSettings) -> DataFrame:
     writers, problem = readable_writer_schemas(client, options.source_topic, "market_tick")
     if problem is not None:
         log.warning("alert detection: decoding every record in Python (%s)", problem)
-    records = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
-        .option("subscribe", options.source_topic)
-        .option("startingOffsets", options.starting_offsets)
-        .option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
-        .option("failOnDataLoss", "false")
-        .load()
+    records = kafka_stream(
+        spark,
+        settings.kafka.bootstrap,
+        options.source_topic,
+        starting_offsets=options.starting_offsets,
+        max_offsets_per_trigger=options.max_offsets_per_trigger,
     )
     return decoded_ticks(records, writers).withWatermark(
         "timestamp", f"{options.watermark_delay_s} seconds"
@@ -96,14 +95,7 @@ def start_events(
     spark: SparkSession, settings: DetectionAppSettings, *, once: bool
 ) -> StreamingQuery:
     """Store what the alerts topic holds in alerts.events (MERGE on event_id)."""
-    records = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
-        .option("subscribe", settings.detection.alerts_topic)
-        .option("startingOffsets", "earliest")
-        .option("failOnDataLoss", "false")
-        .load()
-    )
+    records = kafka_stream(spark, settings.kafka.bootstrap, settings.detection.alerts_topic)
     writer = records.select("value").writeStream.option(
         "checkpointLocation", str(settings.events_checkpoint)
     )
@@ -128,9 +120,12 @@ def run(
     if rules:
         detection = settings.detection.model_copy(update={"rules": list(rules)})
         settings = settings.model_copy(update={"detection": detection})
-    spark = build_session(
-        settings, app_name="finlake-alert-detection", extra={"spark.scheduler.mode": "FAIR"}
-    )
+    extra = {
+        "spark.scheduler.mode": "FAIR",
+        "spark.sql.shuffle.partitions": str(settings.detection.state_partitions),
+    }
+    spark = build_session(settings, app_name="finlake-alert-detection", extra=extra)
+    observe_progress(spark)
     if once:  # drain the market data, then store everything published
         start(spark, settings, once=True).awaitTermination()
         start_events(spark, settings, once=True).awaitTermination()

@@ -51,11 +51,13 @@ from finlake_spark.io import (
     append_once,
     as_of,
     ensure_tables,
+    kafka_stream,
     landed,
     latest_value,
     merge_bars,
 )
 from finlake_spark.metrics import record_batch
+from finlake_spark.progress import observe_progress
 
 log = logging.getLogger(__name__)
 NOT_WIRE_FORMAT = "not in the Confluent wire format (magic byte 0 + 4-byte schema id)"
@@ -498,15 +500,11 @@ def start(spark: SparkSession, settings: SparkAppSettings, *, once: bool) -> Str
     """Start the stream: Kafka source, foreachBatch sink, checkpoint under $FINLAKE_HOME."""
     ensure_tables(spark, settings, MARKET_TABLES)
     checkpoint = settings.home.resolve() / "checkpoints" / "market-stream"
-    source = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
-        .option("subscribe", settings.market.topic)
-        .option("startingOffsets", "earliest")
-        .option("maxOffsetsPerTrigger", settings.market.max_offsets_per_trigger)
-        # Retention may delete unread records: keep going, the gap shows in the offsets.
-        .option("failOnDataLoss", "false")
-        .load()
+    source = kafka_stream(
+        spark,
+        settings.kafka.bootstrap,
+        settings.market.topic,
+        max_offsets_per_trigger=settings.market.max_offsets_per_trigger,
     )
     writer = source.writeStream.option("checkpointLocation", str(checkpoint))
     writer = (
@@ -521,6 +519,7 @@ def start(spark: SparkSession, settings: SparkAppSettings, *, once: bool) -> Str
 def run(settings: SparkAppSettings, *, once: bool) -> None:
     """Run the market stream until it stops (``once``: until Kafka is drained)."""
     spark = build_session(settings, app_name="finlake-market-stream")
+    observe_progress(spark)
     query = start(spark, settings, once=once)
 
     def stop(signum: int, _frame: object) -> None:
