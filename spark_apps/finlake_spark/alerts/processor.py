@@ -35,6 +35,11 @@ from finlake.transforms.bronze import decode_by_schema, with_wire_header
 from finlake_spark.alerts.evaluator import SymbolEvaluator
 from finlake_spark.alerts.rules import RuleSnapshot
 from finlake_spark.alerts.state import Firing, SymbolState, Tick
+from finlake_spark.zip_imports import install as cheap_zip_invalidation
+
+# Runs in the Python worker too (unpickling the processor imports this module): from the next task
+# on, the worker's per-task import cache invalidation no longer re-reads pyspark.zip and the jars.
+cheap_zip_invalidation()
 
 log = logging.getLogger(__name__)
 EVENT_SCHEMA = (
