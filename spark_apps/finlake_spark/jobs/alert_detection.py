@@ -3,9 +3,9 @@
 Glue only: the semantics live in ``finlake_spark.alerts`` (evaluator, processor, sink). The
 rules are re-read at every micro-batch, so editing a rule file takes effect without touching the
 checkpoint; state is one bounded JSON value per symbol in the RocksDB state store. Two queries:
-detection publishes to the alerts topic (a 1 s trigger by default), and a second one stores what
-was published in ``alerts.events`` every few seconds, in its own scheduler pool so that its lake
-commits never queue the detection's tasks behind them.
+detection publishes to the alerts topic (micro-batches back to back by default), and a second one
+stores what was published in ``alerts.events`` every few seconds, in its own scheduler pool so
+that its lake commits never queue the detection's tasks behind them.
 
 ``run(settings, once=..., duration_s=...)`` is the public entry point (``finlake pipeline run
 alerts`` calls it): until stopped, until Kafka is drained once, or for a bounded time.
