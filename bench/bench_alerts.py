@@ -8,9 +8,9 @@ AUTH) and a loopback webhook server in place of Slack, then:
 
 1. **End to end.** ``finlake pipeline run alerts`` (local[2]; ``--trigger`` 0, the job's default,
    runs micro-batches back to back) and ``finlake alerts serve`` run as subprocesses, as users
-   run them. Simulated ticks (``finlake.simulate``: every
-   symbol ticks once per ``--tick-interval``, spread evenly over it, event time = wall time) go to
-   a fresh market-data topic; after ``--warmup`` seconds of them (the detection job's first
+   run them. Simulated ticks (``finlake.simulate``: every symbol ticks once per
+   ``--tick-interval``, spread evenly over it, event time = wall time) go to a fresh market-data
+   topic; after ``--warmup`` seconds of them (the detection job's first
    seconds are its JIT's), the simulator's pattern injection makes each of ``--alerts`` symbols
    cross above one rule's level once, ``--pattern-rate`` per second. Each pattern tick is
    timestamped when it is produced; its alert is matched by symbol (the alerts topic) and event id
@@ -50,9 +50,9 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 import httpx
 from confluent_kafka import Consumer, Producer
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.processes import Proc, started
+from bench.stream_phases import BatchStats, batch_stats, phase_totals
 from finlake.config import FinlakeSettings
 from finlake.contracts.alert_rule import ConditionType
 from finlake.contracts.models import AlertEvent, MarketTick
@@ -257,15 +257,6 @@ def tick(symbol: str, price: float) -> MarketTick:
 
 
 @dataclass
-class BatchStats:
-    """The detection query's micro-batches while measuring."""
-
-    count: int
-    mean_s: dict[str, float]  # per phase (Spark's durationMs names)
-    slow: float  # share of batches longer than 1 s
-
-
-@dataclass
 class EndToEnd:
     """Per-alert timings (s) of the end-to-end section."""
 
@@ -283,40 +274,6 @@ class EndToEnd:
     batches: BatchStats
     emails: int
     posts: int
-
-
-PHASES = "finlake_pipeline_microbatch_phase_seconds"
-
-
-def phase_totals(metrics_url: str) -> dict[str, tuple[float, float, float]]:
-    """Per phase of the detection query's micro-batches so far: count, seconds, count <= 1 s."""
-    text = httpx.get(metrics_url, timeout=10).text
-    totals: dict[str, list[float]] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != PHASES.removesuffix("_seconds") and family.name != PHASES:
-            continue
-        for sample in family.samples:
-            if sample.labels.get("query") != "alert-detection":
-                continue
-            entry = totals.setdefault(sample.labels["phase"], [0.0, 0.0, 0.0])
-            if sample.name.endswith("_count"):
-                entry[0] = sample.value
-            elif sample.name.endswith("_sum"):
-                entry[1] = sample.value
-            elif sample.name.endswith("_bucket") and sample.labels.get("le") == "1.0":
-                entry[2] = sample.value
-    return {phase: (n, total, fast) for phase, (n, total, fast) in totals.items()}
-
-
-def batch_stats(before: dict[str, tuple[float, float, float]],
-                after: dict[str, tuple[float, float, float]]) -> BatchStats:  # fmt: skip
-    """The micro-batches between two ``phase_totals``: count, mean per phase, share over 1 s."""
-    delta = {phase: tuple(a - b for a, b in zip(after[phase], before.get(phase, (0, 0, 0)),
-                                                   strict=True))
-             for phase in after}  # fmt: skip
-    count, _, fast = delta.get("triggerExecution", (0.0, 0.0, 0.0))
-    means = {phase: total / n for phase, (n, total, _) in delta.items() if n}
-    return BatchStats(int(count), means, 1 - fast / count if count else 0.0)
 
 
 def pace(
@@ -421,7 +378,7 @@ def end_to_end(args: argparse.Namespace, root: Path, settings: FinlakeSettings,
             pace(quiet, producer, len(symbols), warm, args.tick_interval, {})
         warm_mails, warm_posts = len(smtp.messages()), len(slack.bodies())
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        before = phase_totals(metrics_url)
+        before = phase_totals(metrics_url, "alert-detection")
         began = time.monotonic()
         produced = pace(ticks, producer, len(symbols), steps, args.tick_interval, patterns)
         seconds = time.monotonic() - began
@@ -435,7 +392,7 @@ def end_to_end(args: argparse.Namespace, root: Path, settings: FinlakeSettings,
 
         wait_for(complete, 600, "every alert to be delivered", *guards)
         time.sleep(2 * max(args.trigger, 1.0))  # duplicates, if any, would show up now
-        batches = batch_stats(before, phase_totals(metrics_url))
+        batches = batch_stats(before, phase_totals(metrics_url, "alert-detection"))
     with seen.lock:
         event_of = {k: seen.by_key[k][0] for k in produced}
         duplicates = sum(len(ids) - 1 for ids in seen.by_key.values())
