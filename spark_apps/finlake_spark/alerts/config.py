@@ -24,8 +24,8 @@ class DetectionSettings(BaseModel):
         ge=0,
         description="Micro-batch interval; 0 (the default) starts each batch as soon as the "
         "previous one ends: tick -> email p99 0.79 s against 1.39 s with 1 s, where a tick alone "
-        "waits up to 1 s for its batch (bench/README.md), for about three times the detection's "
-        "CPU while ticks keep arriving.",
+        "waits up to 1 s for its batch (bench/README.md), for 3.5 times as many batches while "
+        "ticks keep arriving.",
     )
     events_interval_s: float = Field(
         default=10.0,
