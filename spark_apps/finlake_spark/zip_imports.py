@@ -17,7 +17,7 @@ import sys
 import zipimport
 from typing import Any
 
-_MARK = "_finlake_stamped"
+_MARK = "_finlake_patched"
 
 
 def _stamp(archive: str) -> tuple[int, int] | None:

@@ -46,9 +46,10 @@ class DetectionSettings(BaseModel):
         default=1,
         ge=1,
         description="Partitions of the per-symbol state: tasks of the stateful step per "
-        "micro-batch (fixed by the checkpoint once it exists). Each task pays ~0.2 s for the "
-        "Python state API's set-up and the state store commit, so one task keeps a batch of a "
-        "few hundred symbols short; raise it when evaluating the symbols takes longer than that.",
+        "micro-batch (fixed by the checkpoint once it exists). Each task pays for the Python "
+        "state API's set-up and the state store commit (about as long as evaluating 50 symbols), "
+        "so one task keeps a batch of a few hundred symbols short; raise it when evaluating the "
+        "symbols takes much longer than that.",
     )
     starting_offsets: Literal["earliest", "latest"] = Field(
         default="earliest", description="Where a new checkpoint starts reading."
