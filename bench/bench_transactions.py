@@ -22,11 +22,10 @@ from pathlib import Path
 from finlake.config import FinlakeSettings
 from finlake.lake.tables import TRANSACTIONS_RAW
 from finlake.query import duckdb_connection
-from finlake.spark.session import build_session
 from finlake.transactions.generate import write_transactions_csv
 from finlake.transactions.rules import failed_rule_sql, typed_select_sql
 from finlake.transactions.upload import open_lake, upload_transactions
-from finlake_spark.jobs.transactions_batch import run_once
+from finlake_spark.jobs.transactions_batch import batch_session, run_once
 
 GOAL_RATIO = 2.0
 LINEAGE = ("upload_id", "file_name", "row_number", "received_at", "upload_issue", "raw_record")
@@ -133,7 +132,7 @@ def bench(rows: int, work: Path) -> float:
     upload_s = time.monotonic() - began
     print(f"[{rows:,}] upload: {upload_s:.1f} s, {rows / upload_s:,.0f} rows/s (PyIceberg)")
 
-    spark = build_session(settings, app_name="bench-transactions")
+    spark = batch_session(settings, app_name="bench-transactions")
     try:
         began = time.monotonic()
         result = run_once(settings, spark=spark)

@@ -8,6 +8,8 @@ nothing, and that a later upload is processed alone.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,7 @@ from finlake.config import FinlakeSettings
 from finlake.transactions.generate import write_transactions_csv
 from finlake.transactions.rules import TEXT_COLUMNS
 from finlake.transactions.upload import UploadResult, open_lake, upload_transactions
-from finlake_spark.jobs.transactions_batch import RunResult, run_once
+from finlake_spark.jobs.transactions_batch import RunResult, _literal, run_once
 from tests.integration.conftest import empty_lake
 
 HEADER = ",".join(TEXT_COLUMNS)
@@ -116,6 +118,32 @@ def test_every_row_lands_in_silver_or_quarantine_with_its_reason(first_run: Firs
     # The upload's DuckDB preview and the Spark batch apply the same rules.
     preview = Counter(first_run.bad.failing_by_rule)
     assert preview == by_rule - Counter({"duplicate_transaction_id": 1})
+
+
+def test_the_run_is_recorded_with_its_bronze_range_and_counts(first_run: FirstRun) -> None:
+    result = first_run.result
+    [run] = [row for row in rows(first_run.spark, "batch_runs") if row["run_id"] == result.run_id]
+    counts = result.counts
+    assert run["mode"] == "incremental"
+    assert (run["bronze_from_snapshot"], run["hour_start"]) == (None, None)
+    assert run["bronze_to_snapshot"] == result.bronze_to_snapshot is not None
+    assert (run["rows_in"], run["validated_rows"], run["quarantined_rows"]) == (
+        counts.rows_in,
+        counts.validated_rows,
+        counts.quarantined_rows,
+    )
+    assert run["quarantined_by_rule"] == counts.quarantined_by_rule == first_run.bad_rows
+    assert run["duration_s"] == pytest.approx(result.duration_s)
+
+
+def test_a_run_without_failures_records_an_empty_map(first_run: FirstRun) -> None:
+    schema = first_run.spark.table("lake.transactions.batch_runs").schema
+    by_rule = schema["quarantined_by_rule"].dataType
+    frame = first_run.spark.range(1).select(
+        _literal({}, by_rule).alias("none"), _literal({"a": 2}, by_rule).alias("some")
+    )
+    assert frame.schema["none"].dataType == by_rule
+    assert frame.first().asDict() == {"none": {}, "some": {"a": 2}}
 
 
 def test_quarantine_keeps_the_text_as_uploaded_with_upload_and_row_number(
@@ -218,3 +246,27 @@ def test_reruns_change_nothing_and_a_new_upload_is_processed_alone(first_run: Fi
         if (r["account_id"], r["granularity"]) == ("acc-bad", "day")
     )  # fmt: skip
     assert (day["transaction_count"], day["amount_sum"]) == (3, Decimal("42.90"))
+
+
+BATCH_COLLECTORS = """
+import sys
+from finlake.config import FinlakeSettings
+from finlake_spark.jobs.transactions_batch import batch_session
+settings = FinlakeSettings.model_validate({"home": sys.argv[1], "spark": {"master": "local[1]"}})
+spark = batch_session(settings)
+beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+print(",".join(sorted(bean.getName() for bean in beans)))
+spark.stop()
+"""
+
+
+def test_the_batch_session_collects_garbage_with_the_throughput_collector(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", BATCH_COLLECTORS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "PS MarkSweep,PS Scavenge"
