@@ -19,6 +19,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pyspark.sql import SparkSession
+
 from finlake.config import FinlakeSettings
 from finlake.lake.tables import TRANSACTIONS_RAW
 from finlake.query import duckdb_connection
@@ -111,6 +113,14 @@ def duckdb_peer(settings: FinlakeSettings, out: Path) -> tuple[int, float]:
     return int(rows), seconds
 
 
+def jvm_seconds(spark: SparkSession) -> tuple[float, float]:
+    """The driver JVM's JIT compile time (CPU, all compiler threads) and GC pause time so far."""
+    management = spark.sparkContext._jvm.java.lang.management.ManagementFactory  # type: ignore[union-attr]
+    compiling = management.getCompilationMXBean().getTotalCompilationTime()
+    collecting = sum(bean.getCollectionTime() for bean in management.getGarbageCollectorMXBeans())
+    return compiling / 1000, collecting / 1000
+
+
 def bench(rows: int, work: Path) -> float:
     """One size: generate, upload, Spark batch, DuckDB peer; returns the time ratio."""
     home = work / f"home-{rows}"
@@ -134,16 +144,21 @@ def bench(rows: int, work: Path) -> float:
 
     spark = batch_session(settings, app_name="bench-transactions")
     try:
+        jvm_before = jvm_seconds(spark)
         began = time.monotonic()
         result = run_once(settings, spark=spark)
         spark_s = time.monotonic() - began
+        compiling, collecting = (
+            after - before for after, before in zip(jvm_seconds(spark), jvm_before, strict=True)
+        )
     finally:
         spark.stop()
     counts = result.counts
     print(
         f"[{rows:,}] spark batch: {spark_s:.1f} s, {counts.rows_in / spark_s:,.0f} rows/s "
         f"({counts.validated_rows:,} validated, {counts.quarantined_rows:,} quarantined, "
-        f"{counts.summary_rows:,} summary windows)"
+        f"{counts.summary_rows:,} summary windows); meanwhile the JVM spent {compiling:.1f} s "
+        f"of CPU compiling (JIT) and paused {collecting:.1f} s for GC"
     )
     out = work / f"duckdb-{rows}"
     out.mkdir()

@@ -48,11 +48,17 @@ def with_failed_rule(typed: DataFrame) -> DataFrame:
 
 
 def with_duplicate_rank(passed: DataFrame) -> DataFrame:
-    """Add ``_rank``: 1 for the first-received row of each transaction_id."""
+    """Add ``_rank`` (1 for the first-received row of each transaction_id) and ``_copies`` (the
+    rows holding that id): one window, one sort."""
     first_received = Window.partitionBy("transaction_id").orderBy(
         "received_at", "upload_id", "row_number"
     )
-    return passed.withColumn("_rank", F.row_number().over(first_received))
+    whole = first_received.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    return passed.select(
+        "*",
+        F.row_number().over(first_received).alias("_rank"),
+        F.count(F.lit(1)).over(whole).alias("_copies"),
+    )
 
 
 def to_validated_rows(rows: DataFrame, validated_at: datetime) -> DataFrame:
