@@ -16,13 +16,15 @@ from finlake.config import FinlakeSettings, get_settings
 from finlake.spark.session import build_session
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``finlake ARGS`` in a subprocess, as a user runs it (wide terminal, captured output)."""
     return subprocess.run(
         [sys.executable, "-m", "finlake.cli.main", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         check=False,
     )

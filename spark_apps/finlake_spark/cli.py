@@ -79,17 +79,17 @@ def run_pipeline(
 def _run_transactions(
     settings: SparkAppSettings, *, once: bool, schedule: Schedule | None, hour: datetime | None
 ) -> None:
-    from finlake_spark.jobs import transactions_batch
+    from finlake_spark.jobs import transactions_batch, transactions_schedule
 
     if schedule is not None and (once or hour is not None):
         raise typer.BadParameter("--schedule runs until stopped; leave out --once and --hour")
     if schedule is Schedule.HOURLY:
         console.print("transactions: running now and at the top of every hour (Ctrl-C stops)")
-        transactions_batch.run_hourly(settings, report=console.print)
+        transactions_schedule.run_hourly(settings, report=console.print)
         return
     moment = hour.replace(tzinfo=UTC) if hour is not None and hour.tzinfo is None else hour
     result = transactions_batch.run_once(settings, hour=moment)
-    console.print(transactions_batch.describe(result), highlight=False)
+    console.print(transactions_schedule.describe(result), highlight=False)
 
 
 def _run_alerts(*, once: bool, rules: list[Path], duration_s: float | None) -> None:

@@ -1,13 +1,14 @@
-"""Lake and Kafka I/O for the Spark jobs: table creation, idempotent appends, bar merges, the
-Kafka stream source."""
+"""Lake and Kafka I/O for the Spark jobs: table creation, idempotent appends, bar merges, one-row
+frames, the Kafka stream source."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, MapType, StructType
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import lake_connection
@@ -183,3 +184,21 @@ def merge_bars(bars: DataFrame, table: TableSpec, catalog: str) -> int:
         """
     )
     return int(merged)
+
+
+def one_row(spark: SparkSession, row: Mapping[str, Any], schema: StructType) -> DataFrame:
+    """A DataFrame of ``row`` (values by field name; a dict for a map) in ``schema``.
+
+    Built from literals: ``createDataFrame`` from Python rows starts Python workers to decode
+    them (a second on a fresh session).
+    """
+    return spark.range(1).select(
+        *[_literal(row[field.name], field.dataType).alias(field.name) for field in schema]
+    )
+
+
+def _literal(value: object, data_type: DataType) -> Column:
+    if isinstance(value, dict) and isinstance(data_type, MapType):
+        entries = [F.lit(part) for pair in value.items() for part in pair]
+        return (F.create_map(*entries) if entries else F.expr("map()")).cast(data_type)
+    return F.lit(value).cast(data_type)

@@ -8,8 +8,6 @@ nothing, and that a later upload is processed alone.
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +22,9 @@ from finlake.config import FinlakeSettings
 from finlake.transactions.generate import write_transactions_csv
 from finlake.transactions.rules import TEXT_COLUMNS
 from finlake.transactions.upload import UploadResult, open_lake, upload_transactions
-from finlake_spark.jobs.transactions_batch import RunResult, _literal, run_once
+from finlake_spark.io import one_row
+from finlake_spark.jobs.transactions_batch import RunResult, run_once
+from tests.conftest import run_cli
 from tests.integration.conftest import empty_lake
 
 HEADER = ",".join(TEXT_COLUMNS)
@@ -136,14 +136,15 @@ def test_the_run_is_recorded_with_its_bronze_range_and_counts(first_run: FirstRu
     assert run["duration_s"] == pytest.approx(result.duration_s)
 
 
-def test_a_run_without_failures_records_an_empty_map(first_run: FirstRun) -> None:
+def test_a_run_record_holds_an_empty_map_as_well(first_run: FirstRun) -> None:
     schema = first_run.spark.table("lake.transactions.batch_runs").schema
-    by_rule = schema["quarantined_by_rule"].dataType
-    frame = first_run.spark.range(1).select(
-        _literal({}, by_rule).alias("none"), _literal({"a": 2}, by_rule).alias("some")
+    row = {field.name: None for field in schema} | {"run_id": "r", "rows_in": 3}
+    none, some = (
+        one_row(first_run.spark, row | {"quarantined_by_rule": by_rule}, schema).first()
+        for by_rule in ({}, {"amount_valid": 2})
     )
-    assert frame.schema["none"].dataType == by_rule
-    assert frame.first().asDict() == {"none": {}, "some": {"a": 2}}
+    assert (none.run_id, none.rows_in, none.quarantined_by_rule) == ("r", 3, {})
+    assert some.quarantined_by_rule == {"amount_valid": 2}
 
 
 def test_quarantine_keeps_the_text_as_uploaded_with_upload_and_row_number(
@@ -248,25 +249,25 @@ def test_reruns_change_nothing_and_a_new_upload_is_processed_alone(first_run: Fi
     assert (day["transaction_count"], day["amount_sum"]) == (3, Decimal("42.90"))
 
 
-BATCH_COLLECTORS = """
-import sys
-from finlake.config import FinlakeSettings
-from finlake_spark.jobs.transactions_batch import batch_session
-settings = FinlakeSettings.model_validate({"home": sys.argv[1], "spark": {"master": "local[1]"}})
-spark = batch_session(settings)
-beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
-print(",".join(sorted(bean.getName() for bean in beans)))
-spark.stop()
-"""
-
-
-def test_the_batch_session_collects_garbage_with_the_throughput_collector(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", BATCH_COLLECTORS, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+def test_pipeline_run_transactions_once_says_what_it_did(tmp_path: Path) -> None:
+    """The command a user runs: upload, then one run whose JVM uses the throughput collector."""
+    env = {"FINLAKE_HOME": str(tmp_path / "home")}
+    csv = tmp_path / "day.csv"
+    when = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = [
+        GOOD.format(id="cli-1", ts=when),
+        GOOD.format(id="cli-2", ts=when).replace("25.00", "0"),
+    ]
+    csv.write_text("\n".join([HEADER, *rows]) + "\n")
+    assert run_cli("transactions", "upload", str(csv), env=env).returncode == 0
+    # -Xlog:gc makes each JVM name its collector at start on stdout: the launcher's, the driver's.
+    done = run_cli(
+        "pipeline", "run", "transactions", "--once",
+        env=env | {"JAVA_TOOL_OPTIONS": "-Xlog:gc"}, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (
+        "transactions (new bronze): 2 rows read, 1 new in transactions.validated, 1 new in "
+        "transactions.quarantine (amount_non_zero 1), " in done.stdout
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "PS MarkSweep,PS Scavenge"
+    assert "Using Parallel" in done.stdout

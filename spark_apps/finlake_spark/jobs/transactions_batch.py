@@ -12,20 +12,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import operator
-import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 
-from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DataType, MapType
 
 from finlake.config import FinlakeSettings
 from finlake.lake.tables import (
@@ -47,7 +43,7 @@ from finlake.transforms.transactions import (
     with_failed_rule,
     with_typed_columns,
 )
-from finlake_spark.io import ensure_tables
+from finlake_spark.io import as_of, current_snapshot, ensure_tables, one_row
 
 log = logging.getLogger(__name__)
 INCREMENTAL = "incremental"
@@ -119,7 +115,10 @@ class TransactionsBatch:
     def run_incremental(self) -> RunResult:
         """Process the bronze committed since the last successful incremental run."""
         started = time.monotonic()
-        start, end = self._last_snapshot(), _current_snapshot(self.spark, self.raw)
+        start, end = (
+            self._last_snapshot(),
+            current_snapshot(self.spark, TRANSACTIONS_RAW, self.catalog),
+        )
         if end is None or end == start:
             return RunResult(_run_id(), INCREMENTAL, start, start, None, RunCounts(), 0.0)
         counts = self._process(self._bronze_since(start, end))
@@ -173,7 +172,7 @@ class TransactionsBatch:
         new = passed.join(F.broadcast(not_new), list(LINEAGE_KEY), "left_anti") if fates else passed
         counts.validated_rows = by_rule.get(None, 0) - sum(fates.values()) + fates.get("new", 0)
         counts.duplicate_rows = fates.get("duplicate", 0)
-        silver_before = _current_snapshot(self.spark, self.validated)
+        silver_before = current_snapshot(self.spark, TRANSACTIONS_VALIDATED, self.catalog)
         if counts.validated_rows:
             with _timed("append silver"):
                 to_validated_rows(new, now).writeTo(self.validated).append()
@@ -270,24 +269,21 @@ class TransactionsBatch:
         stale = self._stale_days(days)
         if not stale:
             return 0
-        silver_after = _current_snapshot(self.spark, self.validated)
+        silver_after = current_snapshot(self.spark, TRANSACTIONS_VALIDATED, self.catalog)
         if silver_after == silver_before or self._parent(silver_after) == silver_before:
             appended = silver_after != silver_before
-            earlier = self._silver_as_of(silver_before).where(_within_days("timestamp", stale))
+            earlier = as_of(self.spark, TRANSACTIONS_VALIDATED, self.catalog, silver_before).where(
+                _within_days("timestamp", stale)
+            )
             fresh = to_validated_rows(new, now).where(_within_days("timestamp", stale))
             silver = earlier.unionByName(fresh) if appended else earlier
         else:
             silver = self.spark.table(self.validated).where(_within_days("timestamp", stale))
-        before = _current_snapshot(self.spark, self.summary)
+        before = current_snapshot(self.spark, TRANSACTIONS_SUMMARY, self.catalog)
         # Summary partitions are days: rewriting the stale days whole keeps every other day.
         with _sort_based_collect(self.spark):
             to_account_summaries(silver, now).writeTo(self.summary).overwritePartitions()
         return self._added_records(self.summary, before)
-
-    def _silver_as_of(self, snapshot: int | None) -> DataFrame:
-        if snapshot is None:
-            return self.spark.table(self.validated).limit(0)
-        return self.spark.sql(f"SELECT * FROM {self.validated} VERSION AS OF {snapshot}")
 
     def _parent(self, snapshot: int | None) -> int | None:
         if snapshot is None:
@@ -322,20 +318,8 @@ class TransactionsBatch:
             "duration_s": result.duration_s,
             "committed_at": datetime.now(UTC),
         }
-        schema = self.spark.table(self.runs).schema
-        # One row of literals: createDataFrame from Python rows starts Python workers to decode
-        # them (a second of a run on a fresh session).
-        values = [_literal(row[field.name], field.dataType).alias(field.name) for field in schema]
-        self.spark.range(1).select(*values).writeTo(self.runs).append()
+        one_row(self.spark, row, self.spark.table(self.runs).schema).writeTo(self.runs).append()
         return result
-
-
-def _literal(value: object, data_type: DataType) -> Column:
-    """``value`` as a column of ``data_type`` (a dict as a map)."""
-    if isinstance(value, dict) and isinstance(data_type, MapType):
-        entries = [F.lit(part) for pair in value.items() for part in pair]
-        return (F.create_map(*entries) if entries else F.expr("map()")).cast(data_type)
-    return F.lit(value).cast(data_type)
 
 
 @contextlib.contextmanager
@@ -360,12 +344,6 @@ def _sort_based_collect(spark: SparkSession) -> Iterator[None]:
         yield
     finally:
         spark.conf.set(key, previous or "true")
-
-
-def _current_snapshot(spark: SparkSession, table: str) -> int | None:
-    latest = f"SELECT snapshot_id FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1"
-    found = spark.sql(latest).collect()
-    return int(found[0][0]) if found else None
 
 
 def _within_days(column: str, days: list[date]) -> Column:
@@ -409,53 +387,3 @@ def run_once(
             session.stop()
     log.info("transactions batch %s: %s", result.run_id, result.counts)
     return result
-
-
-def describe(result: RunResult) -> str:
-    """One line about a run, for people."""
-    counts = result.counts
-    if result.is_noop:
-        return "transactions: no new bronze since the last run; nothing to do"
-    rules = ", ".join(f"{rule} {n:,}" for rule, n in sorted(counts.quarantined_by_rule.items()))
-    scope = f"hour {result.hour_start:%Y-%m-%d %H}:00" if result.hour_start else "new bronze"
-    return (
-        f"transactions ({scope}): {counts.rows_in:,} rows read, {counts.validated_rows:,} new in "
-        f"transactions.validated, {counts.quarantined_rows:,} new in transactions.quarantine"
-        f"{f' ({rules})' if rules else ''}, {counts.summary_rows:,} summary windows updated, "
-        f"{result.duration_s:.1f} s"
-    )
-
-
-def run_hourly(settings: FinlakeSettings, report: Callable[[str], None]) -> None:
-    """Run now, then at the top of every hour, until SIGTERM or Ctrl-C.
-
-    A failed run is retried at the next hour: that run picks up all bronze since the last
-    successful one.
-    """
-    spark = batch_session(settings)
-    scheduler = BlockingScheduler(timezone=UTC)
-
-    def tick() -> None:
-        try:
-            report(describe(run_once(settings, spark=spark)))
-        except Exception as error:  # one bad hour must not end the schedule
-            log.exception("transactions batch failed; next try at the next hour")
-            report(f"transactions: run failed ({error}); next try at the next hour")
-
-    scheduler.add_job(
-        tick,
-        CronTrigger(minute=0, timezone=UTC),
-        id="transactions-batch",
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=3600,
-    )
-    previous = signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    try:
-        scheduler.start()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        spark.stop()
