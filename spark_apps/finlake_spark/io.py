@@ -12,7 +12,7 @@ from pyspark.sql.types import DataType, MapType, StructType
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import lake_connection
-from finlake.lake.tables import TableSpec
+from finlake.lake.table_spec import TableSpec
 
 MARKER = "finlake.batch"
 FETCH_MAX_WAIT_MS = 20

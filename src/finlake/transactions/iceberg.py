@@ -33,7 +33,7 @@ from pyiceberg.types import (
 )
 
 from finlake.errors import ConfigurationError
-from finlake.lake.tables import TableSpec
+from finlake.lake.table_spec import TableSpec
 
 _PRIMITIVES: dict[str, IcebergType] = {
     "string": StringType(),

@@ -19,7 +19,8 @@ from pyiceberg.transforms import DayTransform, IdentityTransform
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import lake_connection
-from finlake.lake.tables import MARKET_TABLES, TableSpec
+from finlake.lake.table_spec import TableSpec
+from finlake.lake.tables import MARKET_TABLES
 from finlake.query import lake_catalog
 
 NOW = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)

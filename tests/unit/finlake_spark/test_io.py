@@ -12,7 +12,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from finlake.config import FinlakeSettings
-from finlake.lake.tables import MARKET_OHLC_1M, MARKET_RAW, TableSpec
+from finlake.lake.table_spec import TableSpec
+from finlake.lake.tables import MARKET_OHLC_1M, MARKET_RAW
 from finlake_spark.io import (
     append_newer_bars,
     append_once,
