@@ -13,12 +13,12 @@ import pytest
 import finlake
 from finlake.errors import ContractViolation
 from finlake.transactions.generate import (
-    FRAUD_PATTERNS,
     TRANSACTION_SCHEMA,
     generate_transactions,
     iter_transactions,
     write_transactions_csv,
 )
+from finlake.transactions.spending import FRAUD_PATTERNS
 from tests.conftest import run_cli
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
