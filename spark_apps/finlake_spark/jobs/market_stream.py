@@ -7,18 +7,13 @@ import logging
 import signal
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from finlake.contracts.compatibility import backward_problems
-from finlake.contracts.schemas import schema_text
-from finlake.contracts.serde import registry_client, subject_schemas, value_subject
 from finlake.errors import ContractViolation
 from finlake.lake.tables import (
     MARKET_CLEANED,
@@ -32,12 +27,7 @@ from finlake.lake.tables import (
 )
 from finlake.quality import LATE_RULE, MARKET_TICK_EXPECTATIONS, ExpectationAction
 from finlake.spark.session import build_session
-from finlake.transforms.bronze import (
-    MAGIC_BYTE,
-    decode_by_schema,
-    to_bronze_rows,
-    with_wire_header,
-)
+from finlake.transforms.bronze import decode_by_schema, to_bronze_rows, with_wire_header
 from finlake.transforms.gold import (
     finish_bars,
     roll_up,
@@ -56,186 +46,35 @@ from finlake_spark.io import (
     latest_value,
     merge_bars,
 )
+from finlake_spark.jobs.market_outcomes import (
+    UNDECODABLE,
+    BatchCounts,
+    Steps,
+    Summary,
+    summarize,
+    undecodable,
+)
+from finlake_spark.jobs.market_schemas import NOT_WIRE_FORMAT, WriterSchemas, wire_schema_id
 from finlake_spark.metrics import record_batch
 from finlake_spark.progress import observe_progress
 
 log = logging.getLogger(__name__)
-NOT_WIRE_FORMAT = "not in the Confluent wire format (magic byte 0 + 4-byte schema id)"
-
 
 # The tables a batch appends to once (``append_once``); gold and runs are merged instead.
 APPENDED_ONCE = (MARKET_RAW, MARKET_DEAD_LETTER, MARKET_CLEANED, MARKET_QUARANTINE)
-UNDECODABLE = "undecodable"  # the outcome of a record that goes to the dead letters
 
 
-def undecodable() -> Column:
-    """Whether a tagged row is a record that did not decode."""
-    return F.col("outcome").eqNullSafe(UNDECODABLE)
-
-
-def wire_schema_id() -> Column:
-    """The writer schema id of a record in the Confluent wire format, else null."""
-    wire = (F.col("magic") == MAGIC_BYTE) & F.col("schema_id").isNotNull()
-    return F.when(wire, F.col("schema_id"))
-
-
-@dataclass
-class BatchCounts:
-    """What one micro-batch did, layer by layer."""
-
-    rows_in: int = 0
-    bronze_rows: int = 0
-    dead_letter_rows: int = 0
-    silver_rows: int = 0
-    duplicate_rows: int = 0
-    dropped_rows: int = 0
-    quarantined_rows: int = 0
-    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
-    gold_1m_rows: int = 0
-    gold_1h_rows: int = 0
-
-
-@dataclass
-class Steps:
-    """Seconds each step of a micro-batch took, for the batch's log line."""
-
-    laps: dict[str, float] = field(default_factory=dict)
-    mark: float = field(default_factory=time.monotonic)
-
-    def lap(self, name: str) -> None:
-        """Close the step ``name``: the time since the previous lap."""
-        now = time.monotonic()
-        self.laps[name] = round(now - self.mark, 3)
-        self.mark = now
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Rows of one (outcome, Kafka partition) of a tagged batch and their event-time span."""
-
-    outcome: str | None
-    partition: int | None
-    pending: int | None
-    rows: int
-    earliest: datetime | None
-    latest: datetime | None
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A tagged batch in numbers, from one aggregation: rows per outcome, event-time spans."""
-
-    groups: tuple[Outcome, ...]
-
-    @property
-    def outcomes(self) -> dict[str | None, int]:
-        """Rows per outcome (null: goes to silver unless already there)."""
-        totals: dict[str | None, int] = {}
-        for group in self.groups:
-            totals[group.outcome] = totals.get(group.outcome, 0) + group.rows
-        return totals
-
-    @property
-    def pending(self) -> set[int]:
-        """Writer schema ids of records that were not looked up before decoding."""
-        return {g.pending for g in self.groups if g.pending is not None}
-
-    def earliest(self, outcome: str | None) -> datetime | None:
-        """The earliest event time among the rows with ``outcome``."""
-        times = [g.earliest for g in self.groups if g.outcome == outcome and g.earliest]
-        return min(times, default=None)
-
-    def partition_max(self, previous: dict[int, datetime]) -> dict[int, datetime]:
-        """Per Kafka partition, the latest event time of a row that passed the expectations."""
-        maxima = dict(previous)
-        for group in self.groups:
-            if group.latest is None or group.outcome not in (None, LATE_RULE, DUPLICATE):
-                continue
-            if group.partition is None:
-                continue
-            prior = maxima.get(group.partition)
-            maxima[group.partition] = max(group.latest, prior) if prior else group.latest
-        return maxima
-
-
-def summarize(tagged: DataFrame) -> Summary:
-    """One aggregation over a tagged batch (see ``tag_ticks``)."""
-    rows = (
-        tagged.groupBy("outcome", "kafka_partition", "pending")
-        .agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.min("timestamp").alias("earliest"),
-            F.max("timestamp").alias("latest"),
-        )
-        .collect()
-    )
-    return Summary(
-        tuple(
-            Outcome(r.outcome, r.kafka_partition, r.pending, r.rows, r.earliest, r.latest)
-            for r in rows
-        )
-    )
-
-
-class MarketBatch:
+class MarketBatch(WriterSchemas):
     """The foreachBatch function; every write is idempotent so a replayed batch changes nothing."""
 
     def __init__(self, settings: SparkAppSettings, checkpoint_id: str) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.catalog = settings.spark.catalog
         self.checkpoint_id = checkpoint_id
-        self.reader_schema = schema_text("market_tick")
-        self._registry: SchemaRegistryClient | None = None
-        self._writers: dict[int, tuple[str | None, str | None]] = {}
-        self._subject_ids: list[int] | None = None
 
     def table(self, spark: SparkSession, name: str) -> DataFrame:
         """A lake table by identifier."""
         return spark.table(f"{self.catalog}.{name}")
-
-    def writer_schema(self, schema_id: int) -> tuple[str | None, str | None]:
-        """(schema, problem): the registered writer schema, or why it cannot be read as a tick."""
-        if schema_id not in self._writers:
-            if self._registry is None:
-                self._registry = registry_client(self.settings.registry)
-            try:
-                text = self._registry.get_schema(schema_id).schema_str
-            except Exception as error:  # the client raises its own error types per HTTP status
-                self._writers[schema_id] = (
-                    None,
-                    f"schema id {schema_id} not in the registry: {error}",
-                )
-                return self._writers[schema_id]
-            problems = backward_problems(text, self.reader_schema)
-            problem = (
-                f"schema id {schema_id} is not a MarketTick: {problems[0]}" if problems else None
-            )
-            self._writers[schema_id] = (text, problem)
-        return self._writers[schema_id]
-
-    def subject_ids(self) -> list[int]:
-        """Ids of every version registered under the topic's value subject (asked once).
-
-        Records usually carry one of these, so a batch decodes in the same pass that reads
-        Kafka; any other id costs a second pass (``__call__``). None known: an empty list.
-        """
-        if self._subject_ids is None:
-            if self._registry is None:
-                self._registry = registry_client(self.settings.registry)
-            topic = self.settings.market.topic
-            try:
-                self._subject_ids = list(subject_schemas(self._registry, topic))
-            except Exception as error:  # no such subject yet, or the registry is away
-                log.warning(
-                    "market stream: no schema ids of %s yet: %s", value_subject(topic), error
-                )
-                return []
-        return list(self._subject_ids)
-
-    def readable(self, schema_ids: list[int]) -> dict[int, str]:
-        """The writer schemas among ``schema_ids`` that decode into a tick."""
-        found = {i: self.writer_schema(i) for i in schema_ids}
-        return {i: text for i, (text, problem) in found.items() if text and problem is None}
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         started = time.monotonic()

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
-from finlake_spark.jobs.market_stream import BatchCounts
+from finlake_spark.jobs.market_outcomes import BatchCounts
 from finlake_spark.metrics import record_batch
 
 
