@@ -23,8 +23,9 @@ from finlake.errors import ContractViolation
 from finlake.transactions.rules import REQUIRED_COLUMNS, TEXT_COLUMNS
 
 DELIMITERS = (",", ";", "\t", "|")
-MAX_FIELD_CHARS = 1 << 20
-"""A field longer than this is taken as a broken file (an unclosed quote), not as a value."""
+MAX_FIELD_CHARS = 16 << 20
+"""A field longer than this is taken as a broken file (an unclosed quote), not as a value. Shorter
+huge fields are read as they are and quarantined by the ``field_lengths`` rule."""
 SNIFF_BYTES = 64 * 1024
 ISSUE_FIELD_COUNT = "field count"
 ISSUE_ENCODING = "encoding"
@@ -43,8 +44,21 @@ RECORD_SCHEMA = pa.schema(
 """What :func:`read_batches` yields: bronze's columns that come from the file itself."""
 # Process-wide; csv's default (128 KiB) would reject fields the rules should quarantine instead.
 csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
-# Undecodable bytes survive decoding as lone surrogates (errors="surrogateescape").
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+# Undecodable bytes survive decoding as lone surrogates, one per byte: Python's surrogateescape
+# does so only for bytes from 0x80 (it would fail on an odd trailing byte of UTF-16, or a stray
+# byte in UTF-32), this handler for every byte. Text decoded cleanly never holds a lone surrogate.
+_ESCAPE_ERRORS = "finlake-escape-bytes"
+_ESCAPED_BYTE = re.compile("[\udc00-\udcff]")
+
+
+def _escape_undecodable(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    undecodable = error.object[error.start : error.end]
+    return "".join(chr(0xDC00 + byte) for byte in undecodable), error.end
+
+
+codecs.register_error(_ESCAPE_ERRORS, _escape_undecodable)
 
 
 class UnreadableFileError(ContractViolation):
@@ -221,7 +235,7 @@ def read_batches(
     Raises ``UnreadableFileError`` when the CSV itself breaks (a quote left open runs into a
     field longer than :data:`MAX_FIELD_CHARS`). Blank lines are no records and are skipped.
     """
-    text = io.TextIOWrapper(stream, encoding=layout.encoding, errors="surrogateescape", newline="")
+    text = io.TextIOWrapper(stream, encoding=layout.encoding, errors=_ESCAPE_ERRORS, newline="")
     number = 0
     batch = _Batch()
     try:

@@ -84,6 +84,18 @@ def test_bytes_not_valid_utf8_flag_the_record_and_stay_visible() -> None:
     assert garbled["merchant"] == "Caf\\xe9 Grocer"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_broken_multibyte_tail_flags_its_record_and_keeps_the_rest(encoding: str) -> None:
+    # An odd byte at the end of UTF-16 (or a stray one in UTF-32) is below 0x80: Python's
+    # surrogateescape cannot carry it and used to raise UnicodeDecodeError out of the upload.
+    data = f"{HEADER}\n{ROW}\n{ROW.replace('tx1', 'tx2')}".encode(encoding) + b"\x41"
+    clean, flagged = read(data)
+    assert (clean["transaction_id"], clean["upload_issue"]) == ("tx1", None)
+    assert flagged["transaction_id"] == "tx2"
+    assert flagged["upload_issue"].startswith(f"encoding: bytes not valid in {encoding}")
+    assert flagged["is_fraud"] == "false\\x41"
+
+
 def test_the_right_encoding_reads_the_same_bytes_cleanly() -> None:
     data = f"{HEADER}\n{ROW.replace('Corner', 'Café')}\n".encode("cp1252")
     [record] = read(data, encoding="cp1252")
@@ -115,6 +127,10 @@ def test_a_long_field_is_read_but_an_unclosed_quote_is_an_error() -> None:
     long_name = "A" * 5000
     [record] = read(f"{HEADER}\n{ROW.replace('Corner Grocer', long_name)}\n".encode())
     assert record["merchant"] == long_name
+    # A quoted field of several MiB is a value (the field_lengths rule quarantines it).
+    huge = '"' + "B" * (3 << 20) + '"'
+    [record] = read(f"{HEADER}\n{ROW.replace('Corner Grocer', huge)}\n".encode())
+    assert record["merchant"] == huge.strip('"')
     runaway = f"{HEADER}\n{ROW.replace('Corner', chr(34) + 'Corner')}\n" + "x" * MAX_FIELD_CHARS
     with pytest.raises(UnreadableFileError, match=r"record 1 cannot be parsed.*quote"):
         read(runaway.encode())
