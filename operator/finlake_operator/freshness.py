@@ -41,8 +41,7 @@ def evaluate_freshness(
             }
         )
 
-    if metrics_text is None:
-        message = "the stream's metrics endpoint does not answer"
+    def unknown(message: str) -> Freshness:
         return Freshness(
             [
                 condition(FRESH, "Unknown", Reason.METRICS_UNREACHABLE, message),
@@ -50,16 +49,28 @@ def evaluate_freshness(
             ],
             None,
         )
+
+    if metrics_text is None:
+        return unknown("the stream's metrics endpoint does not answer")
+    try:
+        samples = [
+            sample
+            for family in text_string_to_metric_families(metrics_text)
+            for sample in family.samples
+        ]
+    except ValueError as error:  # an HTML page, a proxy's error text, ...
+        return unknown(
+            f"the stream's metrics endpoint answers, but not in Prometheus' text format ({error})"
+        )
     newest: float | None = None
     quarantined = checked = 0.0
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name == MAX_EVENT_TIME:
-                newest = max(newest or 0.0, sample.value)
-            elif sample.name == ROWS and sample.labels.get("layer") == "silver":
-                checked += sample.value
-                if sample.labels.get("outcome") == "quarantined":
-                    quarantined += sample.value
+    for sample in samples:
+        if sample.name == MAX_EVENT_TIME:
+            newest = max(newest or 0.0, sample.value)
+        elif sample.name == ROWS and sample.labels.get("layer") == "silver":
+            checked += sample.value
+            if sample.labels.get("outcome") == "quarantined":
+                quarantined += sample.value
     conditions = []
     lag: str | None = None
     if newest is None:

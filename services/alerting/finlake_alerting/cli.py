@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from finlake.cli.output import console, errors
 from finlake.contracts import alert_rule
@@ -26,13 +27,13 @@ def validate(
         rules = load_resources(files, kind=alert_rule.KIND)
     except ResourceError as error:
         for problem in error.problems:
-            errors.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]error:[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     for rule in rules:
         spec: alert_rule.AlertRuleSpec = rule.spec
         watched = ", ".join(spec.symbols) if spec.symbols else f"/{spec.selector.pattern}/"  # type: ignore[union-attr]
         console.print(
-            f"[green]ok[/] {rule.name}: {spec.condition.type.value} on {watched}"
+            f"[green]ok[/] {escape(rule.name)}: {spec.condition.type.value} on {escape(watched)}"
             f" -> {', '.join(c.value for c in spec.channel_types())}",
             highlight=False,
         )

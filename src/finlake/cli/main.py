@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from finlake.cli import config, contracts, demo, ml, query, stack, transactions
 from finlake.cli.output import errors
@@ -34,7 +35,9 @@ def _add_plugins() -> None:
             group = entry.load()
         except (ImportError, AttributeError) as error:
             # One broken member must not take the whole CLI down; say which and go on.
-            errors.print(f"[yellow]warning:[/] `finlake {entry.name}` unavailable: {error}")
+            errors.print(
+                f"[yellow]warning:[/] `finlake {entry.name}` unavailable: {escape(str(error))}"
+            )
             continue
         app.add_typer(group, name=entry.name)
 
@@ -45,13 +48,14 @@ def main() -> None:
         _add_plugins()
         app()
     except FinlakeError as error:
-        errors.print(f"[red]error:[/] {error}", highlight=False)
+        # Messages quote user input (paths, patterns such as [A-Z]+): never read as markup.
+        errors.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         sys.exit(1)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
         )
-        errors.print(f"[red]error:[/] invalid configuration: {problems}", highlight=False)
+        errors.print(f"[red]error:[/] invalid configuration: {escape(problems)}", highlight=False)
         sys.exit(1)
 
 

@@ -36,6 +36,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=3660)
+"""The longest duration any spec takes (ten years): longer ones are typos, and would overflow
+the date arithmetic of the services that use them (a cooldown added to now)."""
 
 
 def parse_duration(value: object) -> timedelta:
@@ -47,12 +50,18 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(value, value)
     if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value.strip()):
         raise ValueError(f"{value!r} is not a duration such as '30s', '5m', '1h30m' or '1d'")
     seconds = sum(
         int(amount) * _UNITS[unit] for amount, unit in _DURATION_PART.findall(value.strip())
     )
+    return _bounded(seconds, value)
+
+
+def _bounded(seconds: float, value: object) -> timedelta:
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r} is longer than {MAX_DURATION.days}d, the longest duration")
     return timedelta(seconds=seconds)
 
 
@@ -173,7 +182,8 @@ def validate_document(document: object, source: str) -> tuple[Resource[Any] | No
     if spec_model is None:
         known = ", ".join(sorted(_KINDS))
         return None, [Problem(source, f"kind: {kind!r} is not one of {known}")]
-    name = (document.get("metadata") or {}).get("name", "?")
+    metadata = document.get("metadata")
+    name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
     where = f"{source} {kind}/{name}"
     try:
         resource: Resource[Any] = Resource[spec_model].model_validate(document)  # type: ignore[valid-type]

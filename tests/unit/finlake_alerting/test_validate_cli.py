@@ -27,3 +27,28 @@ def test_validate_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> Non
     assert all(line.startswith("error: ") for line in lines)
     assert "spec.condition.level: Input should be greater than 0" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_patterns_print_as_written_and_odd_documents_are_one_line(tmp_path: Path) -> None:
+    # Rule text holds brackets ([A-Z]+, [/x]) that rich would read as markup and crash on.
+    selector = tmp_path / "selector.yaml"
+    selector.write_text(RULE.replace("symbols: [AAPL, MSFT]", 'selector: {pattern: "A[/a]"}'))
+    result = run_cli("alerts", "validate", str(selector))
+    assert result.returncode == 0, result.stderr
+    assert "price_cross on /A[/a]/ -> email, slack" in result.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        RULE.replace("metadata: {name: aapl-breakout, labels: {team: desk}}", "metadata: foo")
+        + "---\n"
+        + RULE.replace("cooldown: 1h30m", "cooldown: 9999999999d")
+        + "---\n"
+        + RULE.replace("symbols: [AAPL, MSFT]", 'symbols: ["[/x]"]')
+    )
+    result = run_cli("alerts", "validate", str(broken))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, result.stderr
+    assert "AlertRule/?: metadata" in lines[0]
+    assert "'9999999999d' is longer than 3660d" in lines[1]
+    assert "[/x]" in lines[2]

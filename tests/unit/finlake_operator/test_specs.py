@@ -85,3 +85,15 @@ def test_pipeline_refuses_duplicate_expectations() -> None:
 def test_pipeline_refuses_bad_values(field: str, value: dict[str, object]) -> None:
     with pytest.raises(ValidationError, match=field):
         MedallionPipelineSpec.model_validate({"layers": LAYERS, field: value})
+
+
+def test_a_duration_the_crd_pattern_lets_through_is_degraded_not_a_crash() -> None:
+    # "9999999999d" matches the CRD's duration pattern; it used to raise OverflowError out of the
+    # handler (kopf retried it every 5 s with a traceback) instead of an InvalidSpec condition.
+    from finlake_operator.reconcile import Degradation, parse_spec
+
+    spec = {"source": "yahoo", "symbols": ["A"], "pollInterval": "9999999999d"}
+    with pytest.raises(Degradation) as raised:
+        parse_spec(MarketFeedSpec, spec)
+    assert "spec.pollInterval: '9999999999d' is longer than 3660d" in str(raised.value)
+    assert raised.value.retry is False

@@ -78,3 +78,11 @@ def test_freshness_and_quality_from_metrics() -> None:
     assert by_type["QualityOK"].reason == "QuarantineOverObjective"
     unknown = evaluate_freshness(None, strict, now_s=0, now=T0, generation=1)
     assert {c.status for c in unknown.conditions} == {"Unknown"}
+
+
+def test_a_metrics_endpoint_answering_html_is_unknown_not_a_crash() -> None:
+    objective = FreshnessSpec(max_lag=timedelta(minutes=5), max_quarantine_ratio=0.2)
+    page = "<html><body>502 Bad Gateway</body></html>"
+    result = evaluate_freshness(page, objective, now_s=0, now=T0, generation=1)
+    assert {(c.status, c.reason) for c in result.conditions} == {("Unknown", "MetricsUnreachable")}
+    assert all("not in Prometheus' text format" in c.message for c in result.conditions)
