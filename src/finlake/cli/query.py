@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from finlake.cli.output import console
 from finlake.config import get_settings
@@ -27,13 +29,26 @@ class OutputFormat(StrEnum):
 
 
 def _plain(value: Any) -> Any:
+    """``value`` as JSON can hold it, nested values (maps, lists, structs) included."""
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal | UUID | timedelta):
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
     return value
+
+
+def _text(value: Any) -> str:
+    """One CSV or table cell: nested values as JSON, None as empty."""
+    plain = _plain(value)
+    if plain is None:
+        return ""
+    return json.dumps(plain) if isinstance(plain, dict | list) else str(plain)
 
 
 def query(
@@ -48,16 +63,21 @@ def query(
     ] = OutputFormat.TABLE,
 ) -> None:
     """Run SQL over the lake (DuckDB over the Iceberg tables)."""
-    columns, rows = LakeQuery(get_settings()).run(sql)
+    table = LakeQuery(get_settings()).engine.query_arrow(sql)
+    columns = table.column_names
+    # Maps as dicts (Arrow's default is a list of pairs), every other value as Arrow gives it.
+    values = [column.to_pylist(maps_as_pydicts="lossy") for column in table.columns]
+    rows = list(zip(*values, strict=True))
     if output is OutputFormat.JSON:
         records = [dict(zip(columns, map(_plain, row), strict=True)) for row in rows]
         sys.stdout.write(json.dumps(records, indent=1) + "\n")
     elif output is OutputFormat.CSV:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows([list(map(_plain, row)) for row in rows])
+        writer.writerows([list(map(_text, row)) for row in rows])
     else:
         table = Table(*columns, caption=f"{len(rows)} rows")
         for row in rows:
-            table.add_row(*(("" if v is None else str(_plain(v))) for v in row))
+            # Text, not str: a value such as "[bold]" is data, not rich markup.
+            table.add_row(*(Text(_text(value)) for value in row))
         console.print(table)

@@ -73,6 +73,31 @@ def test_cli_prints_json_and_csv(lake_home: Path) -> None:
     assert as_csv.stdout.splitlines()[2] == "MSFT,2026-11-26T14:00:00+00:00,410.10"
 
 
+def test_cli_prints_nested_values_and_brackets_as_they_are(lake_home: Path) -> None:
+    # Maps and lists (as in the pipelines' run records) hold timestamps and decimals too.
+    sql = (
+        "SELECT symbol, map([symbol], [window_start]) AS seen, [close, close * 2] AS closes, "
+        "'[bold]x' AS note FROM market.ohlc_1h WHERE symbol = 'AAPL'"
+    )
+    as_json = _cli(lake_home, sql, "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == [
+        {
+            "symbol": "AAPL",
+            "seen": {"AAPL": "2026-11-26T14:00:00+00:00"},
+            "closes": ["231.47", "462.94"],
+            "note": "[bold]x",
+        }
+    ]
+    as_csv = _cli(lake_home, sql, "--format", "csv")
+    assert as_csv.stdout.splitlines()[1] == (
+        'AAPL,"{""AAPL"": ""2026-11-26T14:00:00+00:00""}","[""231.47"", ""462.94""]",[bold]x'
+    )
+    as_table = _cli(lake_home, sql)
+    assert as_table.returncode == 0, as_table.stderr
+    assert "[bold]x" in as_table.stdout
+
+
 def test_cli_bad_sql_is_one_line(lake_home: Path) -> None:
     done = _cli(lake_home, "SELEC nonsense")
     assert done.returncode == 1
