@@ -131,6 +131,34 @@ def _show(lake: LakeQuery, sql: str, title: str) -> None:
     console.print(table)
 
 
+def finlake_executable() -> str:
+    """This finlake's path, relative when under the current folder: ``.venv/bin/finlake`` after
+    ``make`` (which may install uv off the PATH, so ``uv run`` is not what to print)."""
+    path = Path(sys.executable).parent / "finlake"
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def next_commands() -> list[str]:
+    """What the demo suggests next, each runnable as printed from the repository root."""
+    cli = finlake_executable()
+    commands = (
+        ("query \"SELECT * FROM market.ohlc_1m WHERE symbol = 'AAPL'\"", ""),
+        ('query "SELECT * FROM market.pipeline_runs" --format json', ""),
+        ("api serve", "dashboard + query API (prints URL, key)"),
+        ("ingest simulate --help", "publish more ticks (--inject patterns)"),
+        ("alerts serve --rules examples/alert-rules.yaml", "deliver the alerts"),
+        ("pipeline run market", "run the stream continuously"),
+        ("stack status", f"what runs; `{cli} stack down` stops it"),
+    )
+    return [
+        f"{cli} {command.ljust(26)}  # {comment}" if comment else f"{cli} {command}"
+        for command, comment in commands
+    ]
+
+
 def demo(
     symbols: Annotated[int, typer.Option(min=1, max=20, help="How many symbols.")] = 20,
     hours: Annotated[float, typer.Option(help="Hours of event time to simulate.")] = 3.0,
@@ -185,13 +213,5 @@ def demo(
     if transactions:
         _transactions(settings)
     console.print(f"done in {time.monotonic() - began:.0f}s. Next:")
-    for command in (
-        "uv run finlake query \"SELECT * FROM market.ohlc_1m WHERE symbol = 'AAPL'\"",
-        'uv run finlake query "SELECT * FROM market.pipeline_runs" --format json',
-        "uv run finlake api serve                   # dashboard + query API (prints URL, key)",
-        "uv run finlake ingest simulate --help      # publish more ticks (--inject patterns)",
-        "uv run finlake alerts serve --rules examples/alert-rules.yaml  # deliver the alerts",
-        "uv run finlake pipeline run market         # run the stream continuously",
-        "uv run finlake stack status                # what runs; `finlake stack down` stops it",
-    ):
+    for command in next_commands():
         console.print(f"  {command}", highlight=False, markup=False)
