@@ -23,6 +23,7 @@ MAPPED = (*REQUIRED, "currency", "exchange")
 EXTRA_HEADER_PREFIX = "finlake.extra."
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INTEGER = re.compile(r"^[+-]?\d+$")
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1  # Avro's long, the wire type of volume
 
 
 class ReplayFileError(ConfigurationError):
@@ -147,30 +148,37 @@ def parse_timestamp(value: Any, where: str) -> datetime:
 
 
 def parse_price(value: Any, where: str) -> float | None:
-    """A finite number, or None for an empty cell; non-positive prices pass (bronze is as-is)."""
+    """A finite double, or None for an empty cell; non-positive prices pass (bronze is as-is)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
         number = float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
         raise ReplayFileError(f"{where}: price {value!r} is not a number") from None
+    except OverflowError:  # an integer beyond the double range, which Avro cannot carry
+        raise ReplayFileError(f"{where}: price {value!r} is not a finite number") from None
     if not math.isfinite(number):
         raise ReplayFileError(f"{where}: price {value!r} is not a finite number")
     return number
 
 
 def parse_volume(value: Any, where: str) -> int | None:
-    """A whole number (``1200`` or ``1200.0``), or None for an empty cell."""
+    """A whole number (``1200`` or ``1200.0``) in the 64-bit range, or None for an empty cell."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    number: int | Decimal
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        number = Decimal(value.strip() if isinstance(value, str) else str(value))
-    except ArithmeticError:
-        raise ReplayFileError(f"{where}: volume {value!r} is not a number") from None
-    if not number.is_finite() or number != number.to_integral_value():
-        raise ReplayFileError(f"{where}: volume {value!r} is not a whole number")
+        number = value
+    else:
+        try:
+            number = Decimal(value.strip() if isinstance(value, str) else str(value))
+        except ArithmeticError:
+            raise ReplayFileError(f"{where}: volume {value!r} is not a number") from None
+        if not number.is_finite() or number != number.to_integral_value():
+            raise ReplayFileError(f"{where}: volume {value!r} is not a whole number")
+    # Checked before int(): ``1e999999999`` would be a huge int, and a long cannot carry it.
+    if not _LONG_MIN <= number <= _LONG_MAX:
+        raise ReplayFileError(f"{where}: volume {value!r} does not fit a 64-bit integer")
     return int(number)
 
 

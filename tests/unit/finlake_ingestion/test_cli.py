@@ -35,3 +35,15 @@ def test_bad_pace_is_one_line(tmp_path: Path) -> None:
     done = run_cli("ingest", "replay", str(tmp_path / "x.csv"), "--pace", "slow")
     assert done.returncode == 1
     assert "pace 'slow' is not fast, original or a speed-up" in done.stderr
+
+
+def test_replay_volume_beyond_avro_long_fails_before_publishing(tmp_path: Path) -> None:
+    # No broker runs here: the file must be refused before the publisher is even built.
+    path = tmp_path / "ticks.csv"
+    path.write_text("symbol,timestamp,price,volume\nAAPL,1795530600000,1.5,10\nAAPL,1,1,1e30\n")
+    done = run_cli("ingest", "replay", str(path), env={"FINLAKE_HOME": str(tmp_path)})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "published" not in done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {path}:3: volume '1e30' does not fit a 64-bit integer"]

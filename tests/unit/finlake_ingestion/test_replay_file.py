@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from finlake_ingestion.encoding import MarketTickEncoder
 from finlake_ingestion.metrics import IngestionMetrics
 from finlake_ingestion.replay_file import (
     ReplayFileError,
@@ -67,6 +68,49 @@ def test_numbers() -> None:
     for bad in ("12.5", "abc", "nan"):
         with pytest.raises(ReplayFileError, match="f:2: volume"):
             parse_volume(bad, "f:2")
+
+
+def test_volumes_beyond_avro_long_are_refused_with_the_line(tmp_path: Path) -> None:
+    # Avro's long is 64 bits: a bigger volume used to pass validation and fail mid-publish.
+    edges = write(
+        tmp_path,
+        f"symbol,timestamp,price,volume\nAAPL,1,1,{2**63 - 1}\nAAPL,1,1,{-(2**63)}\n",
+        "edges.csv",
+    )
+    rows = rows_of(edges)
+    assert [row.tick.volume for row in rows] == [2**63 - 1, -(2**63)]
+    for row in rows:  # the edges are still what Avro's long carries
+        MarketTickEncoder(schema_id=1)(row.tick)
+    for bad in (2**63, "-9223372036854775809", "1e30", "1e999999999", 1.5e30):
+        with pytest.raises(ReplayFileError, match=r"f:2: volume .* does not fit a 64-bit integer"):
+            parse_volume(bad, "f:2")
+    path = write(
+        tmp_path,
+        "symbol,timestamp,price,volume\nAAPL,1795530600000,1,1\nAAPL,1795530600000,1,1e30\n",
+    )
+    with pytest.raises(ReplayFileError, match=r"ticks.csv:3: volume '1e30' does not fit"):
+        rows_of(path)
+
+
+def test_parquet_unsigned_volume_beyond_avro_long_is_refused(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "symbol": ["AAPL", "AAPL"],
+            "timestamp": pa.array([T0, T0], type=pa.timestamp("ms", tz="UTC")),
+            "price": [1.0, 1.0],
+            "volume": pa.array([2**63 - 1, 2**64 - 1], type=pa.uint64()),
+        }
+    )
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ReplayFileError, match=r"row 2: volume 18446744073709551615 does not fit"):
+        rows_of(path)
+
+
+def test_a_price_beyond_the_double_range_is_refused() -> None:
+    # float() of such an integer raises OverflowError; Avro's double cannot carry it either.
+    with pytest.raises(ReplayFileError, match=r"f:2: price .* is not a finite number"):
+        parse_price(10**400, "f:2")
 
 
 def test_csv_rows_map_known_extras_and_keep_the_others_as_headers(tmp_path: Path) -> None:
