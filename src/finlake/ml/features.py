@@ -12,7 +12,12 @@ A transaction at time ``t`` is joined with the latest rows at or before ``t - 1 
 point-in-time join, see ``store.py``), so it sees only transactions strictly before it; online, the
 latest row per key is exactly that state for the next transaction. ``derive`` then adds what needs
 the transaction itself (time since the previous one, amount z-score, velocity, new merchant / new
-country flags). The same ``derive`` runs for training, batch scoring and ``POST /v1/predict``.
+country flags) and moves the windows to the transaction's own time: the stored windows end at the
+previous transaction, so a window shorter than the time since then holds nothing any more (a
+payment three days after a burst sees no transaction in its last hour or day; the 7-day window
+still holds the burst). A window longer than that gap keeps the previous one's content, which may
+still count transactions that left it in between. The same ``derive`` runs for training, batch
+scoring and ``POST /v1/predict``, so online and offline agree.
 
 The windows are computed by DuckDB in-process: one SQL pass with RANGE window frames over the
 validated rows (Arrow from PyIceberg), no JVM needed to train or score on a laptop, and the result
@@ -47,6 +52,13 @@ MODEL_FEATURES = (
     "history_count", "seconds_since_previous", "amount_zscore", "amount_to_mean",
     "velocity_1h", "is_new_merchant", "is_new_country",
 )  # fmt: skip
+
+_WINDOWED: dict[str, int | None] = {
+    "tx_count_1h": HOUR_MS, "tx_count_24h": 24 * HOUR_MS, "tx_count_7d": 7 * 24 * HOUR_MS,
+    "amount_sum_1h": HOUR_MS, "amount_sum_24h": 24 * HOUR_MS, "amount_sum_7d": 7 * 24 * HOUR_MS,
+    "declined_count_1h": HOUR_MS, "history_count": None,
+}  # fmt: skip
+"""The raw count and sum features with the length of their window (None: all history)."""
 
 _EVENTS = """
 SELECT account_id, merchant, country, "timestamp" AS event_timestamp,
@@ -142,7 +154,7 @@ def write_feature_files(validated: pa.Table, folder: Path) -> FeatureFiles:
 
 
 def derive(frame: pd.DataFrame) -> pd.DataFrame:
-    """Model features of transactions joined with their history (missing history: NaN / new).
+    """Model features of transactions joined with their history, windows moved to each one's time.
 
     ``frame`` holds the transaction (``timestamp``, ``amount``, ``channel``, ``entry_mode``) and
     the raw feature columns as retrieved from Feast (null where the account has no history).
@@ -155,15 +167,16 @@ def derive(frame: pd.DataFrame) -> pd.DataFrame:
     out["hour_of_day"] = moment.dt.hour.astype(float)
     out["channel_code"] = frame["channel"].map(CHANNEL_CODES).astype(float)
     out["entry_mode_code"] = frame["entry_mode"].map(ENTRY_CODES).astype(float)
-    for name in (
-        "tx_count_1h", "tx_count_24h", "tx_count_7d", "amount_sum_1h", "amount_sum_24h",
-        "amount_sum_7d", "declined_count_1h", "history_count",
-    ):  # fmt: skip
-        out[name] = pd.to_numeric(frame[name], errors="coerce").astype(float).fillna(0.0)
     last = pd.to_numeric(frame["last_transaction_ms"], errors="coerce").astype(float)
-    out["seconds_since_previous"] = (ms.astype(float) - last) / 1000.0
-    mean = pd.to_numeric(frame["amount_mean_7d"], errors="coerce").astype(float)
-    std = pd.to_numeric(frame["amount_std_7d"], errors="coerce").astype(float)
+    gap_ms = ms.astype(float) - last
+    for name, window_ms in _WINDOWED.items():
+        value = pd.to_numeric(frame[name], errors="coerce").astype(float).fillna(0.0)
+        # Windowed values end at the previous transaction: empty once it is further back.
+        out[name] = value if window_ms is None else value.where(gap_ms <= window_ms, 0.0)
+    out["seconds_since_previous"] = gap_ms / 1000.0
+    recent = gap_ms <= 7 * 24 * HOUR_MS  # NaN (no history) compares False: no 7-day statistics
+    mean = pd.to_numeric(frame["amount_mean_7d"], errors="coerce").astype(float).where(recent)
+    std = pd.to_numeric(frame["amount_std_7d"], errors="coerce").astype(float).where(recent)
     out["amount_zscore"] = (amount - mean) / np.maximum(std, 1.0)
     out["amount_to_mean"] = amount / np.maximum(mean.abs(), 1.0)
     # Last hour's count against the 7-day hourly average.

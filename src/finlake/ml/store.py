@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
+from feast.errors import FeastObjectNotFoundException
 from feast.types import Float64, Int64
 
 from finlake.config import FinlakeSettings
@@ -182,7 +183,12 @@ class FraudFeatureStore:
             {"account_id": r["account_id"], "merchant": r["merchant"], "country": r["country"]}
             for r in rows
         ]
-        found = self.store().get_online_features(features=FEATURE_REFS, entity_rows=keys)
+        try:
+            found = self.store().get_online_features(features=FEATURE_REFS, entity_rows=keys)
+        except FeastObjectNotFoundException as error:  # nothing applied to this home yet
+            raise FeatureStoreError(
+                f"no features to score with ({error}): run `finlake ml features` first"
+            ) from error
         features = pd.DataFrame(found.to_dict())
         frame = pd.DataFrame(list(rows))
         extra = [c for c in features.columns if c not in frame.columns]

@@ -12,7 +12,7 @@ import pytest
 from finlake.config import FinlakeSettings
 from finlake.ml.features import MODEL_FEATURES, compute_feature_tables, derive
 from finlake.ml.settings import MlSettings
-from finlake.ml.store import TRANSACTION_COLUMNS, FraudFeatureStore
+from finlake.ml.store import TRANSACTION_COLUMNS, FeatureStoreError, FraudFeatureStore
 from finlake.transactions.generate import generate_transactions
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -83,6 +83,30 @@ def test_a_transaction_sees_only_transactions_strictly_before_it(
     assert features.loc["b", "seconds_since_previous"] == 600.0
 
 
+def test_windows_are_moved_to_the_scored_transactions_time(store: FraudFeatureStore) -> None:
+    # A burst of three, then one payment 30 minutes later and one three days later: the stored
+    # windows end at the previous transaction; the model must see the scored one's own windows.
+    table = rows(
+        ("a", "A", timedelta(0), "10.00", "m1", "DE"),
+        ("b", "A", timedelta(minutes=1), "20.00", "m1", "DE"),
+        ("c", "A", timedelta(minutes=2), "30.00", "m1", "DE"),
+        ("d", "A", timedelta(minutes=32), "5.00", "m1", "DE"),
+        ("e", "A", timedelta(days=3, minutes=32), "7.00", "m1", "DE"),
+        ("f", "A", timedelta(days=11), "9.00", "m1", "DE"),
+    )
+    store.refresh(table, until=T0 + timedelta(days=12))
+    joined = store.historical(table.to_pandas())
+    features = derive(joined).set_index(joined.transaction_id)
+    soon, later, much_later = features.loc["d"], features.loc["e"], features.loc["f"]
+    assert (soon.tx_count_1h, soon.tx_count_24h, soon.amount_sum_1h) == (3.0, 3.0, 60.0)
+    assert (later.tx_count_1h, later.tx_count_24h, later.declined_count_1h) == (0.0, 0.0, 0.0)
+    assert (later.tx_count_7d, later.amount_sum_7d) == (4.0, 65.0)
+    assert later.velocity_1h == 0.0
+    assert later.amount_zscore == pytest.approx((7.0 - 65.0 / 4) / max(np.std([10, 20, 30, 5]), 1))
+    assert (much_later.tx_count_7d, much_later.history_count) == (0.0, 5.0)
+    assert np.isnan(much_later.amount_zscore)
+
+
 def test_point_in_time_counts_match_a_brute_force_recount(store: FraudFeatureStore) -> None:
     generated = generate_transactions(
         rows=1_500, accounts=30, fraud_rate=0.03, seed=2, start=START, days=10
@@ -133,3 +157,9 @@ def test_online_features_equal_offline_features_after_the_last_transaction(
     pd.testing.assert_frame_equal(online, offline, check_exact=False, rtol=1e-9)
     assert offline.iloc[-1].is_new_merchant == 1.0
     assert np.isnan(offline.iloc[-1].seconds_since_previous)
+
+
+def test_online_features_before_any_refresh_are_a_clear_error(store: FraudFeatureStore) -> None:
+    # POST /v1/predict maps FeatureStoreError to 404; Feast's own error was a 500.
+    with pytest.raises(FeatureStoreError, match=r"no features to score with .*finlake ml features"):
+        store.online([{"account_id": "acc1", "merchant": "m1", "country": "DE"}])
