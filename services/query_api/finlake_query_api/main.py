@@ -84,16 +84,18 @@ def create_app(
     app.mount(
         "/vendor", StaticFiles(directory=settings.api.vendor_dir, check_dir=False), name="vendor"
     )
+    # The last added runs first. The cache sits inside CORS: its entries are stored without
+    # CORS headers, which CORS adds to each answer, hit or not, for that request's Origin.
+    if settings.api.response_cache_entries:
+        app.add_middleware(
+            ResponseCache, state=state, max_entries=settings.api.response_cache_entries
+        )
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
             allow_methods=["GET"],
             allow_headers=["X-API-Key"],
-        )
-    if settings.api.response_cache_entries:
-        app.add_middleware(
-            ResponseCache, state=state, max_entries=settings.api.response_cache_entries
         )
     app.add_middleware(MetricsMiddleware, telemetry=state.telemetry)
     return app

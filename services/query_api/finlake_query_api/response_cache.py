@@ -6,7 +6,9 @@ resolution and parameter validation (which cost most of a cached request: profil
 
 Entries are keyed by path and raw query string and live only as long as the lake's snapshot ids
 they were computed at: a new snapshot of any market table empties the cache. A request without
-an explicit ``end`` defaults to "now", so its key also carries the current second.
+an explicit ``end`` defaults to "now", so its key also carries the current second. The key
+leaves out the Origin: entries hold no CORS headers, which CORSMiddleware, outside this one,
+adds to every answer for the request at hand.
 """
 
 from __future__ import annotations
@@ -88,14 +90,16 @@ class ResponseCache:
         self, scope: Scope, receive: Receive, send: Send, key: tuple[str, bytes, int | None]
     ) -> None:
         tokens = self.state.market.tokens
-        start: Message | None = None
+        headers: list[tuple[bytes, bytes]] | None = None
         chunks: list[bytes] = []
         cacheable = True
 
         async def capture(message: Message) -> None:
-            nonlocal start, cacheable
+            nonlocal headers, cacheable
             if message["type"] == "http.response.start":
-                start = message
+                # Copied before it is passed on: outer middlewares (CORS) add headers for this
+                # request only, in place.
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-cache"]
                 cacheable = message["status"] == 200
             elif message["type"] == "http.response.body" and cacheable:
                 chunks.append(message.get("body", b""))
@@ -103,8 +107,7 @@ class ResponseCache:
             await send(message)
 
         await self.app(scope, receive, capture)
-        if start is not None and cacheable and self.state.market.tokens is tokens:
-            headers = [(k, v) for k, v in start.get("headers", []) if k != b"x-cache"]
+        if headers is not None and cacheable and self.state.market.tokens is tokens:
             self.entries[key] = Entry(
                 [*headers, (b"x-cache", b"hit")], b"".join(chunks), scope.get("route")
             )

@@ -3,7 +3,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from finlake_query_api.config import Settings
 from finlake_query_api.main import create_app
@@ -84,3 +86,25 @@ def test_the_cache_can_be_turned_off(
         again = client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers)
         assert "x-cache" not in again.headers
         assert len(engine.queries) == queries + 1
+
+
+def _page_from(client: TestClient, origin: str | None) -> Response:
+    headers = {"X-API-Key": API_KEY, **({"Origin": origin} if origin else {})}
+    return client.get("/v1/symbols/AAPL/ohlc", params=LAKE_PAGE, headers=headers)
+
+
+@pytest.mark.parametrize("filled_by", [None, "https://a.example"])
+def test_a_cached_page_gets_the_cors_headers_of_each_request_origin(
+    make_settings: Callable[..., Settings], engine: CountingEngine, filled_by: str | None
+) -> None:
+    # The cached headers must not carry the Origin of the request that filled the entry.
+    origins = ["https://a.example", "https://b.example"]
+    with _app(make_settings, engine, cors_origins=origins) as client:
+        first = _page_from(client, filled_by)
+        assert first.headers.get("access-control-allow-origin") == filled_by
+        # Allowed origins get their own; another or none gets no allow-origin header.
+        answers = [("https://a.example",) * 2, ("https://b.example",) * 2]
+        for origin, allowed in [*answers, ("https://evil.example", None), (None, None)]:
+            response = _page_from(client, origin)
+            assert response.headers["x-cache"] == "hit"
+            assert response.headers.get("access-control-allow-origin") == allowed, origin
