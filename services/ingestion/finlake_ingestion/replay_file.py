@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from finlake.contracts.models import MarketTick
 from finlake.errors import ConfigurationError
 from finlake_ingestion.sources.base import Headers
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 REQUIRED = ("symbol", "timestamp", "price", "volume")
 MAPPED = (*REQUIRED, "currency", "exchange")
@@ -109,9 +112,28 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
     number = 0
     with pq.ParquetFile(path) as source:
         for chunk in source.iter_batches(batch_size=10_000):
-            for values in chunk.to_pylist():
+            try:
+                rows = chunk.to_pylist()
+            except (OverflowError, ValueError) as error:  # e.g. a timestamp after year 9999
+                raise _unreadable_value(path, chunk, number, error) from None
+            for values in rows:
                 number += 1
                 yield f"{path}: row {number}", values
+
+
+def _unreadable_value(
+    path: Path, chunk: pa.RecordBatch, before: int, error: Exception
+) -> ReplayFileError:
+    """The error naming the first row and column of ``chunk`` that Python cannot hold."""
+    for index in range(chunk.num_rows):
+        for name, column in zip(chunk.schema.names, chunk.columns, strict=True):
+            try:
+                column[index].as_py()
+            except (OverflowError, ValueError) as problem:
+                return ReplayFileError(
+                    f"{path}: row {before + index + 1}: {name} cannot be read: {problem}"
+                )
+    return ReplayFileError(f"{path}: rows {before + 1}-{before + chunk.num_rows}: {error}")
 
 
 def _check_columns(path: Path, columns: list[str]) -> None:
@@ -127,10 +149,10 @@ def parse_timestamp(value: Any, where: str) -> datetime:
     """ISO-8601 with ``Z`` or an offset, or integer epoch milliseconds, as a UTC datetime."""
     if isinstance(value, datetime):
         moment = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        return _EPOCH + timedelta(milliseconds=value)
-    elif isinstance(value, str) and _INTEGER.match(value.strip()):
-        return _EPOCH + timedelta(milliseconds=int(value.strip()))
+    elif (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and _INTEGER.match(value.strip())
+    ):
+        return _from_epoch_millis(value, where)
     elif isinstance(value, str) and value.strip():
         try:
             moment = datetime.fromisoformat(value.strip())
@@ -144,7 +166,21 @@ def parse_timestamp(value: Any, where: str) -> datetime:
         raise ReplayFileError(
             f"{where}: timestamp {str(value)!r} has no UTC offset; add Z or e.g. +02:00"
         )
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise _out_of_range(value, where) from None
+
+
+def _from_epoch_millis(value: int | str, where: str) -> datetime:
+    try:
+        return _EPOCH + timedelta(milliseconds=int(value))
+    except (OverflowError, ValueError):  # after year 9999, or more digits than int() reads
+        raise _out_of_range(value, where) from None
+
+
+def _out_of_range(value: Any, where: str) -> ReplayFileError:
+    return ReplayFileError(f"{where}: timestamp {str(value)!r} is outside years 1-9999 in UTC")
 
 
 def parse_price(value: Any, where: str) -> float | None:

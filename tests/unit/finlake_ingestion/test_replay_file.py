@@ -55,6 +55,32 @@ def test_bad_timestamps_name_the_line(text: str, message: str) -> None:
         parse_timestamp(text, "f:7")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "99999999999999999",  # timedelta refuses it
+        "253402300800000",  # 10000-01-01
+        "-62135596800001",  # before 0001-01-01
+        "9" * 5000,  # more digits than int() reads
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:30:00-01:00",
+    ],
+)
+def test_timestamps_beyond_years_1_to_9999_name_the_line(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, f"symbol,timestamp,price,volume\nAAPL,1,1,1\nAAPL,{text},1,1\n")
+    with pytest.raises(
+        ReplayFileError, match=r"ticks.csv:3: timestamp '.*' is outside years 1-9999"
+    ):
+        rows_of(path)
+
+
+def test_timestamps_at_the_edges_of_years_1_to_9999() -> None:
+    assert parse_timestamp("-62135596800000", "f:2") == datetime(1, 1, 1, tzinfo=UTC)
+    assert parse_timestamp(253402300799999, "f:2").year == 9999
+    with pytest.raises(ReplayFileError, match="f:2: timestamp '10000000000000000000000000000000'"):
+        parse_timestamp(10**31, "f:2")
+
+
 def test_numbers() -> None:
     assert parse_price("", "f:2") is None
     assert parse_price("-1.5", "f:2") == -1.5
@@ -187,6 +213,22 @@ def test_parquet_naive_timestamps_are_rejected_with_the_row(tmp_path: Path) -> N
     path = tmp_path / "ticks.parquet"
     pq.write_table(table, path)
     with pytest.raises(ReplayFileError, match=r"row 1: timestamp .* has no UTC offset"):
+        rows_of(path)
+
+
+def test_parquet_timestamp_after_year_9999_names_the_row(tmp_path: Path) -> None:
+    after_9999 = 300_000 * 365 * 86_400 * 1000
+    table = pa.table(
+        {
+            "symbol": ["AAPL", "AAPL"],
+            "timestamp": pa.array([0, after_9999], type=pa.timestamp("ms", tz="UTC")),
+            "price": [1.0, 1.0],
+            "volume": [1, 1],
+        }
+    )
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ReplayFileError, match="row 2: timestamp cannot be read: date value out"):
         rows_of(path)
 
 
