@@ -34,11 +34,23 @@ MISSING = -1  # the token of a table the catalog does not have yet
 Token = int | None
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # bounds both engines' timestamps hold
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+OUT_OF_BOUNDS = f"start and end must lie in [{EARLIEST:%Y}, {LATEST:%Y}]"
 
 
 def utc_now() -> datetime:
     """The current time, UTC."""
     return datetime.now(UTC)
+
+
+def request_bound(moment: datetime) -> datetime:
+    """A request's start or end in UTC; InvalidRangeError unless in [EARLIEST, LATEST]."""
+    try:
+        moment = utc(moment)
+    except OverflowError as error:  # an offset takes year 1 or 9999 past what a datetime holds
+        raise InvalidRangeError(OUT_OF_BOUNDS) from error
+    if not EARLIEST <= moment <= LATEST:
+        raise InvalidRangeError(OUT_OF_BOUNDS)
+    return moment
 
 
 class SymbolRow(NamedTuple):
@@ -102,9 +114,13 @@ class Market:
 
     def is_in_memory(self, symbol: str, interval: Interval, start: datetime | None) -> bool:
         """Whether an OHLC request from ``start`` needs no lake call (hot bars, symbol known)."""
-        if start is None or not EARLIEST <= utc(start) <= LATEST:
+        if start is None:
             return False
-        if not self.hot.covers(interval, utc(start)):
+        try:
+            start = request_bound(start)
+        except InvalidRangeError:
+            return False  # ohlc_page says so, after the symbol check
+        if not self.hot.covers(interval, start):
             return False
         if self.hot.has_symbol(symbol):
             return True
@@ -155,10 +171,8 @@ class Market:
         self, interval: Interval, start: datetime | None, end: datetime | None
     ) -> tuple[datetime, datetime]:
         """start/end with defaults, checked: not inverted, not wider than the interval allows."""
-        end = utc(end) if end is not None else self.clock()
-        if not EARLIEST <= end <= LATEST or not (start is None or EARLIEST <= utc(start) <= LATEST):
-            raise InvalidRangeError(f"start and end must lie in [{EARLIEST:%Y}, {LATEST:%Y}]")
-        start = utc(start) if start is not None else end - interval.default_range
+        end = request_bound(end if end is not None else self.clock())
+        start = request_bound(start) if start is not None else end - interval.default_range
         if start >= end:
             raise InvalidRangeError("start must be before end")
         if end - start > interval.max_range:

@@ -38,6 +38,10 @@ def test_unknown_symbol_is_404(client: TestClient) -> None:
         ({"start": "2020-01-01T00:00:00Z", "end": "2026-11-25T00:00:00Z"}, 400, "too large"),
         ({"start": "0001-01-01T00:00:00Z"}, 400, "must lie in"),
         ({"end": "0001-01-01T00:00:00Z"}, 400, "must lie in"),
+        ({"start": "0001-01-01T00:00:00+05:00"}, 400, "must lie in"),  # before year 1 in UTC
+        ({"end": "0001-01-01T00:00:00+05:00"}, 400, "must lie in"),
+        ({"start": "9999-12-31T23:00:00-05:00"}, 400, "must lie in"),  # after year 9999 in UTC
+        ({"end": "9999-12-31T23:00:00-05:00"}, 400, "must lie in"),
         ({"interval": "5m"}, 422, "interval"),
         ({"limit": "10001"}, 422, "limit"),
         ({"limit": "0"}, 422, "limit"),
@@ -52,6 +56,15 @@ def test_bad_ohlc_input_is_a_clear_problem(
     client: TestClient, params: dict[str, str], status: int, words: str
 ) -> None:
     assert words in _problem(client, "/v1/symbols/AAPL/ohlc", status, **params)
+
+
+@pytest.mark.parametrize("bound", ["start", "end"])
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"])
+def test_metrics_over_a_moment_past_what_utc_holds_is_a_clear_problem(
+    client: TestClient, bound: str, moment: str
+) -> None:
+    params = {bound: moment, "interval": "1d"}
+    assert "must lie in" in _problem(client, "/v1/symbols/AAPL/metrics", 400, **params)
 
 
 @pytest.mark.parametrize(
