@@ -57,6 +57,13 @@ def run_pipeline(
     duration: Annotated[
         float | None, typer.Option(help="alerts: stop after so many seconds.", min=0)
     ] = None,
+    features: Annotated[
+        bool,
+        typer.Option(
+            help="transactions: after a run that changed silver, refresh the fraud features and "
+            "materialize them to the online store (needs the ml extra)."
+        ),
+    ] = True,
 ) -> None:
     """Run a pipeline continuously, or once over what is available."""
     if pipeline is Pipeline.ALERTS:
@@ -64,7 +71,7 @@ def run_pipeline(
         return
     settings = SparkAppSettings()
     if pipeline is Pipeline.TRANSACTIONS:
-        _run_transactions(settings, once=once, schedule=schedule, hour=hour)
+        _run_transactions(settings, once=once, schedule=schedule, hour=hour, features=features)
         return
     from finlake_spark.jobs import market_stream
 
@@ -77,19 +84,25 @@ def run_pipeline(
 
 
 def _run_transactions(
-    settings: SparkAppSettings, *, once: bool, schedule: Schedule | None, hour: datetime | None
+    settings: SparkAppSettings,
+    *,
+    once: bool,
+    schedule: Schedule | None,
+    hour: datetime | None,
+    features: bool,
 ) -> None:
-    from finlake_spark.jobs import transactions_batch, transactions_schedule
+    from finlake_spark.jobs import transactions_schedule
 
     if schedule is not None and (once or hour is not None):
         raise typer.BadParameter("--schedule runs until stopped; leave out --once and --hour")
     if schedule is Schedule.HOURLY:
         console.print("transactions: running now and at the top of every hour (Ctrl-C stops)")
-        transactions_schedule.run_hourly(settings, report=console.print)
+        transactions_schedule.run_hourly(settings, report=console.print, features=features)
         return
     moment = hour.replace(tzinfo=UTC) if hour is not None and hour.tzinfo is None else hour
-    result = transactions_batch.run_once(settings, hour=moment)
-    console.print(transactions_schedule.describe(result), highlight=False)
+    transactions_schedule.run_and_refresh(
+        settings, lambda line: console.print(line, highlight=False), features=features, hour=moment
+    )
 
 
 def _run_alerts(*, once: bool, rules: list[Path], duration_s: float | None) -> None:

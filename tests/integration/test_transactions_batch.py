@@ -19,6 +19,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from finlake.config import FinlakeSettings
+from finlake.ml.settings import MlSettings
+from finlake.ml.store import FraudFeatureStore
 from finlake.transactions.generate import write_transactions_csv
 from finlake.transactions.rules import TEXT_COLUMNS
 from finlake.transactions.upload import UploadResult, open_lake, upload_transactions
@@ -271,3 +273,14 @@ def test_pipeline_run_transactions_once_says_what_it_did(tmp_path: Path) -> None
         "transactions.quarantine (amount_non_zero 1), " in done.stdout
     )
     assert "Using Parallel" in done.stdout
+    # Then the features of silver are refreshed and materialized online for scoring.
+    assert "features: 1 transactions, online store materialized up to " in done.stdout
+    store = FraudFeatureStore(
+        FinlakeSettings.model_validate({"home": tmp_path / "home"}), MlSettings()
+    )
+    keys = {"account_id": "acc-bad", "merchant": "Corner Grocer", "country": "DE"}
+    online = store.online([keys]).iloc[0]
+    assert (online["history_count"], online["merchant_tx_count"]) == (1, 1)
+    again = run_cli("pipeline", "run", "transactions", "--once", env=env, timeout=300)
+    assert "nothing to do" in again.stdout
+    assert "features:" not in again.stdout  # silver did not change

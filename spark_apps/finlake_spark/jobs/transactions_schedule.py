@@ -1,5 +1,5 @@
-"""The transactions batch for people: a run described in one line, and the hourly schedule of
-``finlake pipeline run transactions --schedule hourly``."""
+"""The transactions batch for people: a run described in one line, the features refreshed after
+it, and the hourly schedule of ``finlake pipeline run transactions --schedule hourly``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from pyspark.sql import SparkSession
 
 from finlake.config import FinlakeSettings
 from finlake_spark.jobs.transactions_batch import RunResult, batch_session, run_once
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 def describe(result: RunResult) -> str:
     """One line about a run, for people."""
     counts = result.counts
+    if result.is_noop and result.hour_start is not None:
+        return f"transactions: no bronze received in hour {result.hour_start:%Y-%m-%d %H}:00 UTC"
     if result.is_noop:
         return "transactions: no new bronze since the last run; nothing to do"
     rules = ", ".join(f"{rule} {n:,}" for rule, n in sorted(counts.quarantined_by_rule.items()))
@@ -32,7 +35,49 @@ def describe(result: RunResult) -> str:
     )
 
 
-def run_hourly(settings: FinlakeSettings, report: Callable[[str], None]) -> None:
+def refresh_features(settings: FinlakeSettings, result: RunResult) -> str | None:
+    """Recompute the fraud features and materialize them online after a run that changed silver.
+
+    Returns a line for people, or None when silver did not change. Never raises: the batch has
+    committed already, and the next run (or ``finlake ml features``) refreshes again.
+    """
+    if result.counts.validated_rows == 0:
+        return None
+    try:
+        from finlake.ml.settings import MlSettings
+        from finlake.ml.store import FraudFeatureStore, read_validated
+    except ImportError as error:
+        return f"features: not refreshed, the ml extra is not installed ({error})"
+    try:
+        done = FraudFeatureStore(settings, MlSettings()).refresh(read_validated(settings))
+    except Exception as error:  # reported; the batch itself has committed
+        log.exception("feature refresh after the transactions batch failed")
+        return f"features: refresh failed ({error}); `finlake ml features` retries it"
+    return (
+        f"features: {done.transactions:,} transactions, online store materialized up to "
+        f"{done.materialized_until:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def run_and_refresh(
+    settings: FinlakeSettings,
+    report: Callable[[str], None],
+    *,
+    features: bool = True,
+    hour: datetime | None = None,
+    spark: SparkSession | None = None,
+) -> RunResult:
+    """One batch run, reported, then (``features``) the feature refresh, reported."""
+    result = run_once(settings, hour=hour, spark=spark)
+    report(describe(result))
+    if features and (line := refresh_features(settings, result)):
+        report(line)
+    return result
+
+
+def run_hourly(
+    settings: FinlakeSettings, report: Callable[[str], None], *, features: bool = True
+) -> None:
     """Run now, then at the top of every hour, until SIGTERM or Ctrl-C.
 
     A failed run is retried at the next hour: that run picks up all bronze since the last
@@ -43,7 +88,7 @@ def run_hourly(settings: FinlakeSettings, report: Callable[[str], None]) -> None
 
     def tick() -> None:
         try:
-            report(describe(run_once(settings, spark=spark)))
+            run_and_refresh(settings, report, features=features, spark=spark)
         except Exception as error:  # one bad hour must not end the schedule
             log.exception("transactions batch failed; next try at the next hour")
             report(f"transactions: run failed ({error}); next try at the next hour")
