@@ -68,7 +68,10 @@ def read_columns(path: Path) -> list[str]:
         raise ReplayFileError(f"{path}: no such file")
     if file_format(path) == "csv":
         with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
+            try:
+                header = next(csv.reader(handle), None)
+            except UnicodeDecodeError:  # decoding runs ahead: the bad byte may be further down
+                raise _not_utf8(path) from None
         if header is None:
             raise ReplayFileError(f"{path}: empty file, expected a header line")
         columns = [name.strip() for name in header]
@@ -94,16 +97,38 @@ def iter_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str
 def _csv_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
-        next(reader, None)
-        for values in reader:
-            where = f"{path}:{reader.line_num}"
-            if not values:
-                continue
-            if len(values) != len(columns):
-                raise ReplayFileError(
-                    f"{where}: {len(values)} fields, the header has {len(columns)}"
+        try:
+            next(reader, None)
+            for values in reader:
+                where = f"{path}:{reader.line_num}"
+                if not values:
+                    continue
+                if len(values) != len(columns):
+                    raise ReplayFileError(
+                        f"{where}: {len(values)} fields, the header has {len(columns)}"
+                    )
+                yield where, dict(zip(columns, values, strict=True))
+        except UnicodeDecodeError:  # raised for a chunk read ahead: find the line in the bytes
+            raise _not_utf8(path) from None
+
+
+def _not_utf8(path: Path) -> ReplayFileError:
+    """The error naming the line and byte offset of the first byte that is not UTF-8."""
+    line_number, offset = 1, 0
+    with path.open("rb") as handle:
+        for line in handle:  # a line ends at b"\n", which is never part of a UTF-8 sequence
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                # Counted as csv counts lines (\r, \n or \r\n), up to the bad byte.
+                line_number += len((line[: error.start] + b".").splitlines()) - 1
+                return ReplayFileError(
+                    f"{path}:{line_number}: byte 0x{line[error.start]:02x} at offset "
+                    f"{offset + error.start} is not UTF-8 ({error.reason}); save the file as UTF-8"
                 )
-            yield where, dict(zip(columns, values, strict=True))
+            line_number += len(line.splitlines())
+            offset += len(line)
+    return ReplayFileError(f"{path}: not UTF-8; save the file as UTF-8")
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:

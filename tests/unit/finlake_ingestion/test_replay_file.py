@@ -174,6 +174,45 @@ def test_malformed_csv_names_the_line(tmp_path: Path, body: str, message: str) -
         rows_of(write(tmp_path, body))
 
 
+HEADER = b"symbol,timestamp,price,volume,note\n"  # 35 bytes
+GOOD = b"AAPL,1795530600000,1,1,ok\n"  # 26 bytes
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            HEADER + GOOD + "AAPL,1,1,1,Société\n".encode("cp1252"),
+            ":3: byte 0xe9 at offset 76 is not UTF-8 (invalid continuation byte)",
+        ),
+        (
+            HEADER + GOOD * 5000 + b"AAPL,1,1,1,\xff\n",  # after the first chunk decoded
+            ":5002: byte 0xff at offset 130046 is not UTF-8 (invalid start byte)",
+        ),
+        (
+            b"sym\xffbol,timestamp,price,volume\n" + GOOD,
+            ":1: byte 0xff at offset 3 is not UTF-8",
+        ),
+        (
+            HEADER.replace(b"\n", b"\r\n") + b"AAPL,1,1,1,a\rAAPL,1,1,1,\x80\r",
+            ":3: byte 0x80 at offset 60 is not UTF-8",
+        ),
+        (
+            HEADER + GOOD + b"AAPL,1,1,1,\xc3",
+            ":3: byte 0xc3 at offset 72 is not UTF-8 (unexpected end of data)",
+        ),
+    ],
+    ids=["cp1252", "after-the-first-decoded-chunk", "header", "cr-line-ends", "cut-at-the-end"],
+)
+def test_bytes_that_are_not_utf8_name_the_line(tmp_path: Path, body: bytes, message: str) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_bytes(body)
+    with pytest.raises(ReplayFileError) as raised:
+        rows_of(path)
+    assert str(raised.value).startswith(f"{path}{message}")
+    assert str(raised.value).endswith("; save the file as UTF-8")
+
+
 def test_unknown_file_type_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ReplayFileError, match="unknown file type"):
         rows_of(write(tmp_path, "x", "ticks.json"))
