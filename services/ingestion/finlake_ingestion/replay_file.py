@@ -72,6 +72,8 @@ def read_columns(path: Path) -> list[str]:
                 header = next(csv.reader(handle), None)
             except UnicodeDecodeError:  # decoding runs ahead: the bad byte may be further down
                 raise _not_utf8(path) from None
+            except csv.Error as error:
+                raise ReplayFileError(f"{path}:1: {error}") from None
         if header is None:
             raise ReplayFileError(f"{path}: empty file, expected a header line")
         columns = [name.strip() for name in header]
@@ -97,10 +99,13 @@ def iter_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str
 def _csv_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
+        read = 0
         try:
             next(reader, None)
+            read = reader.line_num
             for values in reader:
-                where = f"{path}:{reader.line_num}"
+                read = reader.line_num
+                where = f"{path}:{read}"
                 if not values:
                     continue
                 if len(values) != len(columns):
@@ -110,6 +115,11 @@ def _csv_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str
                 yield where, dict(zip(columns, values, strict=True))
         except UnicodeDecodeError:  # raised for a chunk read ahead: find the line in the bytes
             raise _not_utf8(path) from None
+        except csv.Error as error:  # e.g. a quote left open runs past the field size limit
+            raise ReplayFileError(
+                f"{path}:{read + 1}: {error} in the record starting on this line "
+                "(a quote left open?)"
+            ) from None
 
 
 def _not_utf8(path: Path) -> ReplayFileError:

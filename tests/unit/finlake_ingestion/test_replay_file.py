@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -211,6 +213,27 @@ def test_bytes_that_are_not_utf8_name_the_line(tmp_path: Path, body: bytes, mess
         rows_of(path)
     assert str(raised.value).startswith(f"{path}{message}")
     assert str(raised.value).endswith("; save the file as UTF-8")
+
+
+@pytest.fixture
+def small_csv_fields() -> Iterator[int]:
+    # Process-wide, and another module of the process may have raised it: set it here.
+    before = csv.field_size_limit(1000)
+    yield 1000
+    csv.field_size_limit(before)
+
+
+def test_a_quote_left_open_names_the_line_it_opens(tmp_path: Path, small_csv_fields: int) -> None:
+    rest = "".join(f"AAPL,1795530600000,1,1,n{n}\n" for n in range(small_csv_fields // 10))
+    path = write(tmp_path, f'{HEADER.decode()}{GOOD.decode()}AAPL,1,1,1,"open\n{rest}')
+    with pytest.raises(ReplayFileError) as raised:
+        rows_of(path)
+    assert str(raised.value) == (
+        f"{path}:3: field larger than field limit ({small_csv_fields}) "
+        "in the record starting on this line (a quote left open?)"
+    )
+    with pytest.raises(ReplayFileError, match=r"ticks.csv:1: field larger than field limit"):
+        rows_of(write(tmp_path, "symbol,timestamp,price,volume," + "x" * (small_csv_fields + 1)))
 
 
 def test_unknown_file_type_and_missing_file(tmp_path: Path) -> None:
