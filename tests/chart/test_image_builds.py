@@ -1,16 +1,18 @@
-"""What the images are built from: the query API's wheel carries the vendored chart library, and
-its Dockerfile vendors it (npm, the pinned version of scripts/vendor_assets.sh) before the wheel."""
+"""What the images are built from: the query API's wheel carries the vendored chart library, its
+Dockerfile vendors it (npm, the pinned version of scripts/vendor_assets.sh) before the wheel, and
+.dockerignore keeps the local state out of the build context but not what the Dockerfiles COPY."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
 from tests.chart.conftest import REPO
-from tests.chart.test_images import instructions
+from tests.chart.test_images import DOCKERFILES, instructions
 
 QUERY_API = REPO / "services" / "query_api"
 VENDOR_SCRIPT = QUERY_API / "scripts" / "vendor_assets.sh"
@@ -63,3 +65,87 @@ def test_query_api_dockerfile_vendors_the_chart_library_before_building_the_whee
     )
     wheel = next(i for i, (op, arg) in enumerate(order) if op == "RUN" and "--no-editable" in arg)
     assert sources < vendored < wheel
+
+
+def dockerignore(text: str | None = None) -> list[tuple[bool, re.Pattern[str]]]:
+    """.dockerignore as Docker reads it: (is an exception `!`, the pattern as a regex)."""
+    rules = []
+    text = (REPO / ".dockerignore").read_text() if text is None else text
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.removeprefix("!").strip("/")
+        regex = ""
+        for part in re.split(r"(\*\*/|\*\*|\*|\?)", pattern):
+            regex += {"**/": "(.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(
+                part, re.escape(part)
+            )
+        rules.append((negate, re.compile(regex + r"\Z")))
+    return rules
+
+
+def excluded(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Out of the context: the last rule matching the path or one of its parent folders wins."""
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    out = False
+    for negate, regex in rules:
+        if any(regex.match(candidate) for candidate in candidates):
+            out = not negate
+    return out
+
+
+def git(*args: str) -> list[str]:
+    done = subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
+    )
+    return [line for line in done.stdout.splitlines() if line]
+
+
+def copied_sources() -> list[str]:
+    sources = []
+    for dockerfile in DOCKERFILES:
+        for op, arg in instructions(REPO / dockerfile):
+            if op == "COPY" and "--from=" not in arg:
+                sources += [p for p in arg.split() if not p.startswith("--")][:-1]
+    return sources
+
+
+def test_dockerignore_keeps_every_tracked_file_the_dockerfiles_copy() -> None:
+    rules = dockerignore()
+    sources = copied_sources()
+    assert "src/" in sources
+    dropped = [
+        path
+        for source in sources
+        for path in git("ls-files", "--", source)
+        if excluded(path, rules)
+    ]
+    assert dropped == [], f".dockerignore drops files a Dockerfile copies: {dropped[:10]}"
+
+
+def test_dockerignore_keeps_local_state_and_what_git_ignores_out_of_the_context() -> None:
+    rules = dockerignore()
+    local = [".git/HEAD", ".venv/bin/python", ".finlake/lake/x", "test-artifacts/x.png"]
+    local += [".mypy_cache/x", "services/query_api/.venv/x", "src/finlake/__pycache__/x.pyc"]
+    local += ["services/query_api/finlake_query_api/static/vendor/lightweight-charts.LICENSE"]
+    ignored = git("ls-files", "--others", "--ignored", "--exclude-standard", "--directory")
+    kept = [path for path in [*local, *ignored] if not excluded(path, rules)]
+    assert kept == [], f"in the build context although local or gitignored: {kept}"
+
+
+def test_dockerignore_reading_matches_dockers_rules() -> None:
+    rules = dockerignore("# a comment\n**/__pycache__\n/tests/\n!tests/keep\n*.md\nsrc/?.py\n")
+    assert excluded("a/b/__pycache__/c.pyc", rules)
+    assert excluded("__pycache__/c.pyc", rules)
+    assert excluded("tests/x.py", rules)
+    assert not excluded("tests/keep", rules)
+    assert not excluded("src/tests.py", rules)
+    assert not excluded("services/tests/x", rules)
+    assert excluded("README.md", rules)
+    assert not excluded("docs/README.md", rules)
+    assert excluded("src/a.py", rules)
+    assert not excluded("src/ab.py", rules)
+    assert not excluded("# a comment", rules)
