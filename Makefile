@@ -58,13 +58,13 @@ k8s-tools: ## Build/fetch etcd, kube-apiserver, kubectl and the spark-operator C
 test-e2e: install k8s-tools ## Operator e2e tests against a real kube-apiserver + etcd
 	$(PYTEST) -m e2e
 
-test-unit: install ## Unit tests only (no services)
+test-unit: install ## Unit tests and tests/chart (no services; the first run builds the chart tools with Go and fetches the chart library with npm)
 	$(PYTEST) -m "not integration and not e2e"
 
 test-integration: install dashboard-assets ## Integration tests against the real local stack
 	$(PYTEST) -m integration
 
-demo: install dashboard-assets ## Start the local stack and run the market flow on the embedded defaults
+demo: install dashboard-assets ## Start the local stack and run the three flows on the embedded defaults: market, alerts, transactions
 	$(UV) run --frozen finlake demo
 
 stack-up: install ## Start the local stack (Kafka, Apicurio Registry)
