@@ -8,7 +8,7 @@ from pathlib import Path
 
 from finlake.contracts import alert_rule
 from finlake.contracts.alert_rule import AlertRuleSpec
-from finlake.contracts.resources import ResourceError, load_resources
+from finlake.contracts.resources import ResourceError, load_resources, spec_files
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +19,13 @@ class RuleBook:
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = list(paths)
         self._rules: dict[str, AlertRuleSpec] = {}
-        self._stamp: tuple[float, ...] = ()
+        self._stamp: tuple[tuple[str, float], ...] = ()
 
-    def _mtimes(self) -> tuple[float, ...]:
-        return tuple(p.stat().st_mtime if p.exists() else -1.0 for p in self.paths)
+    def _mtimes(self) -> tuple[tuple[str, float], ...]:
+        # Folders by their files: an added, removed or edited rule file is a change.
+        return tuple(
+            (str(p), p.stat().st_mtime if p.exists() else -1.0) for p in spec_files(self.paths)
+        )
 
     def load(self) -> None:
         """Load every file; raises ResourceError (one line per problem) if any is invalid."""

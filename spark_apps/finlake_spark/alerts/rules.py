@@ -12,16 +12,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from finlake.contracts.alert_rule import KIND, AlertRuleSpec
-from finlake.contracts.resources import ResourceError, load_resources
+from finlake.contracts.resources import ResourceError, load_resources, spec_files
 from finlake.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
-RULE_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -42,24 +41,13 @@ class ActiveRule:
         return cls(name, spec, digest[:16])
 
 
-def rule_files(paths: Iterable[Path]) -> list[Path]:
-    """The files behind ``paths``: files as given, folders expanded to their *.yaml / *.yml."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES))
-        else:
-            files.append(path)
-    return files
-
-
 def load_rules(paths: Sequence[Path]) -> list[ActiveRule]:
     """Every active (not paused) AlertRule in ``paths``; raises ResourceError on any problem."""
     if not paths:
         raise ConfigurationError(
             "no alert rule files: pass --rules PATH or set FINLAKE_DETECTION__RULES"
         )
-    files = rule_files(paths)
+    files = spec_files(paths)
     if not files:
         raise ConfigurationError(f"no *.yaml rule files in {', '.join(map(str, paths))}")
     resources = load_resources(files, kind=KIND)

@@ -182,6 +182,13 @@ class Condition(SpecModel):
             raise ValueError("window must be longer than 0s")
         if self.window is not None and self.lookback is not None and self.lookback <= self.window:
             raise ValueError("lookback must be longer than window")
+        if self.type is ConditionType.VOLUME_SURGE and self.baseline is Baseline.TIME_OF_DAY:
+            # The baseline is the same bar on earlier days: bars must line up from day to day,
+            # and the lookback must reach at least one day back, or the rule never fires.
+            if self.window is not None and timedelta(days=1) % self.window:
+                raise ValueError("baseline time_of_day needs a window that divides a day evenly")
+            if self.lookback is not None and self.lookback < timedelta(days=1):
+                raise ValueError("baseline time_of_day needs a lookback of at least 1d")
         return self
 
     @property

@@ -213,10 +213,25 @@ def is_other_api_group(document: object) -> bool:
     return group != GROUP
 
 
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def spec_files(paths: Iterable[Path | str]) -> list[Path]:
+    """The files behind ``paths``: files as given, folders expanded to their *.yaml / *.yml."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
 def load_resources(
     paths: Iterable[Path | str], kind: str | None = None, *, skip_other_groups: bool = False
 ) -> list[Resource[Any]]:
-    """Every document of every file, validated; raises :class:`ResourceError` listing all problems.
+    """Every document of every file (folders: their YAML files), validated; raises
+    :class:`ResourceError` listing all problems.
 
     With ``kind``, documents of other kinds are refused too. By default a document of another API
     group is refused as well (a rule file holding a stray Secret is a mistake worth reporting);
@@ -225,7 +240,10 @@ def load_resources(
     """
     resources: list[Resource[Any]] = []
     problems: list[Problem] = []
-    for path in map(Path, paths):
+    for folder in [Path(p) for p in paths if Path(p).is_dir()]:
+        if not spec_files([folder]):
+            problems.append(Problem(str(folder), f"no {' or '.join(SPEC_SUFFIXES)} files"))
+    for path in spec_files(paths):
         try:
             documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
         except OSError as error:

@@ -52,3 +52,18 @@ def test_patterns_print_as_written_and_odd_documents_are_one_line(tmp_path: Path
     assert "AlertRule/?: metadata" in lines[0]
     assert "'9999999999d' is longer than 3660d" in lines[1]
     assert "[/x]" in lines[2]
+
+
+def test_a_folder_is_its_yaml_files(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(RULE)
+    (rules / "b.yml").write_text(RULE.replace("aapl-breakout", "msft-breakout"))
+    (rules / "notes.txt").write_text("not a rule")
+    (tmp_path / "empty").mkdir()
+    result = run_cli("alerts", "validate", str(rules))
+    assert result.returncode == 0, result.stderr
+    assert "2 rule(s) valid" in result.stdout
+    empty = run_cli("alerts", "validate", str(tmp_path / "empty"))
+    assert empty.returncode == 1
+    assert empty.stderr.strip() == f"error: {tmp_path / 'empty'}: no .yaml or .yml files"

@@ -14,7 +14,7 @@ from finlake.contracts.models import AlertEvent
 from finlake_alerting.channels import DeliveryError
 from finlake_alerting.channels.content import html_body, subject, text_body
 from finlake_alerting.config import SmtpSettings
-from finlake_alerting.credentials import channel_secret
+from finlake_alerting.credentials import MissingSecretError, channel_secret
 from finlake_alerting.routing import Target
 
 
@@ -48,7 +48,10 @@ class SmtpSender:
         """Deliver one email to the target's recipients."""
         smtp = self.settings
         message = build_email(events, smtp.sender, target.to)
-        password = self._password(target)
+        try:
+            password = self._password(target)
+        except MissingSecretError as error:  # no retry brings the variable: dead-letter now
+            raise DeliveryError(str(error), permanent=True) from None
         try:
             with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as session:
                 session.ehlo()
