@@ -83,7 +83,9 @@ def read_columns(path: Path) -> list[str]:
         try:
             columns = list(pq.read_schema(path).names)
         except Exception as error:  # pyarrow raises ArrowInvalid, OSError, ... for a bad file
-            raise ReplayFileError(f"{path}: not a readable Parquet file: {error}") from error
+            raise ReplayFileError(
+                f"{path}: not a readable Parquet file: {_one_line(error)}"
+            ) from error
     _check_columns(path, columns)
     return columns
 
@@ -146,7 +148,8 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
 
     number = 0
     with pq.ParquetFile(path) as source:
-        for chunk in source.iter_batches(batch_size=10_000):
+        chunks = source.iter_batches(batch_size=10_000)
+        while (chunk := _next_chunk(path, chunks, number)) is not None:
             try:
                 rows = chunk.to_pylist()
             except (OverflowError, ValueError) as error:  # e.g. a timestamp after year 9999
@@ -154,6 +157,20 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
             for values in rows:
                 number += 1
                 yield f"{path}: row {number}", values
+
+
+def _next_chunk(path: Path, chunks: Iterator[pa.RecordBatch], before: int) -> pa.RecordBatch | None:
+    try:
+        return next(chunks, None)
+    except Exception as error:  # a damaged page: pyarrow raises OSError, ArrowInvalid, ...
+        where = f"{path}: after row {before}" if before else str(path)
+        raise ReplayFileError(
+            f"{where}: not a readable Parquet file: {_one_line(error)}"
+        ) from error
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())  # pyarrow's thrift messages end in a newline
 
 
 def _unreadable_value(

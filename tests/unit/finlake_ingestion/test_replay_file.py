@@ -297,3 +297,42 @@ def test_parquet_timestamp_after_year_9999_names_the_row(tmp_path: Path) -> None
 def test_not_a_parquet_file(tmp_path: Path) -> None:
     with pytest.raises(ReplayFileError, match="not a readable Parquet file"):
         rows_of(write(tmp_path, "garbage", "ticks.parquet"))
+
+
+def damaged(path: Path, start: int, length: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[start : start + length] = bytes(byte ^ 0x5A for byte in data[start : start + length])
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_parquet_page_is_one_line_naming_the_rows_read(tmp_path: Path) -> None:
+    count = 30_000
+    table = pa.table(
+        {
+            "symbol": ["AAPL"] * count,
+            "timestamp": pa.array(range(count), type=pa.timestamp("ms", tz="UTC")),
+            "price": [1.0] * count,
+            "volume": list(range(count)),
+        }
+    )
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(table, path, row_group_size=10_000)
+    damaged(path, pq.ParquetFile(path).metadata.row_group(2).column(0).data_page_offset, 64)
+    with pytest.raises(ReplayFileError) as raised:
+        rows_of(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: after row 20000: not a readable Parquet file: ")
+    assert "\n" not in message
+
+
+def test_a_damaged_parquet_footer_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(
+        pa.table({"symbol": ["AAPL"], "timestamp": [1], "price": [1.0], "volume": [1]}), path
+    )
+    damaged(path, path.stat().st_size - 16, 8)  # the end of the metadata, before its length
+    with pytest.raises(ReplayFileError) as raised:
+        rows_of(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: not a readable Parquet file: ")
+    assert "\n" not in message
