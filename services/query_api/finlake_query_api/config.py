@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from finlake.config import FinlakeSettings
+from finlake.errors import ConfigurationError
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 PACKAGE_DIR = Path(__file__).parent
@@ -77,14 +78,52 @@ class ApiSettings(BaseModel):
                 raise ValueError("API key hashes must be SHA-256 hex digests (64 hex characters)")
         return lowered
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, text: str) -> str:
+        # Checked here, so that a bad value is a settings error before the app is built; limits
+        # imported here: it costs `finlake --help`, which loads this module, ~0.1 s.
+        from limits import parse
+
+        try:
+            parse(text)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a rate limit such as 600/minute or 10/second"
+            ) from None
+        return text
+
     def key_digests(self) -> frozenset[str]:
-        """Every accepted key's digest: configured hashes, the Secret file, hashed plain keys."""
+        """Every accepted key's digest: configured hashes, the Secret file, hashed plain keys.
+
+        ConfigurationError when the Secret file cannot be read or has a line that is no digest.
+        """
         digests = set(self.api_key_hashes)
         if self.api_key_hashes_file is not None:
-            lines = self.api_key_hashes_file.read_text().split()
-            digests.update(self._digests([line for line in lines if line]))
+            digests.update(_file_digests(self.api_key_hashes_file))
         digests.update(hash_api_key(key.get_secret_value()) for key in self.api_keys)
         return frozenset(digests)
+
+
+def _file_digests(path: Path) -> list[str]:
+    """The digests in a Secret file, one a line (blank lines skipped)."""
+    setting = "FINLAKE_API__API_KEY_HASHES_FILE"
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else error
+        raise ConfigurationError(f"{setting}: cannot read {path}: {reason}") from error
+    digests = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for word in line.split():
+            if not _SHA256_HEX.match(word.lower()):
+                # Named by number, not quoted: it may be a plain key pasted by mistake.
+                raise ConfigurationError(
+                    f"{setting}: line {number} of {path} is not a SHA-256 hex digest "
+                    "(64 hex characters)"
+                )
+            digests.append(word.lower())
+    return digests
 
 
 def is_valid_key(key: str, digests: frozenset[str]) -> bool:
