@@ -110,8 +110,9 @@ def _structural(node: dict[str, Any], definitions: dict[str, Any], path: str) ->
         branches = [b for b in node.pop("anyOf") if b.get("type") != "null"]
         if len(branches) != 1:
             raise ValueError(f"{path}: a union of {len(branches)} types is not structural")
+        # What the field itself declares (description, item patterns) wins over the branch's.
         node = _structural(branches[0], definitions, path) | {
-            k: v for k, v in node.items() if k in ("description",)
+            k: v for k, v in node.items() if k not in _DROPPED_KEYS
         }
     if "allOf" in node and len(node["allOf"]) == 1:
         node = _structural(node.pop("allOf")[0], definitions, path) | node

@@ -61,6 +61,15 @@ def test_market_feed_schema_carries_enums_bounds_patterns_and_cel() -> None:
     assert any("has(self.symbols) != has(self.symbolsFrom)" in rule for rule in rules)
 
 
+def test_an_optional_lists_item_pattern_reaches_the_crd() -> None:
+    # AlertRule.symbols is `list[str] | None` with its item pattern declared on the field; the
+    # null branch once took the field's own keys with it, and the API server took any string.
+    spec = structural_schema(next(k for k in KINDS if k.kind == "AlertRule").spec)
+    symbols = _resolve(spec, "symbols")
+    assert symbols["items"] == {"type": "string", "pattern": "^[A-Za-z0-9.^=_-]{1,20}$"}
+    assert (symbols["minItems"], symbols["maxItems"]) == (1, 1000)
+
+
 def test_pipeline_expectations_are_a_map_keyed_by_name() -> None:
     spec = structural_schema(KINDS[1].spec)
     expectations = _resolve(spec, "expectations")
