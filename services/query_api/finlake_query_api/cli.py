@@ -18,7 +18,10 @@ log = logging.getLogger("finlake_query_api")
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default: settings).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind (default from settings).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port to bind, 0: a free one (default: settings)."),
+    ] = None,
 ) -> None:  # fmt: skip
     """Serve the /v1 API, /metrics and the dashboard until interrupted."""
     # Imported here: `finlake --help` loads every plug-in and should not pay for the web stack.
@@ -28,8 +31,13 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format='{"level":"%(levelname)s","msg":"%(message)s"}')
     settings = Settings()
+    # `is None` for the port: --port 0 asks for a free one (uvicorn logs which it took). An empty
+    # --host stays the settings' host, not every interface.
     api = settings.api.model_copy(
-        update={"host": host or settings.api.host, "port": port or settings.api.port}
+        update={
+            "host": host or settings.api.host,
+            "port": settings.api.port if port is None else port,
+        }
     )
     fragment = ""
     if not api.key_digests():
@@ -39,5 +47,10 @@ def serve(
         fragment = f"#key={key}"
         typer.echo(f"no API key configured; this run accepts X-API-Key: {key}", err=True)
     settings = settings.model_copy(update={"api": api})
-    typer.echo(f"dashboard: http://{api.host}:{api.port}/{fragment}", err=True)
+    if api.port:
+        typer.echo(f"dashboard: http://{api.host}:{api.port}/{fragment}", err=True)
+    else:
+        typer.echo(
+            f"dashboard: http://{api.host}:PORT/{fragment}, PORT as uvicorn logs it", err=True
+        )
     uvicorn.run(create_app(settings), host=api.host, port=api.port, log_level="info")

@@ -96,3 +96,19 @@ def test_a_rate_limit_that_does_not_parse_is_one_line_naming_the_setting(serve: 
     assert "Traceback" not in served.err
     assert served.message.startswith("error: invalid configuration: api.rate_limit: ")
     assert "'lots'" in served.message
+
+
+def test_port_zero_is_passed_on(serve: Serve) -> None:
+    served = serve("--port", "0")
+    assert served.code == 0, served.err
+    assert served.uvicorn_args is not None
+    assert served.uvicorn_args["port"] == 0
+    assert "dashboard: http://127.0.0.1:PORT/#key=" in served.err  # not a URL with port 0
+
+
+def test_a_port_no_socket_has_is_a_usage_error(serve: Serve) -> None:
+    served = serve("--port", "65536")
+    assert served.code == 2
+    assert "Traceback" not in served.err
+    assert "--port" in served.err
+    assert served.uvicorn_args is None
