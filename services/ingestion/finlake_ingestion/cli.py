@@ -137,7 +137,7 @@ def simulate(
     inject: Annotated[
         list[str] | None,
         typer.Option(
-            help="A pattern a rule of that kind detects, KIND:SYMBOL@AT[:AMOUNT][/DURATION] "
+            help="A pattern a rule of that kind detects, KIND:SYMBOL@AT\\[:AMOUNT]\\[/DURATION] "
             "(repeatable), e.g. price_cross:AAPL@2m:150, percent_move:MSFT@5m:+4%, "
             "volume_surge:NVDA@10m:x8/2m, gap:AMZN@0s:-3%.",
         ),

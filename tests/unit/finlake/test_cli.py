@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import run_cli
 
@@ -56,3 +57,30 @@ def test_contracts_check_passes_on_the_committed_contracts() -> None:
     done = run_cli("contracts", "check")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("BACKWARD compatible") == 3
+
+
+def test_every_command_renders_its_help() -> None:
+    # Help texts are rich markup: a literal "[/DURATION]" once crashed `ingest simulate --help`.
+    import typer.main
+    from typer.testing import CliRunner
+
+    from finlake.cli import main
+
+    main._add_plugins()
+    root = typer.main.get_command(main.app)
+    runner = CliRunner()
+    paths: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        paths.append(path)
+        for name, child in getattr(command, "commands", {}).items():  # a group's commands
+            walk(child, [*path, name])
+
+    walk(root, [])
+    assert len(paths) > 30  # every group and its commands, plug-ins included
+    for path in paths:
+        done = runner.invoke(main.app, [*path, "--help"], terminal_width=100)
+        assert done.exit_code == 0, (
+            f"finlake {' '.join(path)} --help: {done.output}{done.exception!r}"
+        )
+        assert "Usage:" in done.output
