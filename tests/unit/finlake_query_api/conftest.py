@@ -24,20 +24,26 @@ API_KEY = "test-key-0123456789abcdef"
 
 
 class CountingEngine:
-    """A real engine (DuckDB or Trino), counting lake queries and snapshot polls."""
+    """A real engine (DuckDB or Trino), counting lake queries and snapshot polls.
+
+    ``queries`` holds each query's SQL text and ``params`` the values bound to it, in order.
+    """
 
     def __init__(self, inner: Engine) -> None:
         self.inner = inner
         self.name = inner.name
         self.queries: list[str] = []
+        self.params: list[tuple[object, ...]] = []
         self.snapshot_polls = 0
 
     def query(self, sql: str, params: Sequence[object] = ()) -> QueryResult:
         self.queries.append(sql)
+        self.params.append(tuple(params))
         return self.inner.query(sql, params)
 
     def query_arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         self.queries.append(sql)
+        self.params.append(tuple(params))
         return self.inner.query_arrow(sql, params)
 
     def snapshot_id(self, table: str) -> int | None:

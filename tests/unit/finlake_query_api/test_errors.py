@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from finlake_query_api.config import Settings
 from finlake_query_api.main import create_app
-from tests.unit.finlake_query_api.conftest import API_KEY, api_settings
+from tests.unit.finlake_query_api.conftest import API_KEY, CountingEngine, api_settings
 from tests.unit.finlake_query_api.lake_data import NOW
 
 PROBLEM = "application/problem+json"
@@ -76,11 +77,26 @@ def test_injection_in_the_symbol_is_rejected(client: TestClient, symbol: str) ->
     assert response.headers["content-type"] == PROBLEM
 
 
-def test_quoted_symbol_that_passes_the_pattern_is_bound_not_formatted(
-    client: TestClient,
+@pytest.mark.parametrize("endpoint", ["ohlc", "metrics"])
+def test_the_symbol_reaches_the_engine_as_a_bound_parameter(
+    client: TestClient, engine: CountingEngine, endpoint: str
 ) -> None:
-    _problem(client, "/v1/quotes/latest", 404, symbol="AAPL' OR '1'='1")
-    _problem(client, "/v1/symbols/AAPL=X/ohlc", 404)
+    # The path pattern keeps quotes out, but what it lets through (., -, =, ^) must not become
+    # SQL either: the symbol is bound, never part of the query text.
+    start = NOW - timedelta(days=9, hours=12)  # before the hot window: the lake is asked
+    window = {
+        "interval": "1h",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=5)).isoformat(),
+    }
+    asked = len(engine.queries)
+    assert client.get(f"/v1/symbols/MSFT/{endpoint}", params=window).status_code == 200
+    calls = list(zip(engine.queries[asked:], engine.params[asked:], strict=True))
+    bars = [(sql, bound) for sql, bound in calls if "FROM market.ohlc_1h" in sql]
+    assert bars, calls
+    for sql, bound in bars:
+        assert "MSFT" not in sql
+        assert bound[0] == "MSFT"
 
 
 def test_data_endpoints_need_a_valid_key(client: TestClient) -> None:
