@@ -80,28 +80,43 @@ def status() -> None:
 @app.command()
 def logs(
     service: Annotated[
-        str, typer.Argument(help="kafka, registry; with trino: postgres, seaweedfs, trino")
-    ],
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 50,
+        str | None,
+        typer.Argument(
+            help="kafka, registry; with trino: postgres, seaweedfs, trino (default: every one)"
+        ),
+    ] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines (per service).")] = 50,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
 ) -> None:
-    """Print a service's log."""
+    """Print a service's log, or every service's, each line prefixed with its service."""
     stack = Stack(get_settings())
-    for line in stack.logs(service, lines):
-        console.print(line, markup=False, highlight=False)
+    services = [stack.service(service)] if service else stack.services
+
+    def prefix(name: str) -> str:
+        return "" if service else f"{name:<9} | "
+
+    for one in services:
+        for line in stack.logs(one.name, lines):
+            console.print(prefix(one.name) + line, markup=False, highlight=False)
     if not follow:
         return
-    log_file = stack.process(stack.service(service)).log_file
-    with log_file.open(errors="replace") as handle:
-        handle.seek(0, 2)
-        while True:
-            line = handle.readline()
-            if line:
-                console.print(line.rstrip("\n"), markup=False, highlight=False)
-            else:
-                time.sleep(0.5)
+    handles = []
+    for one in services:
+        log_file = stack.process(one).log_file
+        if log_file.exists():
+            handle = log_file.open(errors="replace")
+            handle.seek(0, 2)
+            handles.append((one.name, handle))
+    while True:
+        quiet = True
+        for name, handle in handles:
+            while line := handle.readline():
+                quiet = False
+                console.print(prefix(name) + line.rstrip("\n"), markup=False, highlight=False)
+        if quiet:
+            time.sleep(0.5)
 
 
 @app.command()

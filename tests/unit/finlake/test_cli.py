@@ -84,3 +84,19 @@ def test_every_command_renders_its_help() -> None:
             f"finlake {' '.join(path)} --help: {done.output}{done.exception!r}"
         )
         assert "Usage:" in done.output
+
+
+def test_stack_logs_without_a_service_prints_every_services_tail(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "kafka.log").write_text("k1\nk2\nk3\n")
+    (logs / "registry.log").write_text("r1\n")
+    env = {"FINLAKE_HOME": str(tmp_path)}
+    every = run_cli("stack", "logs", "-n", "2", env=env)
+    assert every.returncode == 0, every.stderr
+    assert every.stdout.splitlines() == ["kafka     | k2", "kafka     | k3", "registry  | r1"]
+    one = run_cli("stack", "logs", "kafka", "-n", "1", env=env)
+    assert one.stdout.splitlines() == ["k3"]
+    unknown = run_cli("stack", "logs", "nope", env=env)
+    assert unknown.returncode == 1
+    assert "no service 'nope' in the stack; known: kafka, registry" in unknown.stderr
