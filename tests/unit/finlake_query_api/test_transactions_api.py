@@ -93,6 +93,23 @@ def test_summary_before_any_batch_is_404(client: TestClient) -> None:
     assert "run the transactions batch" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start": "0001-01-01T00:00:00+05:00"},  # before year 1 in UTC
+        {"end": "9999-12-31T23:00:00-05:00"},  # after year 9999 in UTC
+        {"end": "0001-01-01T00:00:00Z"},  # its default start would be before year 1
+    ],
+)
+def test_summary_outside_the_years_the_engines_hold_is_400(
+    client: TestClient, params: dict[str, str]
+) -> None:
+    response = client.get("/v1/transactions/summary", params={"account_id": "acc1", **params})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "must lie in" in response.json()["detail"]
+
+
 def write_summary(home: Path) -> None:
     catalog, warehouse = open_lake(api_settings(home))
     table = ensure_table(catalog, TRANSACTIONS_SUMMARY, warehouse)

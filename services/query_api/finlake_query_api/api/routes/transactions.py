@@ -15,6 +15,7 @@ from finlake.transactions.csv_input import UnreadableFileError
 from finlake.transactions.upload import open_lake, upload_transactions
 from finlake_query_api.api.deps import ApiKeyDep, MarketDep, StateDep
 from finlake_query_api.api.problems import PROBLEMS
+from finlake_query_api.market import request_bound
 from finlake_query_api.transactions import (
     SUMMARY_SQL,
     Granularity,
@@ -99,8 +100,9 @@ async def account_summary(
     ] = None,
     end: Annotated[datetime | None, Query(description="Windows before this (UTC).")] = None,
 ) -> SummaryList:
-    end_at = _utc(end) if end else datetime.now(UTC)
-    start_at = _utc(start) if start else end_at - DEFAULT_RANGE[granularity]
+    # In the years both engines hold; also keeps the default start and any offset in range.
+    end_at = request_bound(end if end is not None else datetime.now(UTC))
+    start_at = request_bound(start) if start is not None else end_at - DEFAULT_RANGE[granularity]
     if start_at >= end_at:
         raise HTTPException(400, "start must be before end")
     params = (account_id, granularity.value, start_at, end_at, MAX_WINDOWS)
@@ -126,7 +128,3 @@ def _summary_rows(engine: Engine, params: tuple[object, ...]) -> QueryResult:
             404, "no transaction summaries yet: upload a CSV and run the transactions batch"
         )
     return engine.query(SUMMARY_SQL, params)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
