@@ -11,6 +11,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from finlake.errors import ConfigurationError
+
 FIELD_MANAGER = "finlake-operator"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
@@ -62,9 +64,16 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
             raise ConfigException("a kubeconfig was given")
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except ConfigException:
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, client_configuration=configuration
-        )
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+        except (ConfigException, OSError) as error:
+            where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+            raise ConfigurationError(
+                f"no Kubernetes API to talk to: not in a cluster, and the kubeconfig ({where}) "
+                f"cannot be used: {' '.join(str(error).split())}"
+            ) from None
     return client.ApiClient(configuration)
 
 

@@ -59,7 +59,9 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptio
             medallion_pipeline.KIND,
             medallion_pipeline.PLURAL,
             MedallionPipelineSpec,
-            medallion_pipeline.plan_medallion_pipeline,
+            lambda owner, pipeline, kube_: medallion_pipeline.plan_medallion_pipeline(
+                owner, pipeline, kube_, metrics_timeout_s=options.metrics_timeout_s
+            ),
         ),
         (
             alert_rule.KIND,

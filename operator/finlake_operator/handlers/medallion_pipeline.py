@@ -40,7 +40,9 @@ def last_success(schedule: dict[str, Any] | None) -> str | None:
     return None
 
 
-def plan_medallion_pipeline(owner: Owner, pipeline: MedallionPipelineSpec, kube: Kube) -> Plan:
+def plan_medallion_pipeline(
+    owner: Owner, pipeline: MedallionPipelineSpec, kube: Kube, *, metrics_timeout_s: float = 2.0
+) -> Plan:
     """The pipeline's children, its freshness conditions and summary."""
     if pipeline.catalog_secret is not None:
         require_secret(kube, owner.namespace, pipeline.catalog_secret.name, "spec.catalogSecret")
@@ -54,7 +56,11 @@ def plan_medallion_pipeline(owner: Owner, pipeline: MedallionPipelineSpec, kube:
 
     def freshness(_: list[Observed], now: str) -> list[Condition]:
         result = evaluate_freshness(
-            fetch_metrics(url), pipeline.freshness, time.time(), now, owner.generation
+            fetch_metrics(url, metrics_timeout_s),
+            pipeline.freshness,
+            time.time(),
+            now,
+            owner.generation,
         )
         summary["lag"] = result.lag
         return result.conditions

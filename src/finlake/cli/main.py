@@ -49,13 +49,17 @@ def main() -> None:
         app()
     except FinlakeError as error:
         # Messages quote user input (paths, patterns such as [A-Z]+): never read as markup.
-        errors.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        errors.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
         )
-        errors.print(f"[red]error:[/] invalid configuration: {escape(problems)}", highlight=False)
+        errors.print(
+            f"[red]error:[/] invalid configuration: {escape(problems)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 
