@@ -50,7 +50,7 @@ def test_an_upload_answers_its_id_and_counts_and_a_repeat_is_a_no_op(client: Tes
     assert answer["failing_by_rule"] == {"formula_injection": 1}
     assert answer["rows_expected_valid"] == 1
     again = client.post(UPLOADS, params={"file_name": "may-copy.csv"}, content=body)
-    assert again.status_code == 201
+    assert again.status_code == 200  # nothing created
     assert again.json()["is_duplicate"] is True
     assert again.json()["upload_id"] == answer["upload_id"]
     assert "nothing uploaded" in again.json()["message"]

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from finlake.lake.tables import TRANSACTIONS_PREDICTIONS
 from finlake.ml.registry import NoChampionError
 from finlake.ml.scoring import OnlineScorer
 from finlake.ml.settings import MlSettings
 from finlake.ml.store import FeatureStoreError
-from finlake.query import TableNotFoundError
+from finlake.query import QueryError
 from finlake_query_api.api.deps import ApiKeyDep, StateDep
 from finlake_query_api.api.problems import PROBLEMS
 from finlake_query_api.state import AppState
@@ -37,9 +37,25 @@ class TransactionIn(BaseModel):
     )
     currency: Text | None = Field(default=None, description="ISO 4217 code (not a feature).")
     merchant: Text = Field(description="Merchant name or id.")
-    country: Text = Field(description="ISO 3166-1 alpha-2 merchant country.")
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2 merchant country."
+    )
     channel: Literal["pos", "contactless", "ecommerce", "atm", "transfer"]
     entry_mode: Literal["chip", "swipe", "contactless", "manual", "token"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_silver_stores_it(cls, data: Any) -> Any:
+        # The online features are keyed by silver's values (transactions.rules: trimmed, country
+        # upper case, channel and entry mode lower case): " Shop" or "de" would miss them and
+        # read as a new merchant or country.
+        if not isinstance(data, dict):
+            return data
+        cased = {"country": str.upper, "channel": str.lower, "entry_mode": str.lower}
+        return {
+            key: cased.get(key, str)(value.strip()) if isinstance(value, str) else value
+            for key, value in data.items()
+        }
 
     model_config = {
         "json_schema_extra": {
@@ -151,7 +167,7 @@ async def predictions(
     engine = state.market.engine
     try:
         snapshot = await run_in_threadpool(engine.snapshot_id, TRANSACTIONS_PREDICTIONS.identifier)
-    except TableNotFoundError:
+    except QueryError:  # TableNotFoundError, or Trino's word for a namespace not there yet
         snapshot = None
     if snapshot is None:  # nothing scored yet
         return PredictionPage(predictions=[])

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from finlake.lake.tables import TRANSACTIONS_SUMMARY
@@ -44,10 +44,14 @@ CSV_BODY = {
     status_code=201,
     summary="Upload a transactions CSV into bronze (the same content again is a no-op)",
     openapi_extra=CSV_BODY,
-    responses={413: PROBLEMS[400] | {"description": "Content Too Large"}},
+    responses={
+        200: {"description": "The same content was uploaded before: nothing uploaded now."},
+        413: PROBLEMS[400] | {"description": "Content Too Large"},
+    },
 )
 async def create_upload(
     request: Request,
+    response: Response,
     _: ApiKeyDep,
     state: StateDep,
     file_name: Annotated[
@@ -86,6 +90,8 @@ async def create_upload(
         raise HTTPException(422, f"{file_name}: {error}") from error
     finally:
         spool.close()
+    if result.is_duplicate:  # nothing was created
+        response.status_code = 200
     return UploadPublic.of(result)
 
 

@@ -1,0 +1,34 @@
+"""POST /v1/predict reads a transaction the way silver stores it, so it finds its features."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from finlake_query_api.api.routes.predict import TransactionIn
+
+BODY = {
+    "account_id": " acc00000042 ",
+    "timestamp": "2026-11-26T12:00:00Z",
+    "amount": "4.99",
+    "merchant": "  Pixel Games DE-00170 ",
+    "country": " de",
+    "channel": "ECOMMERCE",
+    "entry_mode": " Manual ",
+}
+
+
+def test_values_are_normalised_as_the_batch_normalises_them() -> None:
+    transaction = TransactionIn.model_validate(BODY)
+    assert (transaction.account_id, transaction.merchant, transaction.country) == (
+        "acc00000042", "Pixel Games DE-00170", "DE",
+    )  # fmt: skip
+    assert (transaction.channel, transaction.entry_mode) == ("ecommerce", "manual")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("country", "Germany"), ("merchant", "   "), ("channel", "fax")]
+)
+def test_what_silver_would_quarantine_is_refused(field: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        TransactionIn.model_validate(BODY | {field: value})
