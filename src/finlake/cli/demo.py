@@ -21,7 +21,7 @@ from finlake.contracts.models import MarketTick
 from finlake.contracts.topics import MARKET_DATA
 from finlake.errors import FinlakeError
 from finlake.kafka_io import publish
-from finlake.query import LakeQuery
+from finlake.query import LakeQuery, QueryError
 from finlake.simulate import Injection, parse_injection, random_walk_ticks
 from finlake.stack.manager import Stack
 
@@ -39,6 +39,8 @@ DEMO_INJECTIONS = (
     "volume_surge:AMZN@60m:x10",
 )
 DEMO_RULES = Path("examples/alert-rules.yaml")
+TICK_INTERVAL = timedelta(seconds=10)
+"""Event time between two simulated ticks of a symbol."""
 
 
 def troubled_ticks(clean: list[MarketTick]) -> list[MarketTick]:
@@ -141,6 +143,26 @@ def finlake_executable() -> str:
         return str(path)
 
 
+def after_earlier_runs(settings: FinlakeSettings, start: datetime) -> datetime:
+    """``start``, or just after the newest tick in silver when an earlier demo got further.
+
+    Silver judges lateness against the newest event time it has seen: ticks of a second run
+    over the same hours would all be quarantined as late.
+    """
+    try:
+        [(newest,)] = LakeQuery(settings).run("SELECT max(timestamp) FROM market.cleaned")[1]
+    except QueryError:  # no market.cleaned yet
+        return start
+    if newest is None or newest.astimezone(UTC) < start:
+        return start
+    following: datetime = newest.astimezone(UTC) + TICK_INTERVAL
+    console.print(
+        f"silver holds ticks up to {newest:%Y-%m-%d %H:%M:%S} UTC from an earlier run: this "
+        "run's event time starts after them (older ticks would be quarantined as late)"
+    )
+    return following
+
+
 def next_commands() -> list[str]:
     """What the demo suggests next, each runnable as printed from the repository root."""
     cli = finlake_executable()
@@ -174,15 +196,16 @@ def demo(
     settings = get_settings()
     began = time.monotonic()
     Stack(settings).up(report=console.print)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
-    steps = int(hours * 3600 / 10)
+    this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = after_earlier_runs(settings, this_hour - timedelta(hours=hours))
+    steps = int(hours * 3600 / TICK_INTERVAL.total_seconds())
     clean = list(
         random_walk_ticks(
             DEMO_SYMBOLS[:symbols],
             count=steps,
             seed=seed,
             start=start,
-            interval=timedelta(seconds=10),
+            interval=TICK_INTERVAL,
             injections=_injections(symbols),
         )
     )

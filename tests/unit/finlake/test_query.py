@@ -265,3 +265,22 @@ def test_decimals_convert_exactly_as_arrow_does(lake_home: Path) -> None:
     assert [repr(value) for row in rows for value in row] == [
         repr(value) for row in arrow for value in row.values()
     ]
+
+
+def test_a_second_demo_starts_after_the_ticks_silver_holds(tmp_path: Path) -> None:
+    from finlake.cli.demo import TICK_INTERVAL, after_earlier_runs
+
+    settings = FinlakeSettings.model_validate({"home": tmp_path})
+    settings.warehouse.mkdir(parents=True)
+    start = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    assert after_earlier_runs(settings, start) == start  # no market.cleaned yet
+    catalog = lake_catalog(settings)
+    catalog.create_namespace("market")
+    newest = datetime(2026, 11, 26, 12, 59, 50, tzinfo=UTC)
+    ticks = pa.table({"timestamp": pa.array([start, newest], pa.timestamp("us", tz="UTC"))})
+    table = catalog.create_table(
+        "market.cleaned", schema=ticks.schema, location=f"{settings.warehouse.as_uri()}/market/c"
+    )
+    table.append(ticks)
+    assert after_earlier_runs(settings, start) == newest + TICK_INTERVAL
+    assert after_earlier_runs(settings, newest + timedelta(hours=1)) == newest + timedelta(hours=1)
