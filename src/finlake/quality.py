@@ -46,13 +46,25 @@ MARKET_TICK_EXPECTATIONS = (
         condition="volume IS NOT NULL",
         description="drop rows with null volume",
     ),
-    Expectation(name="price_positive", condition="price > 0", description="keep price > 0"),
+    # Judged at the cent silver stores (decimal(10,2), half up): 0.004 would land as 0.00.
+    Expectation(
+        name="price_positive",
+        condition="round(price, 2) > 0",
+        description="keep price > 0",
+    ),
     Expectation(
         name="price_fits_decimal",
-        condition="price < 100000000",
-        description="price fits decimal(10,2)",
+        condition="round(price, 2) < 100000000",
+        description="price fits decimal(10,2) once rounded to the cent",
     ),
     Expectation(
         name="volume_non_negative", condition="volume >= 0", description="volume is not negative"
+    ),
+    # One tick from the far future would raise its partition's max event time and make every
+    # later tick there late; a day of slack covers skewed clocks.
+    Expectation(
+        name="timestamp_not_future",
+        condition="timestamp <= current_timestamp() + INTERVAL 1 DAY",
+        description="event time at most a day ahead of the clock",
     ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from finlake.contracts.models import MarketTick
@@ -36,8 +36,15 @@ def rule_of(tick: MarketTick) -> str | None:
         return "price_not_null"
     if tick.volume is None:
         return "volume_not_null"
-    if tick.price <= 0:
+    cents = Decimal(repr(tick.price)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    if cents <= 0:
         return "price_positive"
+    if cents >= 100_000_000:
+        return "price_fits_decimal"
+    if tick.volume < 0:
+        return "volume_non_negative"
+    if tick.timestamp > datetime.now(UTC) + timedelta(days=1):
+        return "timestamp_not_future"
     return None
 
 

@@ -56,9 +56,14 @@ def test_expectations_route_each_row_by_its_first_failed_rule(spark: SparkSessio
         ("AAPL", at(4), -1.0, None, 0, 4),
         ("", at(5), 10.0, 5, 0, 5),
         ("AAPL", at(6), 1e9, 5, 0, 6),
+        ("AAPL", at(7), 0.004, 5, 0, 7),  # 0.00 at the cent silver keeps
+        ("AAPL", at(8), 99999999.995, 5, 0, 8),  # rounds to 100000000.00
+        ("AAPL", at(9), 0.005, 5, 0, 9),  # rounds half up to 0.01: passes
+        ("AAPL", datetime.now(UTC) + timedelta(days=2), 10.0, 5, 0, 10),
+        ("AAPL", datetime.now(UTC) + timedelta(hours=12), 10.0, 5, 0, 11),
     ]
     result = split_by_expectations(ticks(spark, rows), MARKET_TICK_EXPECTATIONS)
-    assert [r.kafka_offset for r in result.passed.collect()] == [0]
+    assert [r.kafka_offset for r in result.passed.collect()] == [0, 9, 11]
     routed = {r.kafka_offset: r.rule for r in result.quarantined.collect()}
     assert routed == {
         1: "price_not_null",
@@ -67,6 +72,9 @@ def test_expectations_route_each_row_by_its_first_failed_rule(spark: SparkSessio
         4: "volume_not_null",
         5: "symbol_present",
         6: "price_fits_decimal",
+        7: "price_positive",
+        8: "price_fits_decimal",
+        10: "timestamp_not_future",
     }
     assert result.dropped.count() == 0
 
