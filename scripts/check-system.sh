@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System prerequisites: a JDK 17+ with javac (Kafka, Spark), a JDK 21+ (Apicurio), Maven, npm, Chromium, OpenSSL.
+# System prerequisites: a JDK 17+ with javac (Kafka, Spark), a JDK 21+ (Apicurio), Maven, npm, Chromium, OpenSSL,
+# PostgreSQL (the catalog of `finlake stack up --with trino`, its tests and the clusters' online store test).
 # Installs what is missing from Debian's packages when run as root; otherwise says what to install.
 set -euo pipefail
 missing=()
@@ -10,6 +11,7 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v npm >/dev/null || missing+=(npm)  # vendors the dashboard's chart library
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)  # the dashboard's browser test
 command -v openssl >/dev/null || missing+=(openssl)  # the e2e API server's service-account keys
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} from Debian's packages"

@@ -63,7 +63,7 @@ def find_java(*, minimum: int, java_home: Path | None, purpose: str, setting: st
         )
     found = ", ".join(f"{runtime.executable} (Java {runtime.major})" for runtime in seen) or "none"
     raise JavaNotFoundError(
-        f"{purpose} needs Java {minimum}+ but found {found}; install one "
-        f"(apt-get install openjdk-{minimum}-jre-headless) "
+        f"{purpose} needs Java {minimum}+ but found {found}; install one (a distribution's "
+        f"openjdk-{minimum}-jre-headless where it has one, or an Eclipse Temurin {minimum}+ JDK) "
         f"or set {setting} to a JDK {minimum}+ home"
     )
