@@ -1,9 +1,22 @@
-"""Fresh and QualityOK of a pipeline, from the Prometheus metrics its streaming driver serves."""
+"""Fresh and QualityOK of a pipeline: a market pipeline's from the Prometheus metrics its
+streaming driver serves, a transactions pipeline's from the runs of its batch.
+
+A transactions pipeline has no stream and its batch serves no metrics, so:
+
+- Fresh compares the time since its last successful batch run finished (the newest COMPLETED
+  SparkApplication of its batch schedule) with ``freshness.maxLag`` (90m unless set: an hourly
+  batch plus half an hour). No completed run but a failed one: False (NoSuccessfulRun); no run
+  finished yet: Unknown (NoDataYet), until the first run ends.
+- QualityOK is Unknown with reason NotApplicable: the operator reads no quality measure of the
+  batch (each run's counts are in ``transactions.batch_runs``). Said once, not "unreachable".
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,6 +27,12 @@ from finlake_operator.status import FRESH, QUALITY_OK, Condition, Reason
 
 MAX_EVENT_TIME = "finlake_pipeline_max_event_time_seconds"
 ROWS = "finlake_pipeline_rows_total"
+SCHEDULED_APP_LABEL = "sparkoperator.k8s.io/scheduled-app-name"
+"""The label the spark-operator puts on each run (SparkApplication) of a schedule."""
+BATCH_QUALITY_NOT_APPLICABLE = (
+    "not measured on a transactions pipeline: its batch serves no metrics the operator reads "
+    "(each run's rows_in and quarantined_rows are in transactions.batch_runs)"
+)
 
 
 @dataclass(frozen=True)
@@ -24,22 +43,89 @@ class Freshness:
     lag: str | None
 
 
+def _condition(
+    kind: str, status: str, reason: Reason, message: str, now: str, generation: int
+) -> Condition:
+    return Condition.model_validate(
+        {
+            "type": kind,
+            "status": status,
+            "reason": reason.value,
+            "message": message,
+            "lastTransitionTime": now,
+            "observedGeneration": generation,
+        }
+    )
+
+
+def _state(run: dict[str, Any]) -> str:
+    return str(((run.get("status") or {}).get("applicationState") or {}).get("state") or "")
+
+
+def _finished_s(run: dict[str, Any]) -> float | None:
+    """When a run ended (its terminationTime), as epoch seconds."""
+    value = (run.get("status") or {}).get("terminationTime")
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def evaluate_batch_freshness(
+    runs: Sequence[dict[str, Any]],
+    objective: FreshnessSpec,
+    now_s: float,
+    now: str,
+    generation: int,
+) -> Freshness:
+    """Fresh / QualityOK of a transactions pipeline from the runs of its batch schedule."""
+    quality = _condition(
+        QUALITY_OK, "Unknown", Reason.NOT_APPLICABLE, BATCH_QUALITY_NOT_APPLICABLE, now, generation
+    )
+    completed = [
+        (finished, run)
+        for run in runs
+        if _state(run) == "COMPLETED" and (finished := _finished_s(run)) is not None
+    ]
+    if completed:
+        finished, run = max(completed, key=lambda item: item[0])
+        lag_delta = timedelta(seconds=max(0, round(now_s - finished)))
+        lag, limit = format_duration(lag_delta), format_duration(objective.max_lag)
+        name = run["metadata"]["name"]
+        if lag_delta <= objective.max_lag:
+            text = f"last successful batch run {name} finished {lag} ago (<= {limit})"
+            fresh = _condition(FRESH, "True", Reason.WITHIN_SLO, text, now, generation)
+        else:
+            text = f"last successful batch run {name} finished {lag} ago (> {limit})"
+            fresh = _condition(FRESH, "False", Reason.LAG_OVER_SLO, text, now, generation)
+        return Freshness([fresh, quality], lag)
+    failed = sorted(
+        (run for run in runs if _state(run) == "FAILED"),
+        key=lambda run: str(run["metadata"].get("creationTimestamp", "")),
+    )
+    if failed:
+        last = failed[-1]
+        error = ((last.get("status") or {}).get("applicationState") or {}).get("errorMessage")
+        text = f"no batch run succeeded yet; {len(failed)} failed, the last: " + (
+            f"{last['metadata']['name']}" + (f" ({error})" if error else "")
+        )
+        fresh = _condition(FRESH, "False", Reason.NO_SUCCESSFUL_RUN, text[:1000], now, generation)
+        return Freshness([fresh, quality], None)
+    fresh = _condition(
+        FRESH, "Unknown", Reason.NO_DATA_YET, "no batch run finished yet", now, generation
+    )
+    return Freshness([fresh, quality], None)
+
+
 def evaluate_freshness(
     metrics_text: str | None, objective: FreshnessSpec, now_s: float, now: str, generation: int
 ) -> Freshness:
     """Fresh / QualityOK from a /metrics payload (None: the endpoint did not answer)."""
 
     def condition(kind: str, status: str, reason: Reason, message: str) -> Condition:
-        return Condition.model_validate(
-            {
-                "type": kind,
-                "status": status,
-                "reason": reason.value,
-                "message": message,
-                "lastTransitionTime": now,
-                "observedGeneration": generation,
-            }
-        )
+        return _condition(kind, status, reason, message, now, generation)
 
     def unknown(message: str) -> Freshness:
         return Freshness(

@@ -45,6 +45,8 @@ class Plan:
     children: list[dict[str, Any]]
     extra_conditions: Callable[[list[Observed], str], list[Condition]] | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    obsolete: list[ObjectRef] = field(default_factory=list)
+    """Children the spec no longer asks for (another flow's, a part switched off): deleted."""
 
 
 Planner = Callable[[Owner, Any, Kube], Plan]
@@ -116,6 +118,9 @@ def reconcile(
             spec = parse_spec(spec_model, body["spec"])
             plan = planner(owner, spec, kube)
             observed = [_apply(kube, child) for child in plan.children]
+            removed = delete_children(kube, plan.obsolete)
+            if removed:
+                logger.info(f"{owner.kind} {owner.name}: deleted {', '.join(removed)}")
             new = availability_conditions(observed, owner.generation, now)
             if plan.extra_conditions is not None:
                 new += plan.extra_conditions(observed, now)

@@ -36,6 +36,8 @@ class Reason(StrEnum):
     WITHIN_SLO = "WithinObjective"
     LAG_OVER_SLO = "LagOverObjective"
     QUARANTINE_OVER_SLO = "QuarantineOverObjective"
+    NO_SUCCESSFUL_RUN = "NoSuccessfulRun"
+    NOT_APPLICABLE = "NotApplicable"
 
 
 class _Status(BaseModel):
@@ -67,12 +69,18 @@ class ResourceStatus(_Status):
     observed_generation: int | None = Field(default=None, description="Last generation handled.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded (and Fresh, QualityOK on pipelines).",
+        description="Ready, Progressing, Degraded (and Fresh, QualityOK on pipelines: from the "
+        "stream's metrics on a market pipeline; on a transactions pipeline Fresh from its last "
+        "successful batch run and QualityOK Unknown, reason NotApplicable).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     children: list[ChildState] = Field(default_factory=list, description="Owned objects.")
     symbols: int | None = Field(default=None, description="MarketFeed: symbols polled.")
-    lag: str | None = Field(default=None, description="MedallionPipeline: freshness lag.")
+    lag: str | None = Field(
+        default=None,
+        description="MedallionPipeline: freshness lag (transactions: since the last successful "
+        "batch run finished).",
+    )
     last_success: str | None = Field(
         default=None, description="MedallionPipeline: last successful batch run (RFC 3339)."
     )

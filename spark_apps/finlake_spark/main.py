@@ -14,14 +14,25 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from finlake.contracts.medallion_pipeline import KIND, TABLE, MedallionPipelineSpec, SparkJob
+from finlake.contracts.medallion_pipeline import (
+    KIND,
+    TABLE,
+    TRANSACTIONS_LAYERS,
+    LayersSpec,
+    MedallionPipelineSpec,
+    PipelineFlow,
+    SparkJob,
+)
 from finlake.contracts.resources import Resource, load_resources, parse_duration
 from finlake.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from finlake_spark.config import SparkAppSettings
 
 PIPELINE_FILE_ENV = "FINLAKE_PIPELINE_FILE"
 # The tables the market jobs write (finlake.lake.tables); a pipeline naming others is refused.
@@ -32,6 +43,8 @@ MARKET_LAYERS = {
     "gold.tables[0]": "market.ohlc_1m",
     "gold.tables[1]": "market.ohlc_1h",
 }
+# The tables the transactions batch writes (finlake.lake.tables), a transactions pipeline's default.
+TRANSACTIONS_TABLES = dict(LayersSpec.model_validate(TRANSACTIONS_LAYERS).named_tables())
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,8 @@ class JobRequest:
     target_file_size_mb: int = 128
     snapshot_retention: timedelta = timedelta(days=7)
     lookback: timedelta = timedelta(hours=3)
+    hour: datetime | None = None
+    features: bool = True
 
 
 def load_pipeline(environ: Mapping[str, str]) -> Resource[MedallionPipelineSpec]:
@@ -58,18 +73,29 @@ def load_pipeline(environ: Mapping[str, str]) -> Resource[MedallionPipelineSpec]
     return resource
 
 
-def check_market_tables(pipeline: Resource[MedallionPipelineSpec]) -> None:
-    """Refuse a pipeline whose layers name tables the market jobs do not write."""
+def check_tables(pipeline: Resource[MedallionPipelineSpec], flow: PipelineFlow) -> None:
+    """Refuse a pipeline of another flow, or whose layers name tables its jobs do not write."""
+    if pipeline.spec.flow is not flow:
+        raise ConfigurationError(
+            f"{pipeline.name}: a {pipeline.spec.flow.value} pipeline; this job runs a "
+            f"{flow.value} one (spec.flow)"
+        )
+    expected = MARKET_LAYERS if flow is PipelineFlow.MARKET else TRANSACTIONS_TABLES
     named = dict(pipeline.spec.layers.named_tables())
     wrong = [
-        f"spec.layers.{field}: {named.get(field)!r} (the market jobs write {table})"
-        for field, table in MARKET_LAYERS.items()
+        f"spec.layers.{field}: {named.get(field)!r} (the {flow.value} jobs write {table})"
+        for field, table in expected.items()
         if named.get(field) != table
     ]
-    extra = sorted(set(named) - set(MARKET_LAYERS))
-    wrong += [f"spec.layers.{field}: no market job writes {named[field]}" for field in extra]
+    extra = sorted(set(named) - set(expected))
+    wrong += [f"spec.layers.{field}: no {flow.value} job writes {named[field]}" for field in extra]
     if wrong:
         raise ConfigurationError(f"{pipeline.name}: {'; '.join(wrong)}")
+
+
+def check_market_tables(pipeline: Resource[MedallionPipelineSpec]) -> None:
+    """Refuse a pipeline whose layers name tables the market jobs do not write."""
+    check_tables(pipeline, PipelineFlow.MARKET)
 
 
 def _duration(value: str) -> timedelta:
@@ -100,6 +126,33 @@ def market_batch(
     pipeline = load_pipeline(os.environ)
     check_market_tables(pipeline)
     return JobRequest(SparkJob.BATCH, pipeline, lookback=_duration(lookback))
+
+
+def _hour(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an hour such as 2026-05-01T13:00") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@app.command(SparkJob.TRANSACTIONS_BATCH.value)
+def transactions_batch(
+    hour: Annotated[
+        str | None,
+        typer.Option(help="Process again the bronze received in this hour (UTC), idempotent."),
+    ] = None,
+    features: Annotated[
+        bool,
+        typer.Option(help="After a run that changed silver, refresh the fraud features."),
+    ] = True,
+) -> JobRequest:
+    """The hourly transactions batch: new bronze -> silver (+ quarantine) -> summaries."""
+    pipeline = load_pipeline(os.environ)
+    check_tables(pipeline, PipelineFlow.TRANSACTIONS)
+    return JobRequest(SparkJob.TRANSACTIONS_BATCH, pipeline, hour=_hour(hour), features=features)
 
 
 @app.command(SparkJob.MAINTENANCE.value)
@@ -149,6 +202,8 @@ def run_job(request: JobRequest) -> None:
         from finlake_spark.jobs import market_batch as batch
 
         batch.run(settings, lookback=request.lookback)
+    elif request.job is SparkJob.TRANSACTIONS_BATCH:
+        run_transactions_batch(settings, request)
     else:
         from finlake_spark.jobs import maintenance as upkeep
 
@@ -158,6 +213,20 @@ def run_job(request: JobRequest) -> None:
             target_file_size_mb=request.target_file_size_mb,
             snapshot_retention=request.snapshot_retention,
         )
+
+
+def run_transactions_batch(settings: SparkAppSettings, request: JobRequest) -> None:
+    """One transactions batch run, then the feature refresh (``finlake pipeline run transactions
+    --once``). A refresh that cannot run (no ml extra in the image) or fails is reported on
+    stdout and never fails the job: the batch has committed, the next run refreshes again."""
+    from finlake_spark.jobs import transactions_schedule
+
+    transactions_schedule.run_and_refresh(
+        settings,
+        lambda line: print(line, flush=True),  # noqa: T201 (the driver's log is its stdout)
+        features=request.features,
+        hour=request.hour,
+    )
 
 
 def main(arguments: Sequence[str] | None = None) -> None:

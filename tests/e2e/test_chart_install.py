@@ -248,7 +248,12 @@ def test_operator_under_the_chart_rbac_reconciles_the_examples_to_ready(
     _patch_status(installed, "sparkapplication", "market-stream", {
         "applicationState": {"state": "RUNNING"}, "driverInfo": {},
     })  # fmt: skip
-    for name in ("market-batch", "market-maintenance"):
+    for name in (
+        "market-batch",
+        "market-maintenance",
+        "transactions-batch",
+        "transactions-maintenance",
+    ):
         _patch_status(installed, "scheduledsparkapplication", name, {"scheduleState": "Scheduled"})
     for kind, name in EXAMPLE_RESOURCES:
         eventually(

@@ -158,6 +158,122 @@ def test_pipeline_is_ready_fresh_and_quality_ok_from_its_metrics(examples: Clust
         thread.join()
 
 
+def test_a_transactions_pipeline_gets_its_hourly_batch_and_no_stream(examples: Cluster) -> None:
+    pipeline = examples.get("medallionpipeline", "transactions")
+    assert pipeline is not None
+    batch = eventually(
+        lambda: examples.get("scheduledsparkapplication", "transactions-batch"), what="batch"
+    )
+    (owner,) = batch["metadata"]["ownerReferences"]
+    assert owner["uid"] == pipeline["metadata"]["uid"]
+    assert batch["spec"]["template"]["arguments"] == ["transactions-batch"]
+    assert batch["spec"]["schedule"] == "0 * * * *"
+    maintenance = eventually(
+        lambda: examples.get("scheduledsparkapplication", "transactions-maintenance")
+    )
+    assert maintenance["spec"]["template"]["arguments"][-1] == "transactions.summary"
+    document = eventually(lambda: examples.get("configmap", "transactions-pipeline"))
+    assert "flow: transactions" in document["data"]["pipeline.yaml"]
+    assert examples.get("sparkapplication", "transactions-stream") is None
+    assert examples.get("service", "transactions-stream-metrics") is None
+
+
+def test_transactions_freshness_comes_from_the_last_successful_batch_run(
+    examples: Cluster,
+) -> None:
+    def condition(kind: str, reason: str) -> dict[str, Any] | None:
+        found = _condition(examples.get("medallionpipeline", "transactions"), kind)
+        return found if found and found["reason"] == reason else None
+
+    # No run yet: Fresh says so; QualityOK says it is not measured (not "unreachable").
+    assert eventually(lambda: condition("Fresh", "NoDataYet"))["status"] == "Unknown"
+    quality = eventually(lambda: condition("QualityOK", "NotApplicable"))
+    assert quality["status"] == "Unknown"
+    assert "transactions.batch_runs" in quality["message"]
+    batch = examples.get("scheduledsparkapplication", "transactions-batch")
+    assert batch is not None
+    # A run as the spark-operator creates it: the schedule's template, labelled with its name.
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
+    run = {
+        "apiVersion": "sparkoperator.k8s.io/v1beta2",
+        "kind": "SparkApplication",
+        "metadata": {
+            "name": "transactions-batch-1767261600000000000",
+            "namespace": NAMESPACE,
+            "labels": {"sparkoperator.k8s.io/scheduled-app-name": "transactions-batch"},
+        },
+        "spec": batch["spec"]["template"],
+    }
+    examples.kubectl("apply", "-f", "-", stdin=json.dumps(run))
+    _patch_status(examples, "sparkapplication", run["metadata"]["name"], {
+        "applicationState": {"state": "COMPLETED"}, "terminationTime": finished,
+    })  # fmt: skip
+    fresh = eventually(lambda: condition("Fresh", "WithinObjective"), what="Fresh=True")
+    assert fresh["status"] == "True"
+    assert run["metadata"]["name"] in fresh["message"]
+    pipeline = examples.get("medallionpipeline", "transactions")
+    assert pipeline is not None
+    assert (
+        timedelta(minutes=9) <= parse_duration(pipeline["status"]["lag"]) <= timedelta(minutes=15)
+    )
+    examples.kubectl("delete", "sparkapplication", run["metadata"]["name"], "-n", NAMESPACE)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("{flow: transactions, sourceTopic: market-data}", "sourceTopic is for a market pipeline"),
+        ("{flow: transactions, trigger: 10s}", "trigger is for a market pipeline's stream"),
+        (
+            "{flow: transactions, freshness: {metricsUrl: 'http://x:9100/metrics'}}",
+            "freshness.metricsUrl reads a market pipeline's stream",
+        ),
+        ("{flow: market}", "layers is required for a market pipeline"),
+        ("{sourceTopic: market-data}", "layers is required for a market pipeline"),
+    ],
+)
+def test_the_schema_refuses_what_a_flow_does_not_take(
+    cluster: Cluster, spec: str, message: str
+) -> None:
+    manifest = (
+        "apiVersion: finlake.io/v1alpha1\nkind: MedallionPipeline\n"
+        f"metadata: {{name: wrong-flow, namespace: {NAMESPACE}}}\nspec: {spec}\n"
+    )
+    answer = cluster.kubectl("apply", "-f", "-", stdin=manifest, check=False)
+    assert message in answer
+    assert cluster.get("medallionpipeline", "wrong-flow") is None
+
+
+def test_switching_a_pipeline_to_transactions_deletes_its_stream(examples: Cluster) -> None:
+    manifest = (
+        "apiVersion: finlake.io/v1alpha1\nkind: MedallionPipeline\n"
+        f"metadata: {{name: switch, namespace: {NAMESPACE}}}\n"
+        "spec:\n  layers:\n    bronze: {table: market.raw}\n"
+        "    silver: {table: market.cleaned, quarantineTable: market.quarantine}\n"
+        "    gold: {tables: [market.ohlc_1m, market.ohlc_1h]}\n"
+    )
+    examples.kubectl("apply", "-f", "-", stdin=manifest)
+    eventually(lambda: examples.get("sparkapplication", "switch-stream"), what="stream")
+    eventually(lambda: examples.get("service", "switch-stream-metrics"), what="service")
+    examples.kubectl(
+        "patch", "medallionpipeline", "switch", "-n", NAMESPACE, "--type=merge",
+        "-p", '{"spec":{"flow":"transactions","layers":null}}',
+    )  # fmt: skip
+
+    def switched() -> bool:
+        batch = examples.get("scheduledsparkapplication", "switch-batch") or {}
+        arguments = batch.get("spec", {}).get("template", {}).get("arguments")
+        return (
+            arguments == ["transactions-batch"]
+            and examples.get("sparkapplication", "switch-stream") is None
+            and examples.get("service", "switch-stream-metrics") is None
+        )
+
+    eventually(switched, what="the stream and its Service deleted, the batch switched")
+    examples.kubectl("delete", "medallionpipeline", "switch", "-n", NAMESPACE, "--timeout=60s")
+    assert examples.get("scheduledsparkapplication", "switch-batch") is None
+
+
 def test_printer_columns_and_category(examples: Cluster) -> None:
     table = examples.kubectl("get", "finlake", "-n", NAMESPACE)
     assert "marketfeed.finlake.io/us-tech" in table

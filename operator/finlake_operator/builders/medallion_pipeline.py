@@ -1,5 +1,8 @@
 """MedallionPipeline -> spec ConfigMap, streaming SparkApplication, hourly batch and maintenance
-ScheduledSparkApplications (kubeflow spark-operator v1beta2), and the driver metrics Service."""
+ScheduledSparkApplications (kubeflow spark-operator v1beta2), and the driver metrics Service.
+
+A transactions pipeline (``flow: transactions``) has no stream: its children are the spec
+ConfigMap, the hourly ``transactions-batch`` and the daily maintenance."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import yaml
 from finlake.contracts.medallion_pipeline import (
     KIND,
     MedallionPipelineSpec,
+    PipelineFlow,
     SparkJob,
     stream_env,
 )
@@ -67,7 +71,7 @@ def pipeline_document(owner: Owner, pipeline: MedallionPipelineSpec) -> str:
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": owner.name, "namespace": owner.namespace},
-        "spec": pipeline.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "spec": pipeline.wire(),
     }
     return yaml.safe_dump(document, sort_keys=False)
 
@@ -83,10 +87,12 @@ def build_spec_config_map(owner: Owner, pipeline: MedallionPipelineSpec) -> dict
 
 
 def _env(pipeline: MedallionPipelineSpec, owner: Owner) -> list[dict[str, str]]:
-    values = stream_env(pipeline) | {
+    values = {
         "FINLAKE_PIPELINE_FILE": f"{SPEC_MOUNT}/{SPEC_FILE}",
         "FINLAKE_PIPELINE_NAME": owner.name,
     }
+    if pipeline.flow is PipelineFlow.MARKET:
+        values |= stream_env(pipeline)
     return [{"name": name, "value": value} for name, value in sorted(values.items())]
 
 
@@ -192,10 +198,18 @@ def _scheduled(
     }
 
 
+def batch_job(pipeline: MedallionPipelineSpec) -> SparkJob:
+    """The job of the pipeline's hourly batch."""
+    if pipeline.flow is PipelineFlow.TRANSACTIONS:
+        return SparkJob.TRANSACTIONS_BATCH
+    return SparkJob.BATCH
+
+
 def build_batch_schedule(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
-    """The hourly batch run (late data, gold recomputation), in the pipeline's time zone."""
+    """The hourly batch run in the pipeline's time zone: the market gold recomputation (late
+    data), or the transactions batch (new bronze -> silver -> summaries, then the features)."""
     return _scheduled(
-        owner, pipeline, batch_name(owner), SparkJob.BATCH, pipeline.batch.schedule, []
+        owner, pipeline, batch_name(owner), batch_job(pipeline), pipeline.batch.schedule, []
     )
 
 
@@ -247,10 +261,23 @@ def build_medallion_pipeline_children(
     owner: Owner, pipeline: MedallionPipelineSpec
 ) -> list[dict[str, Any]]:
     """Every child of a MedallionPipeline, in apply order (the spec ConfigMap first)."""
+    stream = []
+    if pipeline.flow is PipelineFlow.MARKET:
+        stream = [build_stream_application(owner, pipeline), build_metrics_service(owner, pipeline)]
     return [
         build_spec_config_map(owner, pipeline),
-        build_stream_application(owner, pipeline),
-        build_metrics_service(owner, pipeline),
+        *stream,
         build_batch_schedule(owner, pipeline),
         build_maintenance_schedule(owner, pipeline),
+    ]
+
+
+def possible_children(owner: Owner) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of every child a pipeline of any flow can have, in delete order."""
+    return [
+        (SPARK_API_VERSION, "ScheduledSparkApplication", maintenance_name(owner)),
+        (SPARK_API_VERSION, "ScheduledSparkApplication", batch_name(owner)),
+        (SPARK_API_VERSION, "SparkApplication", stream_name(owner)),
+        ("v1", "Service", metrics_service_name(owner)),
+        ("v1", "ConfigMap", spec_config_map_name(owner)),
     ]

@@ -16,16 +16,6 @@ from finlake_operator.builders.alert_rule import alerting_name
 from finlake_operator.builders.common import Owner
 from finlake_operator.builders.market_feed import metrics_service_name as feed_service
 from finlake_operator.builders.market_feed import producer_name
-from finlake_operator.builders.medallion_pipeline import (
-    SPARK_API_VERSION,
-    batch_name,
-    maintenance_name,
-    spec_config_map_name,
-    stream_name,
-)
-from finlake_operator.builders.medallion_pipeline import (
-    metrics_service_name as pipeline_service,
-)
 from finlake_operator.config import OperatorOptions
 from finlake_operator.handlers import alert_rule, market_feed, medallion_pipeline
 from finlake_operator.kube import Kube, ObjectRef
@@ -41,13 +31,7 @@ def _children_refs(owner: Owner) -> list[ObjectRef]:
             ObjectRef("v1", "ConfigMap", ns, producer_name(owner)),
         ]
     if owner.kind == medallion_pipeline.KIND:
-        return [
-            ObjectRef(SPARK_API_VERSION, "ScheduledSparkApplication", ns, maintenance_name(owner)),
-            ObjectRef(SPARK_API_VERSION, "ScheduledSparkApplication", ns, batch_name(owner)),
-            ObjectRef(SPARK_API_VERSION, "SparkApplication", ns, stream_name(owner)),
-            ObjectRef("v1", "Service", ns, pipeline_service(owner)),
-            ObjectRef("v1", "ConfigMap", ns, spec_config_map_name(owner)),
-        ]
+        return medallion_pipeline.children_refs(owner)
     return [ObjectRef("apps/v1", "Deployment", ns, alerting_name(owner))]
 
 

@@ -1,19 +1,27 @@
-"""MedallionPipeline: check references, apply the Spark applications, read freshness."""
+"""MedallionPipeline: check references, apply the Spark applications, read freshness (a market
+pipeline's from its stream's metrics, a transactions pipeline's from its batch runs)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
+from finlake.contracts.medallion_pipeline import MedallionPipelineSpec, PipelineFlow
 from finlake_operator.builders.common import Owner
 from finlake_operator.builders.medallion_pipeline import (
     SPARK_API_VERSION,
     batch_name,
     build_medallion_pipeline_children,
     default_metrics_url,
+    possible_children,
 )
-from finlake_operator.freshness import evaluate_freshness, fetch_metrics
+from finlake_operator.freshness import (
+    SCHEDULED_APP_LABEL,
+    Freshness,
+    evaluate_batch_freshness,
+    evaluate_freshness,
+    fetch_metrics,
+)
 from finlake_operator.kube import Kube, ObjectRef
 from finlake_operator.observe import Observed
 from finlake_operator.reconcile import Degradation, Plan
@@ -40,33 +48,53 @@ def last_success(schedule: dict[str, Any] | None) -> str | None:
     return None
 
 
+def children_refs(owner: Owner) -> list[ObjectRef]:
+    """Every child a pipeline of any flow can have (what deleting the pipeline deletes)."""
+    return [
+        ObjectRef(api_version, kind, owner.namespace, name)
+        for api_version, kind, name in possible_children(owner)
+    ]
+
+
+def batch_runs(owner: Owner, kube: Kube) -> list[dict[str, Any]]:
+    """The SparkApplications the pipeline's batch schedule has created (its kept runs)."""
+    runs = ObjectRef(SPARK_API_VERSION, "SparkApplication", owner.namespace, "")
+    return kube.list(runs, f"{SCHEDULED_APP_LABEL}={batch_name(owner)}")
+
+
 def plan_medallion_pipeline(
     owner: Owner, pipeline: MedallionPipelineSpec, kube: Kube, *, metrics_timeout_s: float = 2.0
 ) -> Plan:
-    """The pipeline's children, its freshness conditions and summary."""
+    """The pipeline's children (and those of the other flow, to delete), its freshness
+    conditions and summary."""
     if pipeline.catalog_secret is not None:
         require_secret(kube, owner.namespace, pipeline.catalog_secret.name, "spec.catalogSecret")
-    url = pipeline.freshness.metrics_url or default_metrics_url(owner, pipeline)
     batch = kube.get(
         ObjectRef(
             SPARK_API_VERSION, "ScheduledSparkApplication", owner.namespace, batch_name(owner)
         )
     )
     summary: dict[str, Any] = {"lastSuccess": last_success(batch)}
+    children = build_medallion_pipeline_children(owner, pipeline)
+    wanted = {(child["kind"], child["metadata"]["name"]) for child in children}
+    obsolete = [ref for ref in children_refs(owner) if (ref.kind, ref.name) not in wanted]
 
     def freshness(_: list[Observed], now: str) -> list[Condition]:
-        result = evaluate_freshness(
-            fetch_metrics(url, metrics_timeout_s),
-            pipeline.freshness,
-            time.time(),
-            now,
-            owner.generation,
-        )
+        result: Freshness
+        if pipeline.flow is PipelineFlow.TRANSACTIONS:
+            result = evaluate_batch_freshness(
+                batch_runs(owner, kube), pipeline.freshness, time.time(), now, owner.generation
+            )
+        else:
+            url = pipeline.freshness.metrics_url or default_metrics_url(owner, pipeline)
+            result = evaluate_freshness(
+                fetch_metrics(url, metrics_timeout_s),
+                pipeline.freshness,
+                time.time(),
+                now,
+                owner.generation,
+            )
         summary["lag"] = result.lag
         return result.conditions
 
-    return Plan(
-        children=build_medallion_pipeline_children(owner, pipeline),
-        extra_conditions=freshness,
-        summary=summary,
-    )
+    return Plan(children=children, extra_conditions=freshness, summary=summary, obsolete=obsolete)

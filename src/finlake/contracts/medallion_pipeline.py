@@ -1,12 +1,18 @@
-"""MedallionPipeline: a topic streamed through bronze, silver and gold, plus its hourly batch."""
+"""MedallionPipeline: a medallion flow (bronze, silver, gold) and the Spark jobs that run it.
+
+Two flows: ``market`` (the default) streams a topic through the layers and recomputes its gold
+bars hourly; ``transactions`` has no stream: its hourly batch takes the uploads' bronze through
+silver (+ quarantine) to the account summaries (``finlake pipeline run transactions --once``).
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from finlake.contracts.market_feed import (
     IMAGE,
@@ -17,6 +23,12 @@ from finlake.contracts.market_feed import (
 )
 from finlake.contracts.resources import Duration, SpecModel, register_kind
 from finlake.contracts.topics import MARKET_DATA
+from finlake.lake.tables import (
+    TRANSACTIONS_QUARANTINE,
+    TRANSACTIONS_RAW,
+    TRANSACTIONS_SUMMARY,
+    TRANSACTIONS_VALIDATED,
+)
 from finlake.quality import MARKET_TICK_EXPECTATIONS, Expectation
 
 KIND = "MedallionPipeline"
@@ -30,11 +42,19 @@ DEFAULT_SPARK_IMAGE = "ghcr.io/finlake/spark:0.1.0"
 DEFAULT_MAIN_FILE = "local:///opt/finlake/finlake_spark/main.py"
 
 
+class PipelineFlow(StrEnum):
+    """What a pipeline runs: the market stream and its batch, or the transactions batch."""
+
+    MARKET = "market"
+    TRANSACTIONS = "transactions"
+
+
 class SparkJob(StrEnum):
     """The Spark jobs a pipeline runs (the argument the main file dispatches on)."""
 
     STREAM = "market-stream"
     BATCH = "market-batch"
+    TRANSACTIONS_BATCH = "transactions-batch"
     MAINTENANCE = "maintenance"
 
 
@@ -207,11 +227,76 @@ class FreshnessSpec(SpecModel):
     )
 
 
-class MedallionPipelineSpec(SpecModel):
-    """A medallion pipeline: streaming from a topic into bronze/silver/gold, plus batch runs."""
+TRANSACTIONS_LAYERS: JsonDict = {
+    "bronze": {"table": TRANSACTIONS_RAW.identifier},
+    "silver": {
+        "table": TRANSACTIONS_VALIDATED.identifier,
+        "quarantineTable": TRANSACTIONS_QUARANTINE.identifier,
+    },
+    "gold": {"tables": [TRANSACTIONS_SUMMARY.identifier]},
+}
+"""The layers of a transactions pipeline that names none (the tables its batch writes)."""
+TRANSACTIONS_MAX_LAG = "90m"
+"""freshness.maxLag of a transactions pipeline that sets none: an hourly batch plus half an hour
+(Fresh then says whether the last successful batch run finished that recently)."""
+STREAM_FIELDS = ("source_topic", "trigger", "watermark", "max_offsets_per_trigger", "expectations")
+"""The fields only a market pipeline's stream reads: a transactions pipeline refuses them."""
+_TRANSACTIONS = "has(self.flow) && self.flow == 'transactions'"
 
-    source_topic: str = Field(default=MARKET_DATA, pattern=KAFKA_TOPIC, description="Topic.")
-    layers: LayersSpec = Field(description="Tables per layer.")
+
+def _wire(field: str) -> str:
+    return "".join(part if i == 0 else part.title() for i, part in enumerate(field.split("_")))
+
+
+def _spec_schema(schema: JsonDict) -> None:
+    """The CRD side of the flow rules (the validators below enforce the same locally)."""
+    # layers is required for a market pipeline only: a transactions one defaults to its tables.
+    listed = schema.pop("required", [])
+    required = [name for name in listed if name != "layers"] if isinstance(listed, list) else []
+    if required:
+        schema["required"] = required
+    schema["x-kubernetes-validations"] = [
+        cel(
+            f"has(self.layers) || ({_TRANSACTIONS})",
+            "layers is required for a market pipeline",
+            ".layers",
+        ),
+        *(
+            cel(
+                f"!({_TRANSACTIONS}) || !has(self.{_wire(field)})",
+                f"{_wire(field)} is for a market pipeline's stream; "
+                "a transactions pipeline has none",
+                f".{_wire(field)}",
+            )
+            for field in STREAM_FIELDS
+        ),
+        cel(
+            f"!({_TRANSACTIONS}) || !has(self.freshness) || !has(self.freshness.metricsUrl)",
+            "freshness.metricsUrl reads a market pipeline's stream; a transactions pipeline has "
+            "none (its freshness comes from its batch runs)",
+            ".freshness.metricsUrl",
+        ),
+    ]
+
+
+class MedallionPipelineSpec(SpecModel):
+    """A medallion pipeline: a market topic streamed through the layers, or transactions batches."""
+
+    model_config = ConfigDict(json_schema_extra=_spec_schema)
+
+    flow: PipelineFlow = Field(
+        default=PipelineFlow.MARKET,
+        description="market: stream sourceTopic through the layers, recompute gold hourly; "
+        "transactions: the hourly batch of the uploaded transactions, no stream.",
+    )
+    source_topic: str = Field(
+        default=MARKET_DATA, pattern=KAFKA_TOPIC, description="Topic (market only)."
+    )
+    layers: LayersSpec = Field(
+        description="Tables per layer; required for market, a transactions pipeline defaults to "
+        "transactions.raw, transactions.validated (+ transactions.quarantine) and "
+        "transactions.summary."
+    )
     expectations: list[Expectation] = Field(
         default_factory=lambda: list(MARKET_TICK_EXPECTATIONS),
         max_length=64,
@@ -246,6 +331,45 @@ class MedallionPipelineSpec(SpecModel):
         if duplicates:
             raise ValueError(f"duplicate expectation names: {', '.join(duplicates)}")
         return expectations
+
+    @model_validator(mode="before")
+    @classmethod
+    def _transactions_defaults(cls, data: Any) -> Any:
+        """A transactions pipeline's defaults: its batch's tables, a lag objective for a batch."""
+        if not isinstance(data, dict) or data.get("flow") != PipelineFlow.TRANSACTIONS:
+            return data
+        data = dict(data)
+        if "layers" not in data:
+            data["layers"] = TRANSACTIONS_LAYERS
+        freshness = data.get("freshness", {})
+        if isinstance(freshness, dict) and not {"maxLag", "max_lag"} & set(freshness):
+            data["freshness"] = {**freshness, "maxLag": TRANSACTIONS_MAX_LAG}
+        return data
+
+    @model_validator(mode="after")
+    def _check_flow(self) -> MedallionPipelineSpec:
+        if self.flow is not PipelineFlow.TRANSACTIONS:
+            return self
+        for field in STREAM_FIELDS:
+            if field in self.model_fields_set:
+                raise ValueError(
+                    f"{_wire(field)} is for a market pipeline's stream; "
+                    "a transactions pipeline has none"
+                )
+        if self.freshness.metrics_url is not None:
+            raise ValueError(
+                "freshness.metricsUrl reads a market pipeline's stream; a transactions pipeline "
+                "has none (its freshness comes from its batch runs)"
+            )
+        return self
+
+    def wire(self) -> dict[str, Any]:
+        """The spec as its YAML holds it (camelCase), without the fields its flow does not read."""
+        unused = set(STREAM_FIELDS) if self.flow is PipelineFlow.TRANSACTIONS else set()
+        wired: dict[str, Any] = self.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude=unused
+        )
+        return wired
 
 
 def stream_env(pipeline: MedallionPipelineSpec) -> dict[str, str]:

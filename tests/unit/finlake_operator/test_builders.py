@@ -153,3 +153,62 @@ def test_alert_rule_references_secrets_by_name_only() -> None:
     removal = build_rules_entry(RULE_OWNER, None)
     assert "data" not in removal
     assert "ownerReferences" not in removal["metadata"]
+
+
+def test_a_transactions_pipeline_builds_its_hourly_batch_and_maintenance_and_no_stream() -> None:
+    pipeline = MedallionPipelineSpec.model_validate(
+        {"flow": "transactions", "catalogSecret": {"name": "catalog"}}
+    )
+    owner = Owner(kind="MedallionPipeline", name="transactions", namespace="tx", uid="uid-4")
+    children = build_medallion_pipeline_children(owner, pipeline)
+    assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
+        ("ConfigMap", "transactions-pipeline"),
+        ("ScheduledSparkApplication", "transactions-batch"),
+        ("ScheduledSparkApplication", "transactions-maintenance"),
+    ]
+    batch = children[1]["spec"]
+    assert batch["schedule"] == "5 * * * *"
+    assert batch["concurrencyPolicy"] == "Forbid"
+    template = batch["template"]
+    assert template["arguments"] == ["transactions-batch"]
+    assert template["restartPolicy"]["type"] == "OnFailure"
+    assert {"secretRef": {"name": "catalog"}} in template["driver"]["envFrom"]
+    env = {e["name"]: e["value"] for e in template["driver"]["env"]}
+    assert env["FINLAKE_PIPELINE_FILE"] == "/etc/finlake/pipeline/pipeline.yaml"
+    assert not [name for name in env if name.startswith("FINLAKE_MARKET__")]  # no stream here
+    maintenance = children[2]["spec"]["template"]["arguments"]
+    assert maintenance[0] == "maintenance"
+    assert maintenance[-4:] == [
+        "transactions.raw",
+        "transactions.validated",
+        "transactions.quarantine",
+        "transactions.summary",
+    ]
+
+
+def test_every_child_of_either_flow_is_one_the_pipeline_can_delete() -> None:
+    from finlake_operator.builders.medallion_pipeline import possible_children
+
+    market = MedallionPipelineSpec.model_validate({"layers": LAYERS})
+    transactions = MedallionPipelineSpec.model_validate({"flow": "transactions"})
+    possible = {(api, kind, name) for api, kind, name in possible_children(PIPELINE_OWNER)}
+    built = {
+        (c["apiVersion"], c["kind"], c["metadata"]["name"])
+        for spec in (market, transactions)
+        for c in build_medallion_pipeline_children(PIPELINE_OWNER, spec)
+    }
+    assert built == possible
+
+
+def test_a_transactions_config_map_holds_the_document_its_batch_loads(tmp_path: Any) -> None:
+    from finlake.contracts.resources import load_resources
+
+    pipeline = MedallionPipelineSpec.model_validate({"flow": "transactions"})
+    config_map = build_medallion_pipeline_children(PIPELINE_OWNER, pipeline)[0]
+    document = config_map["data"]["pipeline.yaml"]
+    assert "sourceTopic" not in document
+    assert "expectations" not in document
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(document)
+    (resource,) = load_resources([path])
+    assert resource.spec == pipeline

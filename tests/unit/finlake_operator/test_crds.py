@@ -117,3 +117,15 @@ def test_crds_command_writes_then_checks(tmp_path: Path) -> None:
     checked = run_cli("operator", "crds", "--check", "--output", str(tmp_path))
     assert checked.returncode == 1
     assert "finlake.io_marketfeeds.yaml" in checked.stdout + checked.stderr
+
+
+def test_pipeline_schema_carries_the_flow_rules() -> None:
+    spec = structural_schema(KINDS[1].spec)
+    assert _resolve(spec, "flow")["enum"] == ["market", "transactions"]
+    assert "required" not in spec  # layers: required by CEL for market only
+    rules = {v["fieldPath"]: v["rule"] for v in spec["x-kubernetes-validations"]}
+    assert rules[".layers"] == "has(self.layers) || (has(self.flow) && self.flow == 'transactions')"
+    for field in ("sourceTopic", "trigger", "watermark", "maxOffsetsPerTrigger", "expectations"):
+        assert rules[f".{field}"].endswith(f"|| !has(self.{field})"), field
+        assert field in spec["properties"]
+    assert "!has(self.freshness.metricsUrl)" in rules[".freshness.metricsUrl"]

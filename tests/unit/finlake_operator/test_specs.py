@@ -97,3 +97,71 @@ def test_a_duration_the_crd_pattern_lets_through_is_degraded_not_a_crash() -> No
         parse_spec(MarketFeedSpec, spec)
     assert "spec.pollInterval: '9999999999d' is longer than 3660d" in str(raised.value)
     assert raised.value.retry is False
+
+
+def test_a_transactions_pipeline_defaults_to_its_batch_s_tables_and_a_batch_lag() -> None:
+    from finlake.contracts.medallion_pipeline import PipelineFlow
+    from finlake.lake.tables import (
+        TRANSACTIONS_QUARANTINE,
+        TRANSACTIONS_RAW,
+        TRANSACTIONS_SUMMARY,
+        TRANSACTIONS_VALIDATED,
+    )
+
+    pipeline = MedallionPipelineSpec.model_validate({"flow": "transactions"})
+    assert pipeline.flow is PipelineFlow.TRANSACTIONS
+    assert [table for _, table in pipeline.layers.named_tables()] == [
+        TRANSACTIONS_RAW.identifier,
+        TRANSACTIONS_VALIDATED.identifier,
+        TRANSACTIONS_QUARANTINE.identifier,
+        TRANSACTIONS_SUMMARY.identifier,
+    ]
+    assert pipeline.freshness.max_lag == timedelta(minutes=90)
+    # Its own objective wins; a market pipeline keeps the stream's default.
+    own = MedallionPipelineSpec.model_validate(
+        {"flow": "transactions", "freshness": {"maxLag": "3h", "maxQuarantineRatio": 0.1}}
+    )
+    assert (own.freshness.max_lag, own.freshness.max_quarantine_ratio) == (timedelta(hours=3), 0.1)
+    market = MedallionPipelineSpec.model_validate({"layers": LAYERS})
+    assert market.freshness.max_lag == timedelta(minutes=5)
+    # What the spec ConfigMap holds: no stream field, and it loads back to the same spec.
+    wired = pipeline.wire()
+    assert not {
+        "sourceTopic",
+        "trigger",
+        "watermark",
+        "maxOffsetsPerTrigger",
+        "expectations",
+    } & set(wired)
+    assert MedallionPipelineSpec.model_validate(wired) == pipeline
+    assert {"sourceTopic", "trigger", "expectations"} <= set(market.wire())
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sourceTopic", "transactions"),
+        ("trigger", "10s"),
+        ("watermark", "10m"),
+        ("maxOffsetsPerTrigger", 10),
+        ("expectations", []),
+    ],
+)
+def test_a_transactions_pipeline_refuses_stream_fields(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=f"{field} is for a market pipeline's stream"):
+        MedallionPipelineSpec.model_validate({"flow": "transactions", field: value})
+    # The same field is fine on a market pipeline.
+    MedallionPipelineSpec.model_validate({"layers": LAYERS, field: value})
+
+
+def test_a_transactions_pipeline_has_no_stream_metrics_to_read() -> None:
+    freshness = {"metricsUrl": "http://x:9100/metrics"}
+    with pytest.raises(ValidationError, match=r"freshness\.metricsUrl reads a market pipeline"):
+        MedallionPipelineSpec.model_validate({"flow": "transactions", "freshness": freshness})
+
+
+def test_a_market_pipeline_still_needs_its_layers() -> None:
+    with pytest.raises(ValidationError, match=r"layers\s+Field required"):
+        MedallionPipelineSpec.model_validate({})
+    with pytest.raises(ValidationError, match=r"layers\s+Field required"):
+        MedallionPipelineSpec.model_validate({"flow": "market"})

@@ -86,3 +86,66 @@ def test_a_metrics_endpoint_answering_html_is_unknown_not_a_crash() -> None:
     result = evaluate_freshness(page, objective, now_s=0, now=T0, generation=1)
     assert {(c.status, c.reason) for c in result.conditions} == {("Unknown", "MetricsUnreachable")}
     assert all("not in Prometheus' text format" in c.message for c in result.conditions)
+
+
+def _run(name: str, state: str, finished: str | None = None, **status: object) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "creationTimestamp": f"2026-01-01T{name[-5:]}:00Z"},
+        "status": {
+            "applicationState": {"state": state, **status},
+            **({"terminationTime": finished} if finished else {}),
+        },
+    }
+
+
+def test_transactions_freshness_follows_the_last_successful_batch_run() -> None:
+    from datetime import UTC, datetime
+
+    from finlake_operator.freshness import evaluate_batch_freshness
+
+    objective = FreshnessSpec(max_lag=timedelta(minutes=90))
+    noon = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()
+    runs = [
+        _run("tx-batch-10:00", "COMPLETED", "2026-01-01T10:08:00Z"),
+        _run("tx-batch-11:00", "COMPLETED", "2026-01-01T11:07:30Z"),
+        _run("tx-batch-12:00", "RUNNING"),
+    ]
+    result = evaluate_batch_freshness(runs, objective, noon, T0, 3)
+    by_type = {c.type: c for c in result.conditions}
+    assert (by_type["Fresh"].status, by_type["Fresh"].reason) == ("True", "WithinObjective")
+    assert "tx-batch-11:00 finished 52m30s ago" in by_type["Fresh"].message
+    assert result.lag == "52m30s"
+    assert by_type["Fresh"].observed_generation == 3
+    # Never stuck Unknown as if the metrics were unreachable: not measured, and said so.
+    quality = by_type["QualityOK"]
+    assert (quality.status, quality.reason) == ("Unknown", "NotApplicable")
+    assert "transactions.batch_runs" in quality.message
+    # Two hours later, with the runs after 11:00 failing: stale.
+    later = evaluate_batch_freshness(
+        [*runs[:2], _run("tx-batch-13:00", "FAILED")], objective, noon + 7200, T0, 3
+    )
+    fresh = {c.type: c for c in later.conditions}["Fresh"]
+    assert (fresh.status, fresh.reason) == ("False", "LagOverObjective")
+    assert later.lag == "2h52m30s"
+
+
+def test_transactions_freshness_before_any_successful_run() -> None:
+    from finlake_operator.freshness import evaluate_batch_freshness
+
+    objective = FreshnessSpec(max_lag=timedelta(minutes=90))
+    nothing = evaluate_batch_freshness([], objective, 0.0, T0, 1)
+    fresh = {c.type: c for c in nothing.conditions}["Fresh"]
+    assert (fresh.status, fresh.reason) == ("Unknown", "NoDataYet")
+    running = evaluate_batch_freshness([_run("tx-batch-10:00", "RUNNING")], objective, 0, T0, 1)
+    assert {c.type: c for c in running.conditions}["Fresh"].reason == "NoDataYet"
+    failing = [
+        _run("tx-batch-10:00", "FAILED", "2026-01-01T10:01:00Z", errorMessage="old"),
+        _run("tx-batch-11:00", "FAILED", "2026-01-01T11:01:00Z", errorMessage="no catalog"),
+    ]
+    failed = evaluate_batch_freshness(failing, objective, 0.0, T0, 1)
+    fresh = {c.type: c for c in failed.conditions}["Fresh"]
+    assert (fresh.status, fresh.reason) == ("False", "NoSuccessfulRun")
+    assert fresh.message == (
+        "no batch run succeeded yet; 2 failed, the last: tx-batch-11:00 (no catalog)"
+    )
+    assert failed.lag is None
