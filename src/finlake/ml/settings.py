@@ -37,6 +37,10 @@ class MlSettings(BaseSettings):
     postgres_database: str = Field(default="features", description="Its database.")
     postgres_user: str = Field(default="finlake", description="Its user.")
     postgres_password: SecretStr | None = Field(default=None, description="Its password.")
+    postgres_sslmode: str = Field(
+        default="require",
+        description="libpq sslmode of its connections (require, verify-full; disable on loopback).",
+    )
     tracking_uri: str | None = Field(
         default=None,
         description="MLflow tracking + registry URI; default: SQLite under home/mlflow.",
@@ -63,6 +67,7 @@ class MlSettings(BaseSettings):
                 "database": self.postgres_database,
                 "user": self.postgres_user,
                 "password": password,
+                "sslmode": self.postgres_sslmode,
             }
         return {"type": "sqlite", "path": str(home / "online.db")}
 

@@ -8,7 +8,7 @@ folder by default, Redis or PostgreSQL by ``FINLAKE_ML__ONLINE_STORE``. The regi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,7 @@ class FraudFeatureStore:
 
     settings: FinlakeSettings
     ml: MlSettings
+    _feast: FeatureStore | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def folder(self) -> Path:
@@ -124,7 +125,13 @@ class FraudFeatureStore:
         return FeatureFiles(self.folder / "offline")
 
     def store(self) -> FeatureStore:
-        """A Feast ``FeatureStore`` configured for this home."""
+        """The Feast ``FeatureStore`` of this home, made once: each one opens its own connection
+        to a Redis or PostgreSQL online store (POST /v1/predict asks for every request)."""
+        if self._feast is None:
+            self._feast = self._new_store()
+        return self._feast
+
+    def _new_store(self) -> FeatureStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = RepoConfig(
             project=PROJECT,
