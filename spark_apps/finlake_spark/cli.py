@@ -112,7 +112,7 @@ def _run_alerts(*, once: bool, rules: list[Path], duration_s: float | None) -> N
     settings = DetectionAppSettings()
     require_broker(settings.kafka.bootstrap)
     if settings.detection.metrics_port:
-        start_http_server(settings.detection.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.detection.metrics_port, addr=settings.detection.metrics_host)
     console.print(f"alerts: {'draining Kafka once' if once else 'running until stopped'}")
     alert_detection.run(settings, once=once, duration_s=duration_s, rules=rules)
     console.print("alerts: done")

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -32,6 +33,7 @@ from finlake.contracts.resources import Resource, load_resources, parse_duration
 from finlake.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from finlake_spark.alerts.config import DetectionAppSettings
     from finlake_spark.config import SparkAppSettings
 
 PIPELINE_FILE_ENV = "FINLAKE_PIPELINE_FILE"
@@ -59,6 +61,8 @@ class JobRequest:
     lookback: timedelta = timedelta(hours=3)
     hour: datetime | None = None
     features: bool = True
+    rules: tuple[Path, ...] = ()
+    allow_no_rules: bool = False
 
 
 def load_pipeline(environ: Mapping[str, str]) -> Resource[MedallionPipelineSpec]:
@@ -155,6 +159,29 @@ def transactions_batch(
     return JobRequest(SparkJob.TRANSACTIONS_BATCH, pipeline, hour=_hour(hour), features=features)
 
 
+@app.command(SparkJob.ALERT_DETECTION.value)
+def alert_detection(
+    rules: Annotated[
+        list[Path],
+        typer.Option("--rules", help="AlertRule files or folders (repeatable)."),
+    ],
+    allow_no_rules: Annotated[
+        bool,
+        typer.Option(help="Run with no rule while the folders hold none (an empty ConfigMap)."),
+    ] = False,
+) -> JobRequest:
+    """Alert detection on the pipeline's topic until stopped (``finlake pipeline run alerts``)."""
+    pipeline = load_pipeline(os.environ)
+    if pipeline.spec.flow is not PipelineFlow.MARKET:
+        raise ConfigurationError(
+            f"{pipeline.name}: a {pipeline.spec.flow.value} pipeline; alert detection reads a "
+            "market pipeline's topic (spec.flow)"
+        )
+    return JobRequest(
+        SparkJob.ALERT_DETECTION, pipeline, rules=tuple(rules), allow_no_rules=allow_no_rules
+    )
+
+
 @app.command(SparkJob.MAINTENANCE.value)
 def maintenance(
     tables: Annotated[list[str], typer.Argument(help="Tables to compact, namespace.name.")],
@@ -204,6 +231,8 @@ def run_job(request: JobRequest) -> None:
         batch.run(settings, lookback=request.lookback)
     elif request.job is SparkJob.TRANSACTIONS_BATCH:
         run_transactions_batch(settings, request)
+    elif request.job is SparkJob.ALERT_DETECTION:
+        run_alert_detection(request)
     else:
         from finlake_spark.jobs import maintenance as upkeep
 
@@ -227,6 +256,30 @@ def run_transactions_batch(settings: SparkAppSettings, request: JobRequest) -> N
         features=request.features,
         hour=request.hour,
     )
+
+
+def detection_settings(request: JobRequest) -> DetectionAppSettings:
+    """The detection job's settings: FINLAKE_* (the operator sets FINLAKE_DETECTION__* from the
+    pipeline) plus the request's rules."""
+    from finlake_spark.alerts.config import DetectionAppSettings
+
+    settings = DetectionAppSettings()
+    detection = settings.detection.model_copy(
+        update={"rules": list(request.rules), "allow_no_rules": request.allow_no_rules}
+    )
+    return settings.model_copy(update={"detection": detection})
+
+
+def run_alert_detection(request: JobRequest) -> None:
+    """Alert detection until SIGTERM; its /metrics where the settings say."""
+    from prometheus_client import start_http_server
+
+    from finlake_spark.jobs import alert_detection as detection
+
+    settings = detection_settings(request)
+    if settings.detection.metrics_port:
+        start_http_server(settings.detection.metrics_port, addr=settings.detection.metrics_host)
+    detection.run(settings)
 
 
 def main(arguments: Sequence[str] | None = None) -> None:

@@ -245,9 +245,10 @@ def test_operator_under_the_chart_rbac_reconciles_the_examples_to_ready(
         _patch_status(installed, "deployment", name, AVAILABLE)
     for name in ("big-tech-breakout-alerting", "unusual-move-alerting"):
         _patch_status(installed, "deployment", name, AVAILABLE)
-    _patch_status(installed, "sparkapplication", "market-stream", {
-        "applicationState": {"state": "RUNNING"}, "driverInfo": {},
-    })  # fmt: skip
+    for name in ("market-stream", "market-alert-detection"):
+        _patch_status(installed, "sparkapplication", name, {
+            "applicationState": {"state": "RUNNING"}, "driverInfo": {},
+        })  # fmt: skip
     for name in (
         "market-batch",
         "market-maintenance",

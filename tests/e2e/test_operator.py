@@ -63,6 +63,16 @@ def test_examples_get_their_children_owned_by_them(examples: Cluster) -> None:
     batch = eventually(lambda: examples.get("scheduledsparkapplication", "market-batch"))
     assert batch["spec"]["timeZone"] == "America/New_York"
     assert eventually(lambda: examples.get("scheduledsparkapplication", "market-maintenance"))
+    detection = eventually(lambda: examples.get("sparkapplication", "market-alert-detection"))
+    assert detection["spec"]["arguments"][:3] == [
+        "alert-detection",
+        "--rules",
+        "/etc/finlake/rules",
+    ]
+    assert detection["spec"]["volumes"] == [
+        {"name": "alert-rules", "configMap": {"name": "finlake-alert-rules", "optional": True}}
+    ]
+    assert detection["spec"]["driver"]["volumeMounts"][0]["mountPath"] == "/etc/finlake/rules"
     rules = eventually(lambda: examples.get("configmap", "finlake-alert-rules"), what="rules")
     assert set(rules["data"]) == {"big-tech-breakout.yaml", "unusual-move.yaml"}
     alerting = eventually(lambda: examples.get("deployment", "big-tech-breakout-alerting"))
@@ -125,10 +135,11 @@ def test_pipeline_is_ready_fresh_and_quality_ok_from_its_metrics(examples: Clust
                 "metricsUrl": f"http://127.0.0.1:{port}/metrics", "maxQuarantineRatio": 0.2
             }}}),
         )  # fmt: skip
-        eventually(lambda: examples.get("sparkapplication", "market-stream"), what="stream")
-        _patch_status(examples, "sparkapplication", "market-stream", {
-            "applicationState": {"state": "RUNNING"}, "driverInfo": {}
-        })  # fmt: skip
+        for name in ("market-stream", "market-alert-detection"):
+            eventually(lambda name=name: examples.get("sparkapplication", name), what=name)
+            _patch_status(examples, "sparkapplication", name, {
+                "applicationState": {"state": "RUNNING"}, "driverInfo": {}
+            })  # fmt: skip
         for name in ("market-batch", "market-maintenance"):
             _patch_status(examples, "scheduledsparkapplication", name, {
                 "scheduleState": "Scheduled",
@@ -206,7 +217,7 @@ def test_transactions_freshness_comes_from_the_last_successful_batch_run(
     }
     examples.kubectl("apply", "-f", "-", stdin=json.dumps(run))
     _patch_status(examples, "sparkapplication", run["metadata"]["name"], {
-        "applicationState": {"state": "COMPLETED"}, "terminationTime": finished,
+        "applicationState": {"state": "COMPLETED"}, "terminationTime": finished, "driverInfo": {},
     })  # fmt: skip
     fresh = eventually(lambda: condition("Fresh", "WithinObjective"), what="Fresh=True")
     assert fresh["status"] == "True"
@@ -224,6 +235,7 @@ def test_transactions_freshness_comes_from_the_last_successful_batch_run(
     [
         ("{flow: transactions, sourceTopic: market-data}", "sourceTopic is for a market pipeline"),
         ("{flow: transactions, trigger: 10s}", "trigger is for a market pipeline's stream"),
+        ("{flow: transactions, detection: {enabled: true}}", "detection is for a market pipeline"),
         (
             "{flow: transactions, freshness: {metricsUrl: 'http://x:9100/metrics'}}",
             "freshness.metricsUrl reads a market pipeline's stream",
@@ -244,7 +256,9 @@ def test_the_schema_refuses_what_a_flow_does_not_take(
     assert cluster.get("medallionpipeline", "wrong-flow") is None
 
 
-def test_switching_a_pipeline_to_transactions_deletes_its_stream(examples: Cluster) -> None:
+def test_switching_off_detection_then_the_flow_deletes_what_is_no_longer_asked_for(
+    examples: Cluster,
+) -> None:
     manifest = (
         "apiVersion: finlake.io/v1alpha1\nkind: MedallionPipeline\n"
         f"metadata: {{name: switch, namespace: {NAMESPACE}}}\n"
@@ -255,9 +269,19 @@ def test_switching_a_pipeline_to_transactions_deletes_its_stream(examples: Clust
     examples.kubectl("apply", "-f", "-", stdin=manifest)
     eventually(lambda: examples.get("sparkapplication", "switch-stream"), what="stream")
     eventually(lambda: examples.get("service", "switch-stream-metrics"), what="service")
+    eventually(lambda: examples.get("sparkapplication", "switch-alert-detection"), what="detection")
     examples.kubectl(
         "patch", "medallionpipeline", "switch", "-n", NAMESPACE, "--type=merge",
-        "-p", '{"spec":{"flow":"transactions","layers":null}}',
+        "-p", '{"spec":{"detection":{"enabled":false}}}',
+    )  # fmt: skip
+    eventually(
+        lambda: examples.get("sparkapplication", "switch-alert-detection") is None,
+        what="detection switched off and deleted",
+    )
+    assert examples.get("sparkapplication", "switch-stream") is not None
+    examples.kubectl(
+        "patch", "medallionpipeline", "switch", "-n", NAMESPACE, "--type=merge",
+        "-p", '{"spec":{"flow":"transactions","layers":null,"detection":null}}',
     )  # fmt: skip
 
     def switched() -> bool:

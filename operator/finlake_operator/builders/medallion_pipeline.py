@@ -1,6 +1,11 @@
 """MedallionPipeline -> spec ConfigMap, streaming SparkApplication, hourly batch and maintenance
 ScheduledSparkApplications (kubeflow spark-operator v1beta2), and the driver metrics Service.
 
+A market pipeline also gets the alert detection SparkApplication (``detection.enabled``, the
+default): it evaluates the namespace's AlertRules, which its driver reads from the rules
+ConfigMap the AlertRules write (mounted, optional: no rule yet is no rule); the driver hands each
+micro-batch's rules to its tasks, so the executors need no mount.
+
 A transactions pipeline (``flow: transactions``) has no stream: its children are the spec
 ConfigMap, the hourly ``transactions-batch`` and the daily maintenance."""
 
@@ -15,9 +20,11 @@ from finlake.contracts.medallion_pipeline import (
     MedallionPipelineSpec,
     PipelineFlow,
     SparkJob,
+    detection_env,
     stream_env,
 )
 from finlake.contracts.resources import API_VERSION, format_duration
+from finlake_operator.builders.alert_rule import RULES_CONFIG_MAP, RULES_MOUNT
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
     Owner,
@@ -47,6 +54,11 @@ def stream_name(owner: Owner) -> str:
 def batch_name(owner: Owner) -> str:
     """Name of the hourly batch ScheduledSparkApplication."""
     return owner.child_name("batch")
+
+
+def detection_name(owner: Owner) -> str:
+    """Name of the alert detection SparkApplication."""
+    return owner.child_name("alert-detection")
 
 
 def maintenance_name(owner: Owner) -> str:
@@ -86,12 +98,14 @@ def build_spec_config_map(owner: Owner, pipeline: MedallionPipelineSpec) -> dict
     }
 
 
-def _env(pipeline: MedallionPipelineSpec, owner: Owner) -> list[dict[str, str]]:
+def _env(pipeline: MedallionPipelineSpec, owner: Owner, job: SparkJob) -> list[dict[str, str]]:
     values = {
         "FINLAKE_PIPELINE_FILE": f"{SPEC_MOUNT}/{SPEC_FILE}",
         "FINLAKE_PIPELINE_NAME": owner.name,
     }
-    if pipeline.flow is PipelineFlow.MARKET:
+    if job is SparkJob.ALERT_DETECTION:
+        values |= detection_env(pipeline)
+    elif pipeline.flow is PipelineFlow.MARKET:
         values |= stream_env(pipeline)
     return [{"name": name, "value": value} for name, value in sorted(values.items())]
 
@@ -114,7 +128,7 @@ def _application_spec(
         "annotations": {
             CONFIG_HASH_ANNOTATION: config_hash(pipeline_document(owner, pipeline)),
         },
-        "env": _env(pipeline, owner),
+        "env": _env(pipeline, owner, job),
         "envFrom": env_from,
         "configMaps": [{"name": spec_config_map_name(owner), "path": SPEC_MOUNT}],
         "ports": [{"name": "metrics", "containerPort": spark.metrics_port, "protocol": "TCP"}],
@@ -161,6 +175,34 @@ def build_stream_application(owner: Owner, pipeline: MedallionPipelineSpec) -> d
         "apiVersion": SPARK_API_VERSION,
         "kind": "SparkApplication",
         "metadata": metadata(owner, stream_name(owner), SparkJob.STREAM.value, APP),
+        "spec": spec,
+    }
+
+
+def build_detection_application(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
+    """The always-running alert detection job on the pipeline's topic.
+
+    Its driver mounts the namespace's rules ConfigMap (every AlertRule's document, one key each)
+    and re-reads it at each micro-batch, so a rule edit needs no restart (the kubelet refreshes
+    the mount). Optional: before the first AlertRule the folder is empty and detection runs with
+    no rule (``--allow-no-rules``). The executors get the rules with their tasks, not a mount.
+    """
+    arguments = ["--rules", RULES_MOUNT, "--allow-no-rules"]
+    spec = _application_spec(owner, pipeline, SparkJob.ALERT_DETECTION, arguments)
+    spec["restartPolicy"] = {
+        "type": "Always",
+        "onFailureRetryInterval": 30,
+        "onSubmissionFailureRetryInterval": 60,
+    }
+    volume = "alert-rules"
+    spec["volumes"] = [
+        {"name": volume, "configMap": {"name": RULES_CONFIG_MAP, "optional": True}},
+    ]
+    spec["driver"]["volumeMounts"] = [{"name": volume, "mountPath": RULES_MOUNT, "readOnly": True}]
+    return {
+        "apiVersion": SPARK_API_VERSION,
+        "kind": "SparkApplication",
+        "metadata": metadata(owner, detection_name(owner), SparkJob.ALERT_DETECTION.value, APP),
         "spec": spec,
     }
 
@@ -264,6 +306,8 @@ def build_medallion_pipeline_children(
     stream = []
     if pipeline.flow is PipelineFlow.MARKET:
         stream = [build_stream_application(owner, pipeline), build_metrics_service(owner, pipeline)]
+        if pipeline.detection.enabled:
+            stream.append(build_detection_application(owner, pipeline))
     return [
         build_spec_config_map(owner, pipeline),
         *stream,
@@ -277,6 +321,7 @@ def possible_children(owner: Owner) -> list[tuple[str, str, str]]:
     return [
         (SPARK_API_VERSION, "ScheduledSparkApplication", maintenance_name(owner)),
         (SPARK_API_VERSION, "ScheduledSparkApplication", batch_name(owner)),
+        (SPARK_API_VERSION, "SparkApplication", detection_name(owner)),
         (SPARK_API_VERSION, "SparkApplication", stream_name(owner)),
         ("v1", "Service", metrics_service_name(owner)),
         ("v1", "ConfigMap", spec_config_map_name(owner)),

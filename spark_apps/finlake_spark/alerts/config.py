@@ -19,6 +19,11 @@ class DetectionSettings(BaseModel):
     rules: list[Path] = Field(
         default_factory=list, description="AlertRule files or folders of *.yaml files."
     )
+    allow_no_rules: bool = Field(
+        default=False,
+        description="Run with no rule while the rule folders hold none (in a cluster: the "
+        "namespace's rules ConfigMap before its first AlertRule); off, that is an error.",
+    )
     trigger_interval_s: float = Field(
         default=0.0,
         ge=0,
@@ -60,6 +65,11 @@ class DetectionSettings(BaseModel):
     metrics_port: int | None = Field(
         default=None, description="Serve Prometheus /metrics on this port while running."
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface /metrics binds: loopback locally, 0.0.0.0 in a pod (the operator "
+        "sets it).",
+    )
 
 
 class DetectionAppSettings(SparkAppSettings):
@@ -79,5 +89,5 @@ class DetectionAppSettings(SparkAppSettings):
 
     @property
     def rules_snapshot(self) -> Path:
-        """The JSON snapshot of the active rules the workers read."""
+        """The JSON snapshot of the last valid rules (the driver's, for a restart)."""
         return self.home.resolve() / "state" / f"{self.detection.checkpoint_name}-rules.json"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, Row
@@ -33,7 +32,7 @@ from finlake.contracts.serde import ContractDeserializer, registry_client
 from finlake.errors import ContractViolation
 from finlake.transforms.bronze import decode_by_schema, with_wire_header
 from finlake_spark.alerts.evaluator import SymbolEvaluator
-from finlake_spark.alerts.rules import RuleSnapshot
+from finlake_spark.alerts.rules import TaskRules
 from finlake_spark.alerts.state import Firing, SymbolState, Tick
 from finlake_spark.zip_imports import install as cheap_zip_invalidation
 
@@ -115,16 +114,18 @@ def firing_row(firing: Firing) -> Row:
 
 
 class AlertProcessor(StatefulProcessor):
-    """Keeps one :class:`SymbolState` per symbol and evaluates the rules on each new tick."""
+    """Keeps one :class:`SymbolState` per symbol and evaluates the rules on each new tick (the
+    rules of the micro-batch: :class:`~finlake_spark.alerts.rules.TaskRules`)."""
 
-    def __init__(self, rules_snapshot: Path, registry: RegistrySettings, topic: str) -> None:
-        self.rules_snapshot = rules_snapshot
+    def __init__(self, registry: RegistrySettings, topic: str) -> None:
         self.registry = registry
         self.topic = topic
 
     def init(self, handle: StatefulProcessorHandle) -> None:
         self.handle = handle
-        self.snapshot = RuleSnapshot(self.rules_snapshot)
+        # Read when a row or timer is handled, from the task (the driver also calls init, alone,
+        # to learn the state schema: no task, no rules there).
+        self.rules = TaskRules()
         self.value = handle.getValueState("symbol_state", "json string")
 
     def _load(self) -> SymbolState:
@@ -177,7 +178,7 @@ class AlertProcessor(StatefulProcessor):
         yield from rejected
         if not usable:
             return
-        evaluator = SymbolEvaluator(symbol, self._load(), self.snapshot.rules_for(symbol))
+        evaluator = SymbolEvaluator(symbol, self._load(), self.rules.rules_for(symbol))
         # Kafka order breaks event-time ties, so a replay keeps the same tick of a duplicate.
         ticks = [
             tick for tick, _, _ in sorted(usable, key=lambda t: (t[0].timestamp_ms, t[1], t[2]))
@@ -200,7 +201,7 @@ class AlertProcessor(StatefulProcessor):
         state = self._load()
         if state.timer_ms is not None and state.timer_ms <= expiredTimerInfo.getExpiryTimeInMs():
             state.timer_ms = None  # Spark removed the expired timer
-        evaluator = SymbolEvaluator(symbol, state, self.snapshot.rules_for(symbol))
+        evaluator = SymbolEvaluator(symbol, state, self.rules.rules_for(symbol))
         watermark = timerValues.getCurrentWatermarkInMs()
         firings = evaluator.close_bars(watermark, int(time.time() * 1000))
         if evaluator.is_expired(watermark):

@@ -1,26 +1,38 @@
-"""The active AlertRules: loaded from files or folders, handed to the Spark workers as a snapshot.
+"""The active AlertRules: loaded from files or folders, handed to the Spark tasks with each job.
 
-The driver re-reads the rule files at the start of every micro-batch. A valid set is written
-atomically to a JSON snapshot that the stateful processor's workers read (cached by mtime), so
-every task of one micro-batch sees the same rules; an invalid edit keeps the previous set and is
-reported once per change (log line + metric), never crashing the stream.
+The driver re-reads the rule files at the start of every micro-batch (in a cluster: the rules
+ConfigMap the operator mounts into the driver only). The valid set travels to the stateful
+processor as a local property of the micro-batch's job (:func:`share_rules`): Spark sends a job's
+local properties with each of its tasks, so every task of one micro-batch sees the same rules,
+on whichever executor (pod) it runs, and no worker reads a file of the driver's disk. The workers
+parse a set once per process (:class:`TaskRules`). The driver also keeps the set in a JSON
+snapshot file, so that a restart with an invalid edit carries on with the last valid rules; an
+invalid edit keeps the previous set and is reported once per change (log line + metric), never
+crashing the stream.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyspark import TaskContext
+from pyspark.sql import SparkSession
 
 from finlake.contracts.alert_rule import KIND, AlertRuleSpec
 from finlake.contracts.resources import ResourceError, load_resources, spec_files
 from finlake.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
+RULES_PROPERTY = "finlake.alerts.rules"
+"""The local property that carries the rule set to the tasks of a micro-batch (zlib, base64)."""
 
 
 @dataclass(frozen=True)
@@ -41,13 +53,19 @@ class ActiveRule:
         return cls(name, spec, digest[:16])
 
 
-def load_rules(paths: Sequence[Path]) -> list[ActiveRule]:
-    """Every active (not paused) AlertRule in ``paths``; raises ResourceError on any problem."""
+def load_rules(paths: Sequence[Path], *, allow_none: bool = False) -> list[ActiveRule]:
+    """Every active (not paused) AlertRule in ``paths``; raises ResourceError on any problem.
+
+    ``allow_none``: folders without any rule file are no rules, not an error (the operator's
+    mount of the namespace's rules ConfigMap before its first AlertRule).
+    """
     if not paths:
         raise ConfigurationError(
             "no alert rule files: pass --rules PATH or set FINLAKE_DETECTION__RULES"
         )
     files = spec_files(paths)
+    if not files and allow_none and all(Path(path).is_dir() for path in paths):
+        return []
     if not files:
         raise ConfigurationError(f"no *.yaml rule files in {', '.join(map(str, paths))}")
     resources = load_resources(files, kind=KIND)
@@ -67,57 +85,84 @@ def parse_snapshot(text: str) -> list[ActiveRule]:
     ]
 
 
-class RuleSource:
-    """The driver side: re-reads the rule files and publishes valid sets as the snapshot."""
+def encode_rules(text: str) -> str:
+    """A snapshot as the value of :data:`RULES_PROPERTY` (compressed: it goes with every task)."""
+    return base64.b64encode(zlib.compress(text.encode(), 6)).decode("ascii")
 
-    def __init__(self, paths: Sequence[Path], snapshot: Path) -> None:
+
+def decode_rules(value: str) -> str:
+    """The snapshot text of a :data:`RULES_PROPERTY` value."""
+    return zlib.decompress(base64.b64decode(value)).decode()
+
+
+def share_rules(spark: SparkSession, text: str) -> None:
+    """Make ``text`` the rules of the jobs this thread submits from now on (the next
+    micro-batch's: the detection sink calls it on the query's thread before its one action)."""
+    spark.sparkContext.setLocalProperty(RULES_PROPERTY, encode_rules(text))
+
+
+class RuleSource:
+    """The driver side: re-reads the rule files and keeps the last valid set (and its snapshot)."""
+
+    def __init__(self, paths: Sequence[Path], snapshot: Path, *, allow_none: bool = False) -> None:
         self.paths = list(paths)
         self.snapshot = snapshot
+        self.allow_none = allow_none
         self.rules: list[ActiveRule] = []
+        self.text: str | None = None
         self.problem: str | None = None
 
     def refresh(self) -> bool:
-        """Reload; True when the snapshot changed. An invalid set keeps the previous rules."""
+        """Reload; True when the set changed. An invalid set keeps the previous rules (after a
+        restart: the snapshot's); with neither, the error propagates."""
         try:
-            rules = load_rules(self.paths)
+            rules = load_rules(self.paths, allow_none=self.allow_none)
         except (ResourceError, ConfigurationError) as error:
             if str(error) != self.problem:
                 log.error("alert rules not reloaded, keeping the previous ones: %s", error)
             self.problem = str(error)
-            if not self.snapshot.exists():
-                raise
+            if self.text is None:
+                if not self.snapshot.exists():
+                    raise
+                self.text = self.snapshot.read_text()
+                self.rules = parse_snapshot(self.text)
             return False
         self.problem = None
         text = snapshot_text(rules)
-        if self.snapshot.exists() and self.snapshot.read_text() == text:
+        if text == self.text:
             self.rules = rules
             return False
-        self.snapshot.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.snapshot.with_suffix(".tmp")
-        partial.write_text(text)
-        os.replace(partial, self.snapshot)
-        if self.rules:
+        if not self.snapshot.exists() or self.snapshot.read_text() != text:
+            self.snapshot.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.snapshot.with_suffix(".tmp")
+            partial.write_text(text)
+            os.replace(partial, self.snapshot)
+        if self.text is not None:
             log.info("alert rules reloaded: %s", ", ".join(r.name for r in rules) or "none")
-        self.rules = rules
+        self.rules, self.text = rules, text
         return True
 
 
-class RuleSnapshot:
-    """The worker side: the snapshot's rules, re-parsed only when the file changes."""
+class TaskRules:
+    """The worker side: the rules the running task carries (its job's :data:`RULES_PROPERTY`),
+    parsed once per set and worker process."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._stamp: tuple[int, int] | None = None
-        self._rules: list[ActiveRule] = []
+    _parsed: tuple[str, list[ActiveRule]] | None = None
 
     def rules(self) -> list[ActiveRule]:
-        """The current rules."""
-        status = self.path.stat()
-        stamp = (status.st_mtime_ns, status.st_size)
-        if stamp != self._stamp:
-            self._rules = parse_snapshot(self.path.read_text())
-            self._stamp = stamp
-        return self._rules
+        """The current task's rules."""
+        context = TaskContext.get()
+        value = context.getLocalProperty(RULES_PROPERTY) if context is not None else None
+        if value is None:
+            raise RuntimeError(
+                f"no alert rules in this task (local property {RULES_PROPERTY}): the detection "
+                "sink shares them before each micro-batch runs"
+            )
+        cached = TaskRules._parsed
+        if cached is None or cached[0] != value:
+            cached = (value, parse_snapshot(decode_rules(value)))
+            TaskRules._parsed = cached
+        return cached[1]
 
     def rules_for(self, symbol: str) -> list[ActiveRule]:
         """The rules that watch ``symbol``."""

@@ -1,6 +1,7 @@
 """The sinks of detection: new firings to Kafka (Avro, key event_id); Kafka to ``alerts.events``.
 
-``AlertSink`` (the detection query's foreachBatch) only publishes: the lake commit of a batch
+``AlertSink`` (the detection query's foreachBatch) refreshes the rules and hands them to the
+batch's tasks (``evaluate``), then only publishes: the lake commit of a batch
 takes longer than the rest of it, so it is not on the path of an alert. ``EventsTable`` (a query
 of its own over the alerts topic, started by the same job) MERGEs the published events into
 ``alerts.events`` on ``event_id``, so a record read twice is stored once.
@@ -33,7 +34,7 @@ from finlake.lake.tables import ALERTS_EVENTS
 from finlake_spark.alerts import metrics
 from finlake_spark.alerts.config import DetectionAppSettings
 from finlake_spark.alerts.processor import REJECTED
-from finlake_spark.alerts.rules import RuleSource
+from finlake_spark.alerts.rules import RuleSource, share_rules
 
 log = logging.getLogger(__name__)
 RECENT_IDS = 100_000
@@ -80,12 +81,7 @@ class AlertSink:
 
     def __call__(self, firings: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        problem = self.rules.problem
-        self.rules.refresh()  # this batch's stateful step reads the snapshot when it runs below
-        if self.rules.problem is not None and self.rules.problem != problem:
-            metrics.RULE_ERRORS.inc()
-        metrics.RULES.set(len(self.rules.rules))
-        rows = firings.collect()  # one action: the stateful operator must run exactly once
+        rows = self.evaluate(firings)
         rejected = [row for row in rows if row.kind == REJECTED]
         if rejected:
             metrics.REJECTED.inc(len(rejected))
@@ -98,6 +94,18 @@ class AlertSink:
         if rows:
             self.write(firings.sparkSession, rows, batch_id)
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+
+    def evaluate(self, firings: DataFrame) -> list[Row]:
+        """Refresh the rules, hand them to this batch's tasks, run the stateful step once."""
+        problem = self.rules.problem
+        self.rules.refresh()
+        if self.rules.problem is not None and self.rules.problem != problem:
+            metrics.RULE_ERRORS.inc()
+        metrics.RULES.set(len(self.rules.rules))
+        if self.rules.text is not None:
+            # On this (the query's) thread: the job of the collect below carries them.
+            share_rules(firings.sparkSession, self.rules.text)
+        return firings.collect()  # one action: the stateful operator must run exactly once
 
     def write(self, spark: SparkSession, rows: list[Row], batch_id: int) -> None:
         """Send and store the firings whose ids are new."""

@@ -1,11 +1,12 @@
 """Kafka ``market-data`` -> per-symbol rule evaluation -> Kafka ``alerts`` -> ``alerts.events``.
 
 Glue only: the semantics live in ``finlake_spark.alerts`` (evaluator, processor, sink). The
-rules are re-read at every micro-batch, so editing a rule file takes effect without touching the
-checkpoint; state is one bounded JSON value per symbol in the RocksDB state store. Two queries:
-detection publishes to the alerts topic (micro-batches back to back by default), and a second one
-stores what was published in ``alerts.events`` every few seconds, in its own scheduler pool so
-that its lake commits never queue the detection's tasks behind them.
+rules are re-read by the driver at every micro-batch and travel with that batch's tasks, so
+editing a rule file takes effect without touching the checkpoint, and executors in other pods
+need no copy of the files; state is one bounded JSON value per symbol in the RocksDB state
+store. Two queries: detection publishes to the alerts topic (micro-batches back to back by
+default), and a second one stores what was published in ``alerts.events`` every few seconds, in
+its own scheduler pool so that its lake commits never queue the detection's tasks behind them.
 
 ``run(settings, once=..., duration_s=...)`` is the public entry point (``finlake pipeline run
 alerts`` calls it): until stopped, until Kafka is drained once, or for a bounded time.
@@ -66,14 +67,13 @@ def ticks(spark: SparkSession, settings: DetectionAppSettings) -> DataFrame:
 
 def start(spark: SparkSession, settings: DetectionAppSettings, *, once: bool) -> StreamingQuery:
     """Validate the rules, then start the stream (checkpoint under $FINLAKE_HOME)."""
-    rules = RuleSource(settings.detection.rules, settings.rules_snapshot)
+    options = settings.detection
+    rules = RuleSource(options.rules, settings.rules_snapshot, allow_none=options.allow_no_rules)
     rules.refresh()  # invalid rules at start: a clear error, nothing started
     ensure_tables(spark, settings, ALERTS_TABLES)
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", STATE_STORE)
     spark.conf.set(CHANGELOG, "true")
-    processor = AlertProcessor(
-        settings.rules_snapshot, settings.registry, settings.detection.source_topic
-    )
+    processor = AlertProcessor(settings.registry, options.source_topic)
     firings = (
         ticks(spark, settings)
         .groupBy("symbol")

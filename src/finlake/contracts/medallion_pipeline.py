@@ -22,7 +22,7 @@ from finlake.contracts.market_feed import (
     cel,
 )
 from finlake.contracts.resources import Duration, SpecModel, register_kind
-from finlake.contracts.topics import MARKET_DATA
+from finlake.contracts.topics import ALERTS, MARKET_DATA
 from finlake.lake.tables import (
     TRANSACTIONS_QUARANTINE,
     TRANSACTIONS_RAW,
@@ -55,6 +55,7 @@ class SparkJob(StrEnum):
     STREAM = "market-stream"
     BATCH = "market-batch"
     TRANSACTIONS_BATCH = "transactions-batch"
+    ALERT_DETECTION = "alert-detection"
     MAINTENANCE = "maintenance"
 
 
@@ -148,6 +149,23 @@ class BatchSpec(SpecModel):
     suspend: bool = Field(default=False, description="Stop scheduling new runs.")
 
 
+class DetectionSpec(SpecModel):
+    """Alert detection on the market stream: the namespace's AlertRules evaluated per symbol on
+    sourceTopic, firings published to alertsTopic and stored in alerts.events."""
+
+    enabled: bool = Field(default=True, description="Run the alert detection job.")
+    alerts_topic: str = Field(
+        default=ALERTS, pattern=KAFKA_TOPIC, description="Topic the alert events go to."
+    )
+    state_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Tasks of the per-symbol stateful step per micro-batch (fixed by the "
+        "checkpoint once it exists).",
+    )
+
+
 class MaintenanceSpec(SpecModel):
     """Daily table maintenance: compaction and snapshot expiry."""
 
@@ -239,7 +257,14 @@ TRANSACTIONS_LAYERS: JsonDict = {
 TRANSACTIONS_MAX_LAG = "90m"
 """freshness.maxLag of a transactions pipeline that sets none: an hourly batch plus half an hour
 (Fresh then says whether the last successful batch run finished that recently)."""
-STREAM_FIELDS = ("source_topic", "trigger", "watermark", "max_offsets_per_trigger", "expectations")
+STREAM_FIELDS = (
+    "source_topic",
+    "trigger",
+    "watermark",
+    "max_offsets_per_trigger",
+    "expectations",
+    "detection",
+)
 """The fields only a market pipeline's stream reads: a transactions pipeline refuses them."""
 _TRANSACTIONS = "has(self.flow) && self.flow == 'transactions'"
 
@@ -310,6 +335,10 @@ class MedallionPipelineSpec(SpecModel):
     )
     max_offsets_per_trigger: int = Field(
         default=500_000, ge=1, le=100_000_000, description="Kafka records per micro-batch."
+    )
+    detection: DetectionSpec = Field(
+        default_factory=DetectionSpec,
+        description="Alert detection on sourceTopic with the namespace's AlertRules (market only).",
     )
     batch: BatchSpec = Field(default_factory=BatchSpec, description="Hourly batch schedule.")
     maintenance: MaintenanceSpec = Field(
@@ -382,6 +411,18 @@ def stream_env(pipeline: MedallionPipelineSpec) -> dict[str, str]:
         "FINLAKE_MARKET__METRICS_PORT": str(pipeline.spark.metrics_port),
         # In the driver pod: reachable by Prometheus and the operator (locally: loopback).
         "FINLAKE_MARKET__METRICS_HOST": "0.0.0.0",
+    }
+
+
+def detection_env(pipeline: MedallionPipelineSpec) -> dict[str, str]:
+    """The FINLAKE_DETECTION__* settings of the alert detection job for this pipeline."""
+    detection = pipeline.detection
+    return {
+        "FINLAKE_DETECTION__SOURCE_TOPIC": pipeline.source_topic,
+        "FINLAKE_DETECTION__ALERTS_TOPIC": detection.alerts_topic,
+        "FINLAKE_DETECTION__STATE_PARTITIONS": str(detection.state_partitions),
+        "FINLAKE_DETECTION__METRICS_PORT": str(pipeline.spark.metrics_port),
+        "FINLAKE_DETECTION__METRICS_HOST": "0.0.0.0",
     }
 
 

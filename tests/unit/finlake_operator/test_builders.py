@@ -94,6 +94,7 @@ def test_pipeline_builds_stream_batch_and_maintenance() -> None:
         ("ConfigMap", "market-pipeline"),
         ("SparkApplication", "market-stream"),
         ("Service", "market-stream-metrics"),
+        ("SparkApplication", "market-alert-detection"),
         ("ScheduledSparkApplication", "market-batch"),
         ("ScheduledSparkApplication", "market-maintenance"),
     ]
@@ -106,11 +107,11 @@ def test_pipeline_builds_stream_batch_and_maintenance() -> None:
     env = {e["name"]: e["value"] for e in stream["driver"]["env"]}
     assert env["FINLAKE_MARKET__TOPIC"] == "market-data"
     assert env["FINLAKE_PIPELINE_FILE"] == "/etc/finlake/pipeline/pipeline.yaml"
-    batch = children[3]["spec"]
+    batch = children[4]["spec"]
     assert batch["schedule"] == "5 * * * *"
     assert batch["timeZone"] == "America/New_York"
     assert batch["template"]["arguments"] == ["market-batch"]
-    maintenance = children[4]["spec"]
+    maintenance = children[5]["spec"]
     assert maintenance["template"]["arguments"][:5] == [
         "maintenance",
         "--target-file-size-mb",
@@ -212,3 +213,43 @@ def test_a_transactions_config_map_holds_the_document_its_batch_loads(tmp_path: 
     path.write_text(document)
     (resource,) = load_resources([path])
     assert resource.spec == pipeline
+
+
+def test_detection_mounts_the_namespace_s_rules_in_its_driver_only() -> None:
+    pipeline = MedallionPipelineSpec.model_validate(
+        {"layers": LAYERS, "catalogSecret": {"name": "catalog"}, "detection": {"alertsTopic": "a"}}
+    )
+    children = build_medallion_pipeline_children(PIPELINE_OWNER, pipeline)
+    (detection,) = [c for c in children if c["metadata"]["name"] == "market-alert-detection"]
+    assert detection["metadata"]["labels"]["app.kubernetes.io/component"] == "alert-detection"
+    spec = detection["spec"]
+    assert spec["arguments"] == [
+        "alert-detection", "--rules", "/etc/finlake/rules", "--allow-no-rules"
+    ]  # fmt: skip
+    assert spec["restartPolicy"]["type"] == "Always"
+    # The rules ConfigMap the AlertRules write; optional, so no AlertRule yet is no rule.
+    (volume,) = spec["volumes"]
+    assert volume["configMap"] == {"name": RULES_CONFIG_MAP, "optional": True}
+    assert spec["driver"]["volumeMounts"] == [
+        {"name": volume["name"], "mountPath": "/etc/finlake/rules", "readOnly": True}
+    ]
+    # Executors get the rules with their tasks: no mount, no rule path.
+    assert "volumeMounts" not in spec["executor"]
+    assert {"secretRef": {"name": "catalog"}} in spec["executor"]["envFrom"]
+    env = {e["name"]: e["value"] for e in spec["driver"]["env"]}
+    assert env["FINLAKE_DETECTION__SOURCE_TOPIC"] == "market-data"
+    assert env["FINLAKE_DETECTION__ALERTS_TOPIC"] == "a"
+    assert not [name for name in env if name.startswith("FINLAKE_MARKET__")]
+    assert spec["driver"]["configMaps"] == [
+        {"name": "market-pipeline", "path": "/etc/finlake/pipeline"}
+    ]
+
+
+def test_detection_switched_off_builds_no_detection() -> None:
+    pipeline = MedallionPipelineSpec.model_validate(
+        {"layers": LAYERS, "detection": {"enabled": False}}
+    )
+    children = build_medallion_pipeline_children(PIPELINE_OWNER, pipeline)
+    names = [child["metadata"]["name"] for child in children]
+    assert "market-alert-detection" not in names
+    assert "market-stream" in names

@@ -132,9 +132,10 @@ def test_a_transactions_pipeline_defaults_to_its_batch_s_tables_and_a_batch_lag(
         "watermark",
         "maxOffsetsPerTrigger",
         "expectations",
+        "detection",
     } & set(wired)
     assert MedallionPipelineSpec.model_validate(wired) == pipeline
-    assert {"sourceTopic", "trigger", "expectations"} <= set(market.wire())
+    assert {"sourceTopic", "trigger", "expectations", "detection"} <= set(market.wire())
 
 
 @pytest.mark.parametrize(
@@ -145,6 +146,7 @@ def test_a_transactions_pipeline_defaults_to_its_batch_s_tables_and_a_batch_lag(
         ("watermark", "10m"),
         ("maxOffsetsPerTrigger", 10),
         ("expectations", []),
+        ("detection", {"enabled": False}),
     ],
 )
 def test_a_transactions_pipeline_refuses_stream_fields(field: str, value: object) -> None:
@@ -165,3 +167,23 @@ def test_a_market_pipeline_still_needs_its_layers() -> None:
         MedallionPipelineSpec.model_validate({})
     with pytest.raises(ValidationError, match=r"layers\s+Field required"):
         MedallionPipelineSpec.model_validate({"flow": "market"})
+
+
+def test_a_market_pipeline_detects_alerts_unless_told_not_to() -> None:
+    from finlake.contracts.medallion_pipeline import detection_env
+
+    pipeline = MedallionPipelineSpec.model_validate(
+        {"layers": LAYERS, "sourceTopic": "ticks", "detection": {"statePartitions": 4}}
+    )
+    assert pipeline.detection.enabled is True
+    assert detection_env(pipeline) == {
+        "FINLAKE_DETECTION__SOURCE_TOPIC": "ticks",
+        "FINLAKE_DETECTION__ALERTS_TOPIC": "alerts",
+        "FINLAKE_DETECTION__STATE_PARTITIONS": "4",
+        "FINLAKE_DETECTION__METRICS_PORT": "9100",
+        "FINLAKE_DETECTION__METRICS_HOST": "0.0.0.0",
+    }
+    with pytest.raises(ValidationError, match="statePartitions"):
+        MedallionPipelineSpec.model_validate(
+            {"layers": LAYERS, "detection": {"statePartitions": 0}}
+        )

@@ -108,6 +108,26 @@ def test_every_application_s_arguments_parse_into_its_job(
     assert upkeep.target_file_size_mb == 128
     assert upkeep.snapshot_retention == timedelta(days=7)
     assert requests[SparkJob.BATCH, EXAMPLE].lookback == timedelta(hours=3)
+    detection = requests[SparkJob.ALERT_DETECTION, EXAMPLE]
+    assert detection.rules == (Path("/etc/finlake/rules"),)
+    assert detection.allow_no_rules is True
+
+
+@pytest.mark.usefixtures("mounted_pipeline")
+def test_the_detection_job_runs_with_the_settings_its_application_sets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (application,) = [a for a in _applications() if a["arguments"][0] == "alert-detection"]
+    for variable in application["driver"]["env"]:
+        if variable["name"] != entry.PIPELINE_FILE_ENV:  # mounted by the fixture
+            monkeypatch.setenv(variable["name"], variable["value"])
+    settings = entry.detection_settings(entry.parse_job(application["arguments"]))
+    detection = settings.detection
+    assert detection.rules == [Path("/etc/finlake/rules")]
+    assert detection.allow_no_rules is True
+    assert (detection.source_topic, detection.alerts_topic) == ("market-data", "alerts")
+    assert detection.state_partitions == 1
+    assert (detection.metrics_port, detection.metrics_host) == (9100, "0.0.0.0")
 
 
 def test_a_pipeline_naming_other_tables_is_refused_naming_the_field(
@@ -169,6 +189,8 @@ def test_a_pipeline_of_the_other_flow_is_refused_naming_the_flow(
     assert request.features is False
     with pytest.raises(typer.BadParameter, match="is not an hour"):
         entry.parse_job([SparkJob.TRANSACTIONS_BATCH.value, "--hour", "1pm"])
+    with pytest.raises(ConfigurationError, match=r"alert detection reads a market pipeline"):
+        entry.parse_job([SparkJob.ALERT_DETECTION.value, "--rules", str(tmp_path)])
     _mount(EXAMPLE, tmp_path, monkeypatch)
     with pytest.raises(
         ConfigurationError, match=r"a market pipeline; this job runs a transactions"
