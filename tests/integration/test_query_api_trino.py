@@ -36,8 +36,8 @@ from tests.unit.finlake_query_api.test_errors import (  # noqa: F401
     test_data_endpoints_need_a_valid_key,
     test_injection_in_the_symbol_is_rejected,
     test_probes_and_metrics_are_open,
-    test_quoted_symbol_that_passes_the_pattern_is_bound_not_formatted,
     test_rate_limit_is_per_key,
+    test_the_symbol_reaches_the_engine_as_a_bound_parameter,
     test_unknown_symbol_is_404,
 )
 from tests.unit.finlake_query_api.test_market_views import (  # noqa: F401
