@@ -27,7 +27,7 @@ RULES_CONFIG_MAP = "finlake-alert-rules"
 RULES_MOUNT = "/etc/finlake/rules"
 STATE_MOUNT = "/var/lib/finlake"
 METRICS_PORT = 9110
-DEFAULT_IMAGE = "ghcr.io/finlake/alerting:0.1.0"
+DEFAULT_IMAGE = "ghcr.io/finlake/finlake-alerting:0.1.0"
 
 
 def rules_key(owner: Owner) -> str:

@@ -21,7 +21,7 @@ KAFKA_TOPIC = r"^[a-zA-Z0-9._-]{1,249}$"
 TICKER = r"^[A-Z0-9][A-Z0-9.=^-]{0,14}$"
 IMAGE = r"^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$"
 KIND = "MarketFeed"
-DEFAULT_PRODUCER_IMAGE = "ghcr.io/finlake/ingestion:0.1.0"
+DEFAULT_PRODUCER_IMAGE = "ghcr.io/finlake/finlake-ingestion:0.1.0"
 MAX_INLINE_SYMBOLS = 200
 
 Ticker = Annotated[str, Field(pattern=TICKER, max_length=15)]

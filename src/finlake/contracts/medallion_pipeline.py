@@ -38,7 +38,7 @@ CRON = r"^(\S+\s+){4}\S+$"
 TIME_ZONE = r"^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$"
 SPARK_VERSION = r"^4\.1\.[0-9]+$"
 TableName = Annotated[str, Field(pattern=TABLE, max_length=128)]
-DEFAULT_SPARK_IMAGE = "ghcr.io/finlake/spark:0.1.0"
+DEFAULT_SPARK_IMAGE = "ghcr.io/finlake/finlake-spark:0.1.0"
 DEFAULT_MAIN_FILE = "local:///opt/finlake/finlake_spark/main.py"
 
 

@@ -30,7 +30,7 @@ RULE = AlertRuleSpec.model_validate(
 
 
 def _container() -> dict[str, Any]:
-    deployment = build_alerting_deployment(OWNER, RULE, "ghcr.io/finlake/alerting:0.1.0")
+    deployment = build_alerting_deployment(OWNER, RULE, "ghcr.io/finlake/finlake-alerting:0.1.0")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return dict(container)
 
