@@ -30,7 +30,8 @@ class OperatorOptions(BaseModel):
     liveness_port: int = Field(default=8080, ge=1, le=65535, description="Port of /healthz.")
     metrics_port: int = Field(default=9111, ge=0, le=65535, description="/metrics; 0 = off.")
     alerting_image: str = Field(
-        default="ghcr.io/finlake/finlake-alerting:0.1.0", description="Image of the alerting Deployments."
+        default="ghcr.io/finlake/finlake-alerting:0.1.0",
+        description="Image of the alerting Deployments.",
     )
     metrics_timeout_s: float = Field(
         default=2.0, gt=0, description="Timeout reading a pipeline's metrics."

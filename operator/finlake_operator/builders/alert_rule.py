@@ -147,7 +147,11 @@ def build_alerting_deployment(
             "template": {
                 "metadata": {
                     "labels": child_labels(owner, component, APP),
-                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(rule.wire())},
+                    # Restart only for what the pod spec takes from the rule (its Secrets'
+                    # variables): an edited rule reaches the running service through the
+                    # mounted ConfigMap, which it reloads, keeping its silences, cooldowns and
+                    # delivery log (the state folder is the pod's).
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(_secret_env(rule))},
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
@@ -165,5 +169,22 @@ def build_alerting_deployment(
                     ],
                 },
             },
+        },
+    }
+
+
+def build_alerting_service(owner: Owner) -> dict[str, Any]:
+    """The Service in front of the rule's alert service: its silences API, /metrics, /healthz."""
+    component = "alerting"
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, alerting_name(owner), component, APP),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(owner, component),
+            "ports": [
+                {"name": "http", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}
+            ],
         },
     }

@@ -32,7 +32,10 @@ def _children_refs(owner: Owner) -> list[ObjectRef]:
         ]
     if owner.kind == medallion_pipeline.KIND:
         return medallion_pipeline.children_refs(owner)
-    return [ObjectRef("apps/v1", "Deployment", ns, alerting_name(owner))]
+    return [
+        ObjectRef("apps/v1", "Deployment", ns, alerting_name(owner)),
+        ObjectRef("v1", "Service", ns, alerting_name(owner)),
+    ]
 
 
 def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptions) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from finlake.contracts.alert_rule import AlertRuleSpec
 from finlake_operator.builders.alert_rule import (
     build_alerting_deployment,
+    build_alerting_service,
     build_rules_entry,
 )
 from finlake_operator.builders.common import Owner
@@ -29,7 +30,9 @@ def plan_alert_rule(owner: Owner, rule: AlertRuleSpec, kube: Kube, image: str) -
                 kube, owner.namespace, channel.secret_ref.name, f"spec.channels[{index}].secretRef"
             )
     kube.apply(build_rules_entry(owner, rule), field_manager=rules_field_manager(owner))
-    return Plan(children=[build_alerting_deployment(owner, rule, image)])
+    return Plan(
+        children=[build_alerting_deployment(owner, rule, image), build_alerting_service(owner)]
+    )
 
 
 def remove_rule(owner: Owner, kube: Kube) -> None:

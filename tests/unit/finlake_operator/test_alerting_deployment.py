@@ -12,8 +12,12 @@ from pydantic import BaseModel
 from finlake.contracts.alert_rule import AlertRuleSpec
 from finlake_alerting.config import Settings
 from finlake_alerting.credentials import channel_secret
-from finlake_operator.builders.alert_rule import RULES_MOUNT, build_alerting_deployment
-from finlake_operator.builders.common import Owner
+from finlake_operator.builders.alert_rule import (
+    RULES_MOUNT,
+    build_alerting_deployment,
+    build_alerting_service,
+)
+from finlake_operator.builders.common import CONFIG_HASH_ANNOTATION, Owner
 
 OWNER = Owner(kind="AlertRule", name="breakout", namespace="markets", uid="uid-3")
 RULE = AlertRuleSpec.model_validate(
@@ -98,3 +102,30 @@ def test_the_command_runs_the_alert_service_module() -> None:
     command = _container()["command"]
     assert command == ["python", "-m", "finlake_alerting"]
     assert importlib.util.find_spec("finlake_alerting.__main__") is not None
+
+
+def test_a_service_reaches_the_silences_api_of_the_rules_pods() -> None:
+    deployment = build_alerting_deployment(OWNER, RULE)
+    service = build_alerting_service(OWNER)
+    assert service["metadata"]["name"] == deployment["metadata"]["name"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    [port] = service["spec"]["ports"]
+    assert port["targetPort"] in {p["name"] for p in _container()["ports"]}
+    assert service["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
+
+
+def test_editing_a_rule_does_not_restart_its_alert_service_but_new_secrets_do() -> None:
+    # The service reloads its mounted rule file; a restart would lose its silences, cooldowns
+    # and delivery log (kept on the pod's volume).
+    def restart_hash(rule: AlertRuleSpec) -> str:
+        annotations = build_alerting_deployment(OWNER, rule)["spec"]["template"]["metadata"]
+        return str(annotations["annotations"][CONFIG_HASH_ANNOTATION])
+
+    edited = RULE.model_copy(update={"cooldown": RULE.cooldown * 2})
+    assert edited.wire() != RULE.wire()
+    assert restart_hash(edited) == restart_hash(RULE)
+    resecreted = AlertRuleSpec.model_validate(
+        RULE.wire() | {"channels": [{"type": "slack", "secretRef": {"name": "other-slack"}}]}
+    )
+    assert restart_hash(resecreted) != restart_hash(RULE)
