@@ -25,7 +25,7 @@ long. 20 ms costs an idle consumer a few more requests, only while a task reads.
 def ensure_tables(
     spark: SparkSession, settings: FinlakeSettings, specs: tuple[TableSpec, ...]
 ) -> None:
-    """Create the namespaces and tables that do not exist yet."""
+    """Create the namespaces and tables that do not exist yet; add missing columns to the rest."""
     catalog = settings.spark.catalog
     lake = lake_connection(settings)
     # Local disk by default; the shared S3 warehouse under `finlake stack up --with trino`.
@@ -36,6 +36,9 @@ def ensure_tables(
         spark.sql(spec.create_sql(catalog, warehouse))
         if order := spec.order_sql(catalog):  # Spark's CREATE TABLE cannot declare a sort order
             spark.sql(order)
+        # A table an older release made gets the columns added since (nulls for its rows).
+        if added := spec.add_columns_sql(catalog, spark.table(spec.qualified(catalog)).columns):
+            spark.sql(added)
 
 
 def kafka_stream(
@@ -55,6 +58,8 @@ def kafka_stream(
         .option("startingOffsets", starting_offsets)
         .option("failOnDataLoss", "false")
         .option("kafka.fetch.max.wait.ms", str(FETCH_MAX_WAIT_MS))
+        # Record headers carry what the contract has no field for (a replay file's extra columns).
+        .option("includeHeaders", "true")
     )
     if max_offsets_per_trigger is not None:
         reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)

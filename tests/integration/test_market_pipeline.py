@@ -76,8 +76,9 @@ def dirty_file_a() -> tuple[list[MarketTick], set[int], set[int]]:
 
 
 def write_csv(path: Path, ticks: list[MarketTick], berlin: set[int] = frozenset()) -> Path:
-    """A replay file: ISO-8601 in UTC, every 7th line in epoch ms, ``berlin`` lines at +01:00."""
-    lines = ["symbol,timestamp,price,volume"]
+    """A replay file: ISO-8601 in UTC, every 7th line in epoch ms, ``berlin`` lines at +01:00,
+    and an extra column (``venue``: the line's index) the contract has no field for."""
+    lines = ["symbol,timestamp,price,volume,venue"]
     for index, tick in enumerate(ticks):
         raw = tick.timestamp.isoformat().replace("+00:00", "Z")
         if index in berlin:
@@ -86,7 +87,7 @@ def write_csv(path: Path, ticks: list[MarketTick], berlin: set[int] = frozenset(
             raw = str(int(tick.timestamp.timestamp() * 1000))
         price = "" if tick.price is None else repr(tick.price)
         volume = "" if tick.volume is None else str(tick.volume)
-        lines.append(f"{tick.symbol},{raw},{price},{volume}")
+        lines.append(f"{tick.symbol},{raw},{price},{volume},V{index}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -156,6 +157,10 @@ def test_dirty_replay_then_an_extension_of_the_last_hour(
     expected_silver = silver(published, late)
     invalid = [t for t in published if rule_of(t) is not None]
     assert scalar(query, "SELECT count(*) FROM market.raw") == len(published)
+    # The extra column travelled as a Kafka header and is kept in bronze, row by row.
+    headers = [h for (h,) in query.run("SELECT headers FROM market.raw")[1]]
+    assert all([header["key"] for header in h] == ["finlake.extra.venue"] for h in headers)
+    assert sorted(h[0]["value"] for h in headers) == sorted(f"V{i}" for i in range(len(published)))
     assert scalar(query, "SELECT count(*) FROM market.dead_letter") == 2
     assert scalar(query, "SELECT count(*) FROM market.cleaned") == len(expected_silver)
     _, by_rule = query.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,19 @@ class TableSpec:
             f"\nLOCATION '{self.location_in(warehouse)}'"
             f"\nTBLPROPERTIES ({properties})"
         )
+
+    def add_columns_sql(self, catalog: str, present: Iterable[str]) -> str | None:
+        """``ALTER TABLE ... ADD COLUMNS`` for the columns a table made by an older release
+        lacks (None: it has them all); Iceberg adds them as nulls for the rows it holds."""
+        have = {name.lower() for name in present}
+        missing = [c for c in self.columns if c.name.lower() not in have]
+        if not missing:
+            return None
+        added = ", ".join(
+            f"{c.name} {c.type} COMMENT '{c.comment.replace(chr(39), chr(39) * 2)}'"
+            for c in missing
+        )
+        return f"ALTER TABLE {self.qualified(catalog)} ADD COLUMNS ({added})"
 
     @property
     def properties(self) -> dict[str, str]:

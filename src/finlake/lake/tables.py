@@ -35,6 +35,12 @@ MARKET_RAW = TableSpec(
         Column("kafka_timestamp", "timestamp", "Kafka record timestamp, UTC."),
         Column("schema_id", "int", "Registry id of the writer schema."),
         _INGEST,
+        Column(
+            "headers",
+            "array<struct<key:string,value:string>>",
+            "Kafka record headers as text, in order: what the contract has no field for, e.g. a "
+            "replay file's extra columns; null when the record has none.",
+        ),
     ),
     "days(timestamp)",
     "Bronze: every decoded market-data record as-is, plus Kafka coordinates.",

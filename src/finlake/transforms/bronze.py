@@ -54,6 +54,9 @@ def decode_by_schema(
     return with_tick.withColumn("tick", F.when(F.col("tick.symbol").isNotNull(), F.col("tick")))
 
 
+HEADERS_TYPE = "array<struct<key:string,value:string>>"
+
+
 def to_bronze_rows(decoded: DataFrame, *extra: Column) -> DataFrame:
     """Flatten decoded ticks and add the Kafka coordinates and ingest time (and ``extra``)."""
     return decoded.select(
@@ -72,8 +75,22 @@ def to_bronze_rows(decoded: DataFrame, *extra: Column) -> DataFrame:
         F.col("timestamp").alias("kafka_timestamp"),
         "schema_id",
         "ingest_ts",
+        _headers(decoded).alias("headers"),
         *extra,
     )
+
+
+def _headers(records: DataFrame) -> Column:
+    """Kafka headers as (key, text) pairs in record order; null for a record without any."""
+    if "headers" not in records.columns:  # a source read without includeHeaders
+        return F.lit(None).cast(HEADERS_TYPE)
+    pairs = F.transform(
+        "headers",
+        lambda header: F.struct(
+            header["key"].alias("key"), header["value"].cast("string").alias("value")
+        ),
+    )
+    return F.when(F.size("headers") > 0, pairs).cast(HEADERS_TYPE)
 
 
 def to_dead_letters(records: DataFrame, error: Column) -> DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -119,3 +120,23 @@ def test_landed_names_the_tables_with_a_marker_and_the_snapshot_before_it(
     assert as_of(spark, MARKET_OHLC_1M, catalog, None).count() == 0
     assert latest_value(as_of(spark, MARKET_OHLC_1M, catalog, before), "window_start") == T0
     assert latest_value(spark.table(MARKET_RAW.qualified(catalog)), "timestamp") is None
+
+
+def test_a_table_made_by_an_older_release_gets_the_new_columns(
+    spark_lake: tuple[SparkSession, FinlakeSettings],
+) -> None:
+    spark, settings = spark_lake
+    catalog = settings.spark.catalog
+    name = MARKET_RAW.qualified(catalog)
+    spark.sql(f"DROP TABLE IF EXISTS {name} PURGE")
+    older = dataclasses.replace(
+        MARKET_RAW, columns=tuple(c for c in MARKET_RAW.columns if c.name != "headers")
+    )
+    ensure_tables(spark, settings, (older,))
+    spark.sql(f"INSERT INTO {name} (symbol, price) VALUES ('AAPL', 1.5)")
+    assert "headers" not in spark.table(name).columns
+    ensure_tables(spark, settings, (MARKET_RAW,))
+    assert spark.table(name).columns == list(MARKET_RAW.column_names)
+    [row] = spark.table(name).collect()
+    assert (row.symbol, row.headers) == ("AAPL", None)
+    ensure_tables(spark, settings, (MARKET_RAW,))  # nothing left to add: no error
