@@ -11,6 +11,7 @@ import typer
 from prometheus_client import start_http_server
 from rich.console import Console
 
+from finlake.quality import MARKET_TICK_EXPECTATIONS, Expectation
 from finlake.stack.kafka import require_broker
 from finlake_spark.config import SparkAppSettings
 
@@ -57,6 +58,14 @@ def run_pipeline(
     duration: Annotated[
         float | None, typer.Option(help="alerts: stop after so many seconds.", min=0)
     ] = None,
+    pipeline_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--pipeline",
+            help="market: a MedallionPipeline file; its topic, trigger, lateness and "
+            "expectations (with their drop / quarantine / fail actions) are used, as in a cluster.",
+        ),
+    ] = None,
     features: Annotated[
         bool,
         typer.Option(
@@ -75,11 +84,32 @@ def run_pipeline(
         return
     from finlake_spark.jobs import market_stream
 
+    expectations: tuple[Expectation, ...] = MARKET_TICK_EXPECTATIONS
+    if pipeline_file is not None:
+        from finlake_spark.main import PIPELINE_FILE_ENV, check_market_tables, load_pipeline
+
+        resource = load_pipeline({PIPELINE_FILE_ENV: str(pipeline_file)})
+        check_market_tables(resource)
+        spec = resource.spec
+        settings.market = settings.market.model_copy(
+            update={
+                "topic": spec.source_topic,
+                "trigger_interval_s": spec.trigger.total_seconds(),
+                "allowed_lateness_s": int(spec.watermark.total_seconds()),
+                "max_offsets_per_trigger": spec.max_offsets_per_trigger,
+            }
+        )
+        expectations = tuple(spec.expectations)
+        console.print(
+            f"{pipeline.value}: MedallionPipeline {resource.name} from {pipeline_file}",
+            highlight=False,
+            soft_wrap=True,
+        )
     require_broker(settings.kafka.bootstrap)
     if settings.market.metrics_port:
         start_http_server(settings.market.metrics_port, addr=settings.market.metrics_host)
     console.print(f"{pipeline.value}: {'draining Kafka once' if once else 'running until stopped'}")
-    market_stream.run(settings, once=once)
+    market_stream.run(settings, once=once, expectations=expectations)
     console.print(f"{pipeline.value}: done")
 
 

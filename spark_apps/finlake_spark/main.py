@@ -224,7 +224,7 @@ def run_job(request: JobRequest) -> None:
 
         if settings.market.metrics_port:
             start_http_server(settings.market.metrics_port, addr=settings.market.metrics_host)
-        stream.run(settings, once=False)
+        stream.run(settings, once=False, expectations=request.pipeline.spec.expectations)
     elif request.job is SparkJob.BATCH:
         from finlake_spark.jobs import market_batch as batch
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -25,7 +28,7 @@ from finlake.lake.tables import (
     MARKET_RUNS,
     MARKET_TABLES,
 )
-from finlake.quality import LATE_RULE, MARKET_TICK_EXPECTATIONS, ExpectationAction
+from finlake.quality import LATE_RULE, MARKET_TICK_EXPECTATIONS, Expectation, ExpectationAction
 from finlake.spark.session import build_session
 from finlake.transforms.bronze import decode_by_schema, to_bronze_rows, with_wire_header
 from finlake.transforms.gold import (
@@ -67,10 +70,17 @@ APPENDED_ONCE = (MARKET_RAW, MARKET_DEAD_LETTER, MARKET_CLEANED, MARKET_QUARANTI
 class MarketBatch(WriterSchemas):
     """The foreachBatch function; every write is idempotent so a replayed batch changes nothing."""
 
-    def __init__(self, settings: SparkAppSettings, checkpoint_id: str) -> None:
+    def __init__(
+        self,
+        settings: SparkAppSettings,
+        checkpoint_id: str,
+        expectations: Sequence[Expectation] = MARKET_TICK_EXPECTATIONS,
+    ) -> None:
         super().__init__(settings)
         self.catalog = settings.spark.catalog
         self.checkpoint_id = checkpoint_id
+        # The pipeline's rules with their actions (a MedallionPipeline's spec.expectations).
+        self.expectations = tuple(expectations)
 
     def table(self, spark: SparkSession, name: str) -> DataFrame:
         """A lake table by identifier."""
@@ -154,7 +164,7 @@ class MarketBatch(WriterSchemas):
         )
         lateness = self.settings.market.allowed_lateness_s
         preset = F.when(F.col("undecodable"), F.lit(UNDECODABLE))
-        tagged = tag_ticks(rows, MARKET_TICK_EXPECTATIONS, previous, lateness, preset)
+        tagged = tag_ticks(rows, self.expectations, previous, lateness, preset)
         tagged = tagged.localCheckpoint()
         return tagged, summarize(tagged)
 
@@ -194,7 +204,7 @@ class MarketBatch(WriterSchemas):
         Silver is read as it was before this batch, also when a replay finds this batch's
         silver commit already made: the new rows and the bars come out the same.
         """
-        rules = MARKET_TICK_EXPECTATIONS
+        rules = self.expectations
         outcomes = summary.outcomes
         actions = {rule.name: rule.action for rule in rules}
         failing = sorted(o for o in outcomes if o and actions.get(o) is ExpectationAction.FAIL)
@@ -335,7 +345,13 @@ def checkpoint_id(checkpoint: Path) -> str:
     return str(json.loads(metadata.read_text().splitlines()[0])["id"])
 
 
-def start(spark: SparkSession, settings: SparkAppSettings, *, once: bool) -> StreamingQuery:
+def start(
+    spark: SparkSession,
+    settings: SparkAppSettings,
+    *,
+    once: bool,
+    expectations: Sequence[Expectation] = MARKET_TICK_EXPECTATIONS,
+) -> StreamingQuery:
     """Start the stream: Kafka source, foreachBatch sink, checkpoint under $FINLAKE_HOME."""
     ensure_tables(spark, settings, MARKET_TABLES)
     checkpoint = settings.home.resolve() / "checkpoints" / "market-stream"
@@ -351,15 +367,20 @@ def start(spark: SparkSession, settings: SparkAppSettings, *, once: bool) -> Str
         if once
         else writer.trigger(processingTime=f"{settings.market.trigger_interval_s} seconds")
     )
-    batch = MarketBatch(settings, checkpoint_id(checkpoint))
+    batch = MarketBatch(settings, checkpoint_id(checkpoint), expectations)
     return writer.foreachBatch(batch).queryName("market-stream").start()
 
 
-def run(settings: SparkAppSettings, *, once: bool) -> None:
+def run(
+    settings: SparkAppSettings,
+    *,
+    once: bool,
+    expectations: Sequence[Expectation] = MARKET_TICK_EXPECTATIONS,
+) -> None:
     """Run the market stream until it stops (``once``: until Kafka is drained)."""
     spark = build_session(settings, app_name="finlake-market-stream")
     observe_progress(spark)
-    query = start(spark, settings, once=once)
+    query = start(spark, settings, once=once, expectations=expectations)
 
     def stop(signum: int, _frame: object) -> None:
         # The running micro-batch finishes; the checkpoint makes the next start resume there.
@@ -367,4 +388,11 @@ def run(settings: SparkAppSettings, *, once: bool) -> None:
         query.stop()
 
     signal.signal(signal.SIGTERM, stop)
-    query.awaitTermination()
+    try:
+        query.awaitTermination()
+    except StreamingQueryException as error:
+        # A `fail` expectation stops the stream: say which rule and row, not the JVM's trace.
+        failed = re.search(r"ContractViolation: (tick failed expectation [^\n]*)", str(error))
+        if failed is None:
+            raise
+        raise ContractViolation(failed.group(1)) from None
