@@ -230,6 +230,17 @@ def test_transactions_freshness_comes_from_the_last_successful_batch_run(
     examples.kubectl("delete", "sparkapplication", run["metadata"]["name"], "-n", NAMESPACE)
 
 
+def refused(cluster: Cluster, kind: str, name: str, spec: str) -> str:
+    """kubectl's answer to applying a ``kind`` with ``spec``, which the API server must refuse."""
+    manifest = (
+        f"apiVersion: finlake.io/v1alpha1\nkind: {kind}\n"
+        f"metadata: {{name: {name}, namespace: {NAMESPACE}}}\nspec: {spec}\n"
+    )
+    answer = cluster.kubectl("apply", "-f", "-", stdin=manifest, check=False)
+    assert cluster.get(kind.lower(), name) is None, answer
+    return answer
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -247,13 +258,7 @@ def test_transactions_freshness_comes_from_the_last_successful_batch_run(
 def test_the_schema_refuses_what_a_flow_does_not_take(
     cluster: Cluster, spec: str, message: str
 ) -> None:
-    manifest = (
-        "apiVersion: finlake.io/v1alpha1\nkind: MedallionPipeline\n"
-        f"metadata: {{name: wrong-flow, namespace: {NAMESPACE}}}\nspec: {spec}\n"
-    )
-    answer = cluster.kubectl("apply", "-f", "-", stdin=manifest, check=False)
-    assert message in answer
-    assert cluster.get("medallionpipeline", "wrong-flow") is None
+    assert message in refused(cluster, "MedallionPipeline", "wrong-flow", spec)
 
 
 def test_switching_off_detection_then_the_flow_deletes_what_is_no_longer_asked_for(
@@ -345,13 +350,7 @@ def test_drift_is_corrected(examples: Cluster) -> None:
 def test_invalid_resources_are_refused_by_the_schema(
     cluster: Cluster, spec: str, message: str
 ) -> None:
-    manifest = (
-        "apiVersion: finlake.io/v1alpha1\nkind: MarketFeed\n"
-        f"metadata: {{name: invalid, namespace: {NAMESPACE}}}\nspec: {spec}\n"
-    )
-    answer = cluster.kubectl("apply", "-f", "-", stdin=manifest, check=False)
-    assert message in answer
-    assert cluster.get("marketfeed", "invalid") is None
+    assert message in refused(cluster, "MarketFeed", "invalid", spec)
 
 
 def test_missing_reference_degrades_then_recovers(examples: Cluster) -> None:

@@ -14,6 +14,7 @@ from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
     Owner,
     child_labels,
+    cluster_ip_service,
     config_hash,
     hardened_container_security,
     metadata,
@@ -176,15 +177,7 @@ def build_alerting_deployment(
 def build_alerting_service(owner: Owner) -> dict[str, Any]:
     """The Service in front of the rule's alert service: its silences API, /metrics, /healthz."""
     component = "alerting"
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(owner, alerting_name(owner), component, APP),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(owner, component),
-            "ports": [
-                {"name": "http", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}
-            ],
-        },
-    }
+    return cluster_ip_service(
+        owner, alerting_name(owner), (component, APP), selector_labels(owner, component),
+        ("http", METRICS_PORT, "metrics"),
+    )  # fmt: skip

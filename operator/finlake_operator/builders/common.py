@@ -77,6 +77,28 @@ def metadata(owner: Owner, name: str, component: str, app: str) -> dict[str, Any
     }
 
 
+def cluster_ip_service(
+    owner: Owner,
+    name: str,
+    labels: tuple[str, str],
+    selector: dict[str, str],
+    port: tuple[str, int, int | str],
+) -> dict[str, Any]:
+    """A ClusterIP Service owned by ``owner``: ``labels`` is (component, app), ``port`` is
+    (name, port, target port or its name)."""
+    port_name, number, target = port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, name, *labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": port_name, "port": number, "targetPort": target, "protocol": "TCP"}],
+        },
+    }
+
+
 def config_hash(data: Any) -> str:
     """A short stable hash of ``data``; in a pod template it rolls the pods when config changes."""
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,6 +9,7 @@ from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
     Owner,
     child_labels,
+    cluster_ip_service,
     config_hash,
     hardened_container_security,
     metadata,
@@ -112,23 +113,10 @@ def build_producer_deployment(
 
 def build_metrics_service(owner: Owner, feed: MarketFeedSpec) -> dict[str, Any]:
     """The Service Prometheus scrapes the producer's /metrics through."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(owner, metrics_service_name(owner), COMPONENT, APP),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(owner, COMPONENT),
-            "ports": [
-                {
-                    "name": "metrics",
-                    "port": feed.producer.metrics_port,
-                    "targetPort": "metrics",
-                    "protocol": "TCP",
-                }
-            ],
-        },
-    }
+    return cluster_ip_service(
+        owner, metrics_service_name(owner), (COMPONENT, APP), selector_labels(owner, COMPONENT),
+        ("metrics", feed.producer.metrics_port, "metrics"),
+    )  # fmt: skip
 
 
 def build_market_feed_children(

@@ -29,6 +29,7 @@ from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
     Owner,
     child_labels,
+    cluster_ip_service,
     config_hash,
     metadata,
     platform_env_from,
@@ -277,26 +278,12 @@ def build_maintenance_schedule(owner: Owner, pipeline: MedallionPipelineSpec) ->
 
 def build_metrics_service(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
     """The Service in front of the streaming driver's /metrics."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(owner, metrics_service_name(owner), SparkJob.STREAM.value, APP),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": {
-                "sparkoperator.k8s.io/app-name": stream_name(owner),
-                "spark-role": "driver",
-            },
-            "ports": [
-                {
-                    "name": "metrics",
-                    "port": pipeline.spark.metrics_port,
-                    "targetPort": pipeline.spark.metrics_port,
-                    "protocol": "TCP",
-                }
-            ],
-        },
-    }
+    driver = {"sparkoperator.k8s.io/app-name": stream_name(owner), "spark-role": "driver"}
+    port = pipeline.spark.metrics_port
+    return cluster_ip_service(
+        owner, metrics_service_name(owner), (SparkJob.STREAM.value, APP), driver,
+        ("metrics", port, port),
+    )  # fmt: skip
 
 
 def build_medallion_pipeline_children(
