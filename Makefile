@@ -1,4 +1,4 @@
-# finlake: `make demo` runs the main job on the embedded defaults, `make test` runs every test.
+# finlake: `make demo` runs the three flows on the embedded defaults, `make test` runs every test.
 # Both install what they need themselves (uv, the virtual environment, pinned jars), cached after the first run.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash

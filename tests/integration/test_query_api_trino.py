@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from finlake.config import FinlakeSettings
-from finlake.lake.connection import lake_connection
+from finlake.lake.connection import lake_connection, open_catalog
 from finlake.stack.manager import Stack
 from finlake.trino_engine import TrinoEngine
 from finlake_query_api.bars import Interval, encode_cursor
@@ -161,3 +161,13 @@ def test_trino_answers_equal_duckdb_answers_for_the_same_lake(
     assert all(page["bars"] for page in ohlc[:-2])
     if hot_window_days == 0:
         assert {page["source"] for page in ohlc[:-2]} == {"lake"}
+
+
+def test_predictions_before_the_transactions_namespace_exists_are_an_empty_page(
+    trino_lake: FinlakeSettings, client: TestClient
+) -> None:
+    # Trino reports a missing schema as a query error, not as a missing table (was a 500).
+    assert not open_catalog(trino_lake).namespace_exists("transactions")
+    answer = client.get("/v1/transactions/predictions")
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": []}

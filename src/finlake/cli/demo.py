@@ -1,4 +1,6 @@
-"""``finlake demo``: the market flow end to end on the embedded defaults."""
+"""``finlake demo``: the three flows end to end on the embedded defaults: market data (Kafka ->
+bronze -> silver -> gold), alerts on the same stream, and transactions (upload -> batch ->
+features -> model -> predictions)."""
 
 from __future__ import annotations
 
@@ -192,7 +194,7 @@ def demo(
         bool, typer.Option(help="Also run the transaction flow (generate ... predictions).")
     ] = True,
 ) -> None:
-    """Start the stack, simulate ticks into Kafka, run the market pipeline, show every layer."""
+    """Start the stack, run the market flow, its alerts and the transaction flow; show each."""
     settings = get_settings()
     began = time.monotonic()
     Stack(settings).up(report=console.print)
