@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from finlake.contracts.market_feed import DEFAULT_PRODUCER_IMAGE
-from finlake.contracts.medallion_pipeline import DEFAULT_SPARK_IMAGE
+from finlake.contracts.pipeline_jobs import DEFAULT_SPARK_IMAGE
 from finlake_operator.config import OperatorOptions
 
 ROOT = Path(__file__).resolve().parents[3]
