@@ -24,9 +24,10 @@ app = typer.Typer(
 
 def _ml_settings() -> MlSettings:
     try:
-        import feast  # noqa: F401
         import mlflow  # noqa: F401
 
+        # Feast only through finlake.ml, which keeps it from switching Prometheus to files.
+        import finlake.ml.store  # noqa: F401
         from finlake.ml.settings import MlSettings
     except ImportError as error:
         raise ConfigurationError(

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -163,3 +166,26 @@ def test_online_features_before_any_refresh_are_a_clear_error(store: FraudFeatur
     # POST /v1/predict maps FeatureStoreError to 404; Feast's own error was a 500.
     with pytest.raises(FeatureStoreError, match=r"no features to score with .*finlake ml features"):
         store.online([{"account_id": "acc1", "merchant": "m1", "country": "DE"}])
+
+
+IMPORT_PROBE = """
+import os
+import finlake.ml.store
+from prometheus_client import CollectorRegistry, Counter, values
+assert values.ValueClass is values.MutexValue, values.ValueClass
+assert not {k for k in os.environ if k.lower().startswith("prometheus_multiproc")}, os.environ
+first, second = CollectorRegistry(), CollectorRegistry()
+Counter("probe", "one", registry=first).inc()
+Counter("probe", "two", registry=second).inc()
+assert second.get_sample_value("probe_total") == 1.0
+"""
+
+
+def test_importing_feast_keeps_prometheus_metrics_in_memory() -> None:
+    # feast.metrics sets PROMETHEUS_MULTIPROC_DIR on import: every metric of one name then shared
+    # a value across registries (ingestion and query API tests counted each other's errors).
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("prometheus_multiproc")}
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
