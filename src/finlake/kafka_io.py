@@ -112,3 +112,28 @@ def read_back(
     finally:
         consumer.close()
     return records
+
+
+def partition_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """Per partition of ``topic``, the offset after its last record (the high watermark)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "logger": CLIENT_LOGGER,
+            "group.id": "finlake-offsets",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            problem = metadata.error if metadata is not None else "not found"
+            raise FinlakeError(f"topic {topic} at {bootstrap}: {problem}")
+        return {
+            partition: consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout_s
+            )[1]
+            for partition in sorted(metadata.partitions)
+        }
+    finally:
+        consumer.close()

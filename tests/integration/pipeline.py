@@ -24,8 +24,9 @@ def pipeline_env(settings: FinlakeSettings, topic: str, **extra: str) -> dict[st
     }
 
 
-def run_once(env: dict[str, str]) -> None:
-    """Drain the topic once; fail the test with the pipeline's output when it fails."""
+def run_once(env: dict[str, str]) -> str:
+    """Drain the topic once; fail the test with the pipeline's output when it fails, else
+    return that output (stdout, then stderr)."""
     done = subprocess.run(
         [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", "market", "--once"],
         env=env,
@@ -36,3 +37,4 @@ def run_once(env: dict[str, str]) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "market: done" in done.stdout
+    return done.stdout + done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -242,3 +243,28 @@ def test_killed_stream_restarts_to_the_same_gold(settings: FinlakeSettings, tmp_
     assert scalar(query, "SELECT count(*) FROM market.raw") == len(ticks)
     assert scalar(query, "SELECT count(*) FROM market.cleaned") == len(ticks)
     assert_gold_matches(query, ticks)
+
+
+def test_a_lost_checkpoint_resumes_after_the_last_recorded_batch(
+    settings: FinlakeSettings, tmp_path: Path
+) -> None:
+    topic = new_topic(settings, "ticks-lost-checkpoint")
+    first = clean_ticks(START, 100, seed=5)
+    publish(settings, topic, first, key_field="symbol")
+    env = market_env(settings, tmp_path, topic)
+    run_once(env)
+    # A driver restarted onto an empty volume: the lake remains, Spark's offsets are gone.
+    shutil.rmtree(tmp_path / "checkpoints" / "market-stream")
+    second = clean_ticks(START + 100 * timedelta(seconds=20), 60, seed=6)
+    publish(settings, topic, second, key_field="symbol")
+    output = run_once(env)
+    assert f"resuming {topic} after the batches the lake recorded" in output
+    query = lake(tmp_path)
+    everything = first + second
+    # Each Kafka record once in bronze: the first run's records were not read again.
+    _, [(rows, records)] = query.run(
+        "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM market.raw"
+    )
+    assert (rows, records) == (len(everything), len(everything))
+    assert scalar(query, "SELECT count(*) FROM market.cleaned") == len(everything)
+    assert_gold_matches(query, everything)

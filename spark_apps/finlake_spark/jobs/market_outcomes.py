@@ -65,6 +65,7 @@ class Outcome:
     rows: int
     earliest: datetime | None
     latest: datetime | None
+    last_offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,15 @@ class Summary:
             maxima[group.partition] = max(group.latest, prior) if prior else group.latest
         return maxima
 
+    def next_offsets(self) -> dict[int, int]:
+        """Per Kafka partition read, the offset after the batch's last record of it."""
+        after: dict[int, int] = {}
+        for group in self.groups:
+            if group.partition is None or group.last_offset is None:
+                continue
+            after[group.partition] = max(after.get(group.partition, 0), group.last_offset + 1)
+        return after
+
 
 def summarize(tagged: DataFrame) -> Summary:
     """One aggregation over a tagged batch (see ``tag_ticks``)."""
@@ -112,12 +122,21 @@ def summarize(tagged: DataFrame) -> Summary:
             F.count(F.lit(1)).alias("rows"),
             F.min("timestamp").alias("earliest"),
             F.max("timestamp").alias("latest"),
+            F.max("kafka_offset").alias("last_offset"),
         )
         .collect()
     )
     return Summary(
         tuple(
-            Outcome(r.outcome, r.kafka_partition, r.pending, r.rows, r.earliest, r.latest)
+            Outcome(
+                r.outcome,
+                r.kafka_partition,
+                r.pending,
+                r.rows,
+                r.earliest,
+                r.latest,
+                r.last_offset,
+            )
             for r in rows
         )
     )

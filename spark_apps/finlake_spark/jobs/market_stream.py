@@ -7,10 +7,8 @@ import logging
 import re
 import signal
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -57,6 +55,7 @@ from finlake_spark.jobs.market_outcomes import (
     summarize,
     undecodable,
 )
+from finlake_spark.jobs.market_resume import checkpoint_id, resume_from
 from finlake_spark.jobs.market_schemas import NOT_WIRE_FORMAT, WriterSchemas, wire_schema_id
 from finlake_spark.metrics import record_batch
 from finlake_spark.progress import observe_progress
@@ -119,7 +118,8 @@ class MarketBatch(WriterSchemas):
         steps.lap("bronze")
         self.to_silver_and_gold(spark, tagged, summary, counts, marker, done, steps)
         partition_max = summary.partition_max(previous)
-        self.write_run(spark, batch_id, counts, partition_max, time.monotonic() - started)
+        offsets = summary.next_offsets()
+        self.write_run(spark, batch_id, counts, (partition_max, offsets), started)
         record_batch(
             counts,
             time.monotonic() - started,
@@ -178,12 +178,18 @@ class MarketBatch(WriterSchemas):
         return undecoded.withColumn("error", error)
 
     def previous_run(self, spark: SparkSession, batch_id: int) -> dict[int, datetime]:
-        """Per-partition max event time after the previous batch of this checkpoint."""
+        """Per-partition max event time after the previous batch of this checkpoint (the first
+        batch of a new one: after the topic's latest batch, where ``market_resume`` resumes)."""
+        runs = self.table(spark, MARKET_RUNS.identifier)
         rows = (
-            self.table(spark, MARKET_RUNS.identifier)
-            .filter(F.col("batch_key").startswith(f"{self.checkpoint_id}:"))
+            runs.filter(F.col("batch_key").startswith(f"{self.checkpoint_id}:"))
             .filter(F.col("batch_id") < batch_id)
             .orderBy(F.col("batch_id").desc())
+            .limit(1)
+            .collect()
+        ) or (
+            runs.filter(F.col("kafka_topic") == self.settings.market.topic)
+            .orderBy(F.col("committed_at").desc())
             .limit(1)
             .collect()
         )
@@ -289,10 +295,12 @@ class MarketBatch(WriterSchemas):
         spark: SparkSession,
         batch_id: int,
         counts: BatchCounts,
-        partition_max: dict[int, datetime],
-        duration_s: float,
+        positions: tuple[dict[int, datetime], dict[int, int]],
+        started: float,
     ) -> None:
-        """Record the batch in ``market.pipeline_runs`` (replaces a replayed batch's row)."""
+        """Record the batch in ``market.pipeline_runs`` (replaces a replayed batch's row), with
+        its ``positions``: per partition, the latest event time so far and the next offset."""
+        partition_max, offsets = positions
         latest = max(partition_max.values(), default=None)
         lateness = timedelta(seconds=self.settings.market.allowed_lateness_s)
         row = {
@@ -302,7 +310,8 @@ class MarketBatch(WriterSchemas):
             "max_event_time": latest,
             "partition_max_event_time": partition_max,
             **counts.__dict__,
-            "duration_s": duration_s,
+            "duration_s": time.monotonic() - started,
+            "kafka_topic": self.settings.market.topic,
         }
         # Built from literals in the JVM: createDataFrame would start a Python worker per batch.
         maxima = [x for p, m in sorted(partition_max.items()) for x in (F.lit(p), F.lit(m))]
@@ -315,6 +324,7 @@ class MarketBatch(WriterSchemas):
             **row,
             "partition_max_event_time": F.create_map(*maxima),
             "quarantined_by_rule": F.create_map(*by_rule),
+            "next_offsets": F.create_map(*[F.lit(x) for p in sorted(offsets.items()) for x in p]),
         }
         target = self.table(spark, MARKET_RUNS.identifier).drop("committed_at").schema
         columns = [
@@ -332,19 +342,6 @@ class MarketBatch(WriterSchemas):
         )
 
 
-def checkpoint_id(checkpoint: Path) -> str:
-    """The query id Spark keeps in the checkpoint, created first so every batch can name it.
-
-    Spark reuses an existing ``metadata`` file, so a restart keeps the id and a new
-    checkpoint gets a new one (which is how idempotency markers stay unambiguous).
-    """
-    metadata = checkpoint / "metadata"
-    if not metadata.exists():
-        checkpoint.mkdir(parents=True, exist_ok=True)
-        metadata.write_text(json.dumps({"id": str(uuid.uuid4())}) + "\n")
-    return str(json.loads(metadata.read_text().splitlines()[0])["id"])
-
-
 def start(
     spark: SparkSession,
     settings: SparkAppSettings,
@@ -355,10 +352,14 @@ def start(
     """Start the stream: Kafka source, foreachBatch sink, checkpoint under $FINLAKE_HOME."""
     ensure_tables(spark, settings, MARKET_TABLES)
     checkpoint = settings.home.resolve() / "checkpoints" / "market-stream"
+    topic = settings.market.topic
     source = kafka_stream(
         spark,
         settings.kafka.bootstrap,
-        settings.market.topic,
+        topic,
+        starting_offsets=resume_from(
+            spark, settings.spark.catalog, settings.kafka.bootstrap, topic, checkpoint
+        ),
         max_offsets_per_trigger=settings.market.max_offsets_per_trigger,
     )
     writer = source.writeStream.option("checkpointLocation", str(checkpoint))

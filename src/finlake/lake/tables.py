@@ -149,6 +149,13 @@ MARKET_RUNS = TableSpec(
         Column("gold_1m_rows", "bigint", "1-minute bars written."),
         Column("gold_1h_rows", "bigint", "1-hour bars written."),
         Column("duration_s", "double", "Batch duration in seconds."),
+        Column("kafka_topic", "string", "Topic the batch read."),
+        Column(
+            "next_offsets",
+            "map<int,bigint>",
+            "Per Kafka partition the batch read, the offset after its last record: where a "
+            "stream whose checkpoint was lost resumes.",
+        ),
         Column("committed_at", "timestamp", "When the batch finished, UTC."),
     ),
     None,
