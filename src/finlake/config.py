@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,9 +91,19 @@ class StackSettings(BaseModel):
 
 
 class SparkSettings(BaseModel):
-    """The local Spark session: master, parallelism, catalog name."""
+    """The Spark session: master, connectors, parallelism, catalog name."""
 
-    master: str = Field(default="local[2]", description="Spark master URL.")
+    master: str = Field(
+        default="local[2]",
+        description="Spark master URL. Unless set, a job started by spark-submit (the Spark image, "
+        "a SparkApplication) uses the master spark-submit was given (e.g. k8s://...).",
+    )
+    connectors: Literal["download", "provided"] = Field(
+        default="download",
+        description="download: resolve the pinned connector jars from Maven into the cache and "
+        "add them to the session; provided: they are on Spark's class path already (the "
+        "finlake Spark image's /opt/spark/jars).",
+    )
     shuffle_partitions: int | None = Field(
         default=None, ge=1, description="spark.sql.shuffle.partitions; default: the core count."
     )

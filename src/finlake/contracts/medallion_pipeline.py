@@ -308,9 +308,14 @@ def stream_env(pipeline: MedallionPipelineSpec) -> dict[str, str]:
 
 
 def detection_env(pipeline: MedallionPipelineSpec) -> dict[str, str]:
-    """The FINLAKE_DETECTION__* settings of the alert detection job for this pipeline."""
+    """The FINLAKE_DETECTION__* settings of the alert detection job for this pipeline.
+
+    Its tasks run in its driver (local mode on the driver's cores), not on the executors
+    spark-submit was given: the rules' state lives in the checkpoint on the driver's disk, which
+    executors in other pods could not share."""
     detection = pipeline.detection
     return {
+        "FINLAKE_SPARK__MASTER": f"local[{pipeline.spark.driver.cores}]",
         "FINLAKE_DETECTION__SOURCE_TOPIC": pipeline.source_topic,
         "FINLAKE_DETECTION__ALERTS_TOPIC": detection.alerts_topic,
         "FINLAKE_DETECTION__STATE_PARTITIONS": str(detection.state_partitions),

@@ -104,7 +104,11 @@ class SparkSpec(SpecModel):
         default="finlake-spark", pattern=K8S_NAME, max_length=253, description="Driver account."
     )
     driver: SparkPodSpec = Field(default_factory=SparkPodSpec, description="Driver size.")
-    executor: ExecutorSpec = Field(default_factory=ExecutorSpec, description="Executor size.")
+    executor: ExecutorSpec = Field(
+        default_factory=ExecutorSpec,
+        description="Executors of the stream, batch and maintenance jobs (alert detection runs "
+        "its tasks in its driver, next to its state).",
+    )
     driver_memory_overhead: str | None = Field(
         default=None, pattern=QUANTITY, description="Driver memory overhead."
     )

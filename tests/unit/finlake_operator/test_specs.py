@@ -177,6 +177,8 @@ def test_a_market_pipeline_detects_alerts_unless_told_not_to() -> None:
     )
     assert pipeline.detection.enabled is True
     assert detection_env(pipeline) == {
+        # Its state is in the driver's checkpoint: its tasks run there, on the driver's cores.
+        "FINLAKE_SPARK__MASTER": "local[1]",
         "FINLAKE_DETECTION__SOURCE_TOPIC": "ticks",
         "FINLAKE_DETECTION__ALERTS_TOPIC": "alerts",
         "FINLAKE_DETECTION__STATE_PARTITIONS": "4",
