@@ -31,5 +31,7 @@ class MarketTickEncoder:
         """The tick in the Confluent wire format."""
         out = io.BytesIO()
         out.write(self.header)
-        fastavro.schemaless_writer(out, self._schema, tick.to_avro())
+        # A pydantic model keeps its field values in __dict__; MarketTick's are all plain values,
+        # so that is the mapping to_avro() would copy (a microsecond per record at 100k+/s).
+        fastavro.schemaless_writer(out, self._schema, tick.__dict__)
         return out.getvalue()

@@ -165,9 +165,7 @@ class TickPublisher:
             self._delivered = 0
         if self._latencies:
             latencies, self._latencies = self._latencies, []
-            observe = self._latency.observe
-            for latency in latencies:
-                observe(latency)
+            self._latency.observe_many(latencies)
 
     def poll(self) -> None:
         """Serve pending delivery reports without waiting, and update the metrics."""
