@@ -48,10 +48,11 @@ def has_offsets(checkpoint: Path) -> bool:
 
 
 def recorded_offsets(spark: SparkSession, catalog: str, topic: str) -> dict[int, int]:
-    """Per partition of ``topic``, the offset after the last record any recorded batch read."""
+    """Per partition of ``topic``, the offset after the last record of the latest recorded batch
+    that read it (the latest, not the largest: a topic created again starts over at 0)."""
     rows = spark.sql(
         f"""
-        SELECT kafka_partition, max(next_offset) AS next_offset
+        SELECT kafka_partition, max_by(next_offset, committed_at) AS next_offset
         FROM {MARKET_RUNS.qualified(catalog)}
         LATERAL VIEW explode(next_offsets) AS kafka_partition, next_offset
         WHERE kafka_topic = {_literal(topic)}

@@ -181,14 +181,14 @@ class MarketBatch(WriterSchemas):
         """Per-partition max event time after the previous batch of this checkpoint (the first
         batch of a new one: after the topic's latest batch, where ``market_resume`` resumes)."""
         runs = self.table(spark, MARKET_RUNS.identifier)
+        mine = F.col("batch_key").startswith(f"{self.checkpoint_id}:")
         rows = (
-            runs.filter(F.col("batch_key").startswith(f"{self.checkpoint_id}:"))
-            .filter(F.col("batch_id") < batch_id)
+            runs.filter(mine & (F.col("batch_id") < batch_id))
             .orderBy(F.col("batch_id").desc())
             .limit(1)
             .collect()
         ) or (
-            runs.filter(F.col("kafka_topic") == self.settings.market.topic)
+            runs.filter((F.col("kafka_topic") == self.settings.market.topic) & ~mine)
             .orderBy(F.col("committed_at").desc())
             .limit(1)
             .collect()

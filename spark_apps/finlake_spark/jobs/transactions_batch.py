@@ -364,10 +364,13 @@ def _run_id() -> str:
 
 
 def batch_session(settings: FinlakeSettings, app_name: str = APP_NAME) -> SparkSession:
-    """The batch's Spark session (its JVM options take effect only if it starts the JVM)."""
-    return build_session(
-        settings, app_name=app_name, extra={"spark.driver.extraJavaOptions": BATCH_JAVA_OPTIONS}
-    )
+    """The batch's Spark session (the driver's JVM options take effect only if it starts the
+    JVM; executors on a cluster master get them too)."""
+    options = {
+        "spark.driver.extraJavaOptions": BATCH_JAVA_OPTIONS,
+        "spark.executor.extraJavaOptions": BATCH_JAVA_OPTIONS,
+    }
+    return build_session(settings, app_name=app_name, extra=options)
 
 
 def run_once(

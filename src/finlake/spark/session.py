@@ -100,6 +100,13 @@ def build_session(
     provides them) and the lake's catalog, plus ``extra`` conf; local unless a master is set or
     spark-submit was given one."""
     lake = lake_connection(settings)
+    master = spark_master(settings)
+    if master.startswith("k8s://") and lake.is_local:
+        raise ConfigurationError(
+            f"on {master} the executors run in pods of their own and cannot share this lake's "
+            "SQLite catalog and local warehouse: set FINLAKE_LAKE__CATALOG_URL (PostgreSQL) and "
+            "an S3 FINLAKE_LAKE__WAREHOUSE"
+        )
     # Under spark-submit the driver's JVM (and its class path) exists before this runs.
     submitted = os.environ.get(SUBMIT_GATEWAY_ENV) is not None
     jars: list[Path] = []
@@ -118,7 +125,6 @@ def build_session(
         # The AWS SDK v2 inside S3FileIO reads these (S3 emulators reject chunked checksums).
         for key, value in S3_CHECKSUM_ENV.items():
             os.environ.setdefault(key, value)
-    master = spark_master(settings)
     # Local mode only: the driver JVM is every executor, so the class path above reaches them all.
     local = master.startswith("local") and not submitted
     local_fs = local_fs_jar(settings.stack.cache_dir) if local else None

@@ -59,6 +59,14 @@ def test_downloaded_connectors_cannot_reach_a_driver_spark_submit_started(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SUBMIT_GATEWAY_ENV, "1")
-    settings = FinlakeSettings.model_validate({"home": tmp_path})
+    # An explicit master: no question to the (absent) gateway about spark-submit's.
+    settings = FinlakeSettings.model_validate({"home": tmp_path, "spark": {"master": "local[2]"}})
     with pytest.raises(ConfigurationError, match="FINLAKE_SPARK__CONNECTORS=provided"):
+        build_session(settings)
+
+
+def test_a_kubernetes_master_refuses_a_lake_only_the_driver_can_see(tmp_path: Path) -> None:
+    master = "k8s://https://kubernetes.default.svc"
+    settings = FinlakeSettings.model_validate({"home": tmp_path, "spark": {"master": master}})
+    with pytest.raises(ConfigurationError, match="FINLAKE_LAKE__CATALOG_URL"):
         build_session(settings)
