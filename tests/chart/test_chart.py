@@ -109,7 +109,15 @@ def test_operator_rbac_is_namespaced_by_default_without_wildcards(chart_tools: C
         ("", "namespaces", "watch"),
     }
     roles = [d for d in documents(manifests) if d["kind"] == "Role"]
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["markets", "risk"]  # type: ignore[index]
+    by_component: dict[str, list[str]] = {}
+    for role in roles:
+        component = role["metadata"]["labels"]["app.kubernetes.io/component"]  # type: ignore[index]
+        by_component.setdefault(component, []).append(role["metadata"]["namespace"])  # type: ignore[index]
+    # The operator's, and the Spark drivers' (to run their executors), in each watched namespace.
+    assert {c: sorted(n) for c, n in by_component.items()} == {
+        "operator": ["markets", "risk"],
+        "spark": ["markets", "risk"],
+    }
     for rule in rbac_rules(manifests, "Role"):
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
@@ -119,7 +127,9 @@ def test_operator_rbac_is_namespaced_by_default_without_wildcards(chart_tools: C
 
 
 def test_operator_rbac_cluster_wide_option(chart_tools: ChartTools) -> None:
-    manifests = chart_tools.render("--set", "operator.clusterWide=true")
+    manifests = chart_tools.render(
+        "--set", "operator.clusterWide=true", "--set", "sparkApps.serviceAccount.create=false"
+    )
     kinds = [doc["kind"] for doc in documents(manifests)]
     assert "Role" not in kinds
     assert kinds.count("ClusterRole") == 2  # the operator's and the discovery one
