@@ -271,3 +271,46 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield running
     finally:
         running.stop()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "manifests" / "examples"
+
+
+def condition_of(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    """The condition ``kind`` of a resource's status, if it has one."""
+    for condition in ((obj or {}).get("status") or {}).get("conditions", []):
+        if condition["type"] == kind:
+            return dict(condition)
+    return None
+
+
+def mark_available(cluster: Cluster, name: str) -> None:
+    """Play the missing controller: report the Deployment's replicas as available."""
+    deployment = cluster.get("deployment", name)
+    assert deployment is not None
+    counts = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1}
+    generation = {"observedGeneration": deployment["metadata"]["generation"]}
+    status = json.dumps({"status": counts | generation})
+    cluster.kubectl(
+        "patch", "deployment", name, "-n", NAMESPACE, "--subresource=status",
+        "--type=merge", "-p", status,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def examples(cluster: Cluster, operator: Operator) -> Cluster:
+    assert operator.process is not None
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLES))
+    return cluster
+
+
+def refused(cluster: Cluster, kind: str, name: str, spec: str) -> str:
+    """kubectl's answer to applying a ``kind`` with ``spec``, which the API server must refuse."""
+    manifest = (
+        f"apiVersion: finlake.io/v1alpha1\nkind: {kind}\n"
+        f"metadata: {{name: {name}, namespace: {NAMESPACE}}}\nspec: {spec}\n"
+    )
+    answer = cluster.kubectl("apply", "-f", "-", stdin=manifest, check=False)
+    assert cluster.get(kind.lower(), name) is None, answer
+    return answer
