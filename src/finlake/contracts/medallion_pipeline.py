@@ -319,6 +319,7 @@ def detection_env(pipeline: MedallionPipelineSpec) -> dict[str, str]:
         "FINLAKE_DETECTION__SOURCE_TOPIC": pipeline.source_topic,
         "FINLAKE_DETECTION__ALERTS_TOPIC": detection.alerts_topic,
         "FINLAKE_DETECTION__STATE_PARTITIONS": str(detection.state_partitions),
+        "FINLAKE_DETECTION__STARTING_OFFSETS": detection.starting_offsets,
         "FINLAKE_DETECTION__METRICS_PORT": str(pipeline.spark.metrics_port),
         "FINLAKE_DETECTION__METRICS_HOST": "0.0.0.0",
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field
 
@@ -57,6 +58,13 @@ class DetectionSpec(SpecModel):
         le=64,
         description="Tasks of the per-symbol stateful step per micro-batch (fixed by the "
         "checkpoint once it exists).",
+    )
+    starting_offsets: Literal["latest", "earliest"] = Field(
+        default="latest",
+        description="Where detection reads from when it has no checkpoint (its first start, or "
+        "its driver's disk was lost): latest evaluates ticks from then on; earliest evaluates "
+        "the whole retained topic, firing for past patterns too (event ids are deterministic, "
+        "so the alert service sends none twice).",
     )
 
 

@@ -182,6 +182,8 @@ def test_a_market_pipeline_detects_alerts_unless_told_not_to() -> None:
         "FINLAKE_DETECTION__SOURCE_TOPIC": "ticks",
         "FINLAKE_DETECTION__ALERTS_TOPIC": "alerts",
         "FINLAKE_DETECTION__STATE_PARTITIONS": "4",
+        # A first start evaluates ticks from then on, not the whole retained topic.
+        "FINLAKE_DETECTION__STARTING_OFFSETS": "latest",
         "FINLAKE_DETECTION__METRICS_PORT": "9100",
         "FINLAKE_DETECTION__METRICS_HOST": "0.0.0.0",
     }
