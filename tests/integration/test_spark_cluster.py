@@ -25,11 +25,16 @@ import pyspark
 import pytest
 
 from finlake.config import FinlakeSettings
+from finlake.contracts.models import MarketTick
+from finlake.contracts.topics import TopicSpec
+from finlake.kafka_io import publish
 from finlake.query import LakeQuery
 from finlake.stack.artifacts import SPARK, ArtifactCache
+from finlake.stack.kafka import create_topics
 from finlake.transactions.generate import write_transactions_csv
 from finlake.transactions.upload import open_lake, upload_transactions
 from tests.conftest import free_port
+from tests.integration.pipeline import pipeline_env, run_once
 
 REPO = Path(__file__).resolve().parents[2]
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -104,6 +109,15 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
                 process.kill()
 
 
+def assert_tasks_ran_on_the_executor(standalone: Standalone, before: set[Path]) -> None:
+    """The one application started since ``before`` ran tasks in the worker's executor, a JVM
+    of its own, not in the driver."""
+    [app] = set(standalone.work.glob("app-*")) - before
+    [executor_log] = list(app.glob("*/stderr"))
+    text = executor_log.read_text()
+    assert text.count("Finished task") > 0, text[-3000:]
+
+
 def test_a_submitted_job_runs_its_tasks_on_the_clusters_executor(
     standalone: Standalone, tmp_path: Path
 ) -> None:
@@ -115,6 +129,7 @@ def test_a_submitted_job_runs_its_tasks_on_the_clusters_executor(
     catalog, warehouse = open_lake(settings)
     with csv.open("rb") as stream:
         uploaded = upload_transactions(catalog, warehouse, stream, file_name=csv.name)
+    before = set(standalone.work.glob("app-*"))
     # The image runs the main file alone in its folder (next to finlake_spark's modules, its
     # folder would shadow the standard library's io).
     app = tmp_path / "app"
@@ -152,7 +167,36 @@ def test_a_submitted_job_runs_its_tasks_on_the_clusters_executor(
     _, [(quarantined,)] = query.run("SELECT count(*) FROM transactions.quarantine")
     assert validated + quarantined == uploaded.rows_total
     assert validated > 0
-    # The work ran in the worker's executor, a JVM of its own, not in the driver.
-    [executor_log] = list(standalone.work.glob("app-*/*/stderr"))
-    finished = executor_log.read_text().count("Finished task")
-    assert finished > 0, executor_log.read_text()[-3000:]
+    assert_tasks_ran_on_the_executor(standalone, before)
+
+
+def test_the_market_stream_on_a_cluster_master_ships_its_connectors_to_the_executor(
+    standalone: Standalone, settings: FinlakeSettings, tmp_path: Path
+) -> None:
+    topic = "ticks-on-a-cluster"
+    create_topics(settings.kafka.bootstrap, [TopicSpec(topic, 3, 86_400_000, "symbol", None)])
+    start = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+    ticks = [
+        MarketTick(
+            symbol=symbol, timestamp=start + step * timedelta(seconds=15), price=100 + step / 10,
+            volume=10 * (step + 1), source="replay", produced_at=start,
+        )
+        for step in range(120)
+        for symbol in ("AAA", "BBB")
+    ]  # fmt: skip
+    publish(settings, topic, ticks, key_field="symbol")
+    before = set(standalone.work.glob("app-*"))
+    lake = settings.model_copy(update={"home": tmp_path})
+    # Not under spark-submit: the master comes from the settings, the downloaded connectors go
+    # to the executor with the application (spark.jars).
+    env = pipeline_env(
+        lake, topic, FINLAKE_SPARK__MASTER=standalone.url, PYSPARK_PYTHON=sys.executable,
+        SPARK_LOCAL_IP="127.0.0.1",
+    )  # fmt: skip
+    run_once(env)
+    query = LakeQuery(FinlakeSettings.model_validate({"home": tmp_path}))
+    _, [(bronze,)] = query.run("SELECT count(*) FROM market.raw")
+    _, [(silver,)] = query.run("SELECT count(*) FROM market.cleaned")
+    _, [(bars,)] = query.run("SELECT count(*) FROM market.ohlc_1m")
+    assert (bronze, silver, bars) == (len(ticks), len(ticks), 2 * 30)
+    assert_tasks_ran_on_the_executor(standalone, before)
