@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from finlake.kafka_io import partition_offsets
 from finlake.lake.tables import MARKET_RUNS
@@ -50,15 +51,14 @@ def has_offsets(checkpoint: Path) -> bool:
 def recorded_offsets(spark: SparkSession, catalog: str, topic: str) -> dict[int, int]:
     """Per partition of ``topic``, the offset after the last record of the latest recorded batch
     that read it (the latest, not the largest: a topic created again starts over at 0)."""
-    rows = spark.sql(
-        f"""
-        SELECT kafka_partition, max_by(next_offset, committed_at) AS next_offset
-        FROM {MARKET_RUNS.qualified(catalog)}
-        LATERAL VIEW explode(next_offsets) AS kafka_partition, next_offset
-        WHERE kafka_topic = {_literal(topic)}
-        GROUP BY kafka_partition
-        """
-    ).collect()
+    rows = (
+        spark.table(MARKET_RUNS.qualified(catalog))
+        .filter(F.col("kafka_topic") == topic)
+        .select(F.explode("next_offsets").alias("kafka_partition", "next_offset"), "committed_at")
+        .groupBy("kafka_partition")
+        .agg(F.max_by("next_offset", "committed_at").alias("next_offset"))
+        .collect()
+    )
     return {int(row.kafka_partition): int(row.next_offset) for row in rows}
 
 
@@ -100,7 +100,3 @@ def resume_from(
         else "",
     )
     return offsets
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
