@@ -23,6 +23,7 @@ PLURALS = {
     "Secret": "secrets",
     "Service": "services",
     "Deployment": "deployments",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
     "SparkApplication": "sparkapplications",
     "ScheduledSparkApplication": "scheduledsparkapplications",
     "MarketFeed": "marketfeeds",

@@ -86,15 +86,19 @@ class Cluster:
         return json.loads(done.stdout) if done.stdout.strip() else None
 
 
-def eventually(probe: Callable[[], T | None], timeout_s: float = 60, what: str = "") -> T:
-    """Poll ``probe`` until it returns something truthy."""
+def eventually(
+    probe: Callable[[], T | None], timeout_s: float = 60, what: str | Callable[[], str] = ""
+) -> T:
+    """Poll ``probe`` until it returns something truthy (``what``: the timeout's message, or
+    what computes it then, e.g. with the resource's status)."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or probe}")
+            message = what() if callable(what) else what
+            raise AssertionError(f"timed out waiting for {message or probe}")
         time.sleep(0.5)
 
 

@@ -44,13 +44,24 @@ def test_examples_get_their_children_owned_by_them(examples: Cluster) -> None:
         "--rules",
         "/etc/finlake/rules",
     ]
+    # The example keeps its checkpoints on claims (spec.persistence), the rules next to them.
     assert detection["spec"]["volumes"] == [
-        {"name": "alert-rules", "configMap": {"name": "finlake-alert-rules", "optional": True}}
+        {"name": "alert-rules", "configMap": {"name": "finlake-alert-rules", "optional": True}},
+        {
+            "name": "state",
+            "persistentVolumeClaim": {"claimName": "market-alert-detection-checkpoints"},
+        },
     ]
     assert detection["spec"]["driver"]["volumeMounts"][0]["mountPath"] == "/etc/finlake/rules"
+    for claim in ("market-stream-checkpoints", "market-alert-detection-checkpoints"):
+        found = eventually(lambda claim=claim: examples.get("persistentvolumeclaim", claim))
+        assert found["spec"]["resources"]["requests"]["storage"] == "5Gi"
     rules = eventually(lambda: examples.get("configmap", "finlake-alert-rules"), what="rules")
     assert set(rules["data"]) == {"big-tech-breakout.yaml", "unusual-move.yaml"}
     alerting = eventually(lambda: examples.get("deployment", "big-tech-breakout-alerting"))
+    assert eventually(
+        lambda: examples.get("persistentvolumeclaim", "big-tech-breakout-alerting-state")
+    )
     env = alerting["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {
         "name": "FINLAKE_SECRET_ALERTS_SLACK_WEBHOOK_URL",

@@ -12,21 +12,26 @@ from finlake.contracts.alert_rule import KIND, AlertRuleSpec
 from finlake.contracts.resources import API_VERSION
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
+    STATE_VOLUME,
     Owner,
+    build_state_claim,
     child_labels,
     cluster_ip_service,
     config_hash,
+    deployment_strategy,
     hardened_container_security,
     metadata,
     owner_reference,
     platform_env_from,
     selector_labels,
+    state_volume,
 )
 
 APP = "finlake-alerting"
 RULES_CONFIG_MAP = "finlake-alert-rules"
 RULES_MOUNT = "/etc/finlake/rules"
 STATE_MOUNT = "/var/lib/finlake"
+SERVICE_UID = 10001
 METRICS_PORT = 9110
 DEFAULT_IMAGE = "ghcr.io/finlake/finlake-alerting:0.1.0"
 
@@ -39,6 +44,11 @@ def rules_key(owner: Owner) -> str:
 def alerting_name(owner: Owner) -> str:
     """Name of the rule's alerting Deployment."""
     return owner.child_name("alerting")
+
+
+def alerting_state_name(owner: Owner) -> str:
+    """Name of the claim holding the rule's alert service state (``spec.persistence``)."""
+    return owner.child_name("alerting-state")
 
 
 def rule_document(owner: Owner, rule: AlertRuleSpec) -> str:
@@ -135,9 +145,14 @@ def build_alerting_deployment(
         "volumeMounts": [
             {"name": "rules", "mountPath": RULES_MOUNT, "readOnly": True},
             # The delivery log (SQLite) on a read-only root filesystem.
-            {"name": "state", "mountPath": STATE_MOUNT},
+            {"name": STATE_VOLUME, "mountPath": STATE_MOUNT},
         ],
     }
+    claim = alerting_state_name(owner) if rule.persistence is not None else None
+    pod_security: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": SERVICE_UID}
+    if claim is not None:
+        # A new volume is root's: the service's group may write it.
+        pod_security["fsGroup"] = SERVICE_UID
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -145,6 +160,7 @@ def build_alerting_deployment(
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector_labels(owner, component)},
+            "strategy": deployment_strategy(single_writer=claim is not None),
             "template": {
                 "metadata": {
                     "labels": child_labels(owner, component, APP),
@@ -156,7 +172,7 @@ def build_alerting_deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "securityContext": pod_security,
                     "containers": [container],
                     "volumes": [
                         {
@@ -166,12 +182,20 @@ def build_alerting_deployment(
                                 "items": [{"key": rules_key(owner), "path": rules_key(owner)}],
                             },
                         },
-                        {"name": "state", "emptyDir": {}},
+                        state_volume(claim),
                     ],
                 },
             },
         },
     }
+
+
+def build_alerting_state_claim(owner: Owner, rule: AlertRuleSpec) -> dict[str, Any] | None:
+    """The claim of the rule's alert service state, when the rule asks for persistence."""
+    if rule.persistence is None:
+        return None
+    labels = ("alerting", APP)
+    return build_state_claim(owner, alerting_state_name(owner), labels, rule.persistence)
 
 
 def build_alerting_service(owner: Owner) -> dict[str, Any]:

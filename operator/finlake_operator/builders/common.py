@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from finlake.contracts.resources import API_VERSION
+from finlake.contracts.storage import PersistenceSpec
 
 MANAGED_BY = "finlake-operator"
 PLATFORM_CONFIG_MAP = "finlake-platform"
 OWNER_KIND_LABEL = "finlake.io/owner-kind"
 OWNER_NAME_LABEL = "finlake.io/owner-name"
 CONFIG_HASH_ANNOTATION = "finlake.io/config-hash"
+STATE_VOLUME = "state"
+"""The name of the volume a child keeps its state on (its pod's disk or its claim)."""
 
 
 @dataclass(frozen=True)
@@ -118,3 +121,43 @@ def hardened_container_security() -> dict[str, Any]:
 def platform_env_from() -> list[dict[str, Any]]:
     """Kafka, registry and catalog endpoints from the chart's ConfigMap (optional)."""
     return [{"configMapRef": {"name": PLATFORM_CONFIG_MAP, "optional": True}}]
+
+
+def build_state_claim(
+    owner: Owner, name: str, labels: tuple[str, str], persistence: PersistenceSpec
+) -> dict[str, Any]:
+    """The ReadWriteOnce PersistentVolumeClaim of a part's state (``labels``: component, app).
+
+    Without a ``storageClassName`` the API server gives the claim the cluster's default class
+    (a field this manager never sets, so re-applying leaves it alone)."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": persistence.size}},
+    }
+    if persistence.storage_class_name is not None:
+        spec["storageClassName"] = persistence.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata(owner, name, *labels),
+        "spec": spec,
+    }
+
+
+def state_volume(claim: str | None) -> dict[str, Any]:
+    """The state volume of a pod: its claim, else an emptyDir (the pod's own disk)."""
+    if claim is None:
+        return {"name": STATE_VOLUME, "emptyDir": {}}
+    return {"name": STATE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
+
+
+def deployment_strategy(*, single_writer: bool) -> dict[str, Any]:
+    """How a Deployment replaces its pods: a single writer (of a ReadWriteOnce claim, of one
+    request budget) stops before its successor starts; anything else rolls.
+
+    A rolling update states its (default) parameters: this manager then owns ``rollingUpdate``,
+    and a later switch to Recreate, which omits it, removes it. Left to the API server's
+    defaulting it would belong to no manager, stay, and make the Recreate Deployment invalid."""
+    if single_writer:
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}

@@ -7,18 +7,24 @@ from typing import Any
 from finlake.contracts.market_feed import FeedSource, MarketFeedSpec, ingestion_env
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
+    STATE_VOLUME,
     Owner,
+    build_state_claim,
     child_labels,
     cluster_ip_service,
     config_hash,
+    deployment_strategy,
     hardened_container_security,
     metadata,
     platform_env_from,
     selector_labels,
+    state_volume,
 )
 
 APP = "finlake-ingestion"
 COMPONENT = "producer"
+STATE_MOUNT = "/var/lib/finlake"
+PRODUCER_UID = 10001
 
 
 def producer_name(owner: Owner) -> str:
@@ -29,6 +35,11 @@ def producer_name(owner: Owner) -> str:
 def metrics_service_name(owner: Owner) -> str:
     """Name of the producer's metrics Service."""
     return owner.child_name("producer-metrics")
+
+
+def producer_state_name(owner: Owner) -> str:
+    """Name of the claim holding the producer's state (``producer.persistence``)."""
+    return owner.child_name("producer-state")
 
 
 def producer_settings(feed: MarketFeedSpec, symbols: tuple[str, ...]) -> dict[str, str]:
@@ -79,12 +90,16 @@ def build_producer_deployment(
             "limits": limits,
         },
         "securityContext": hardened_container_security(),
-        "volumeMounts": [{"name": "state", "mountPath": "/var/lib/finlake"}],
-        "env": [{"name": "FINLAKE_HOME", "value": "/var/lib/finlake"}],
+        "volumeMounts": [{"name": STATE_VOLUME, "mountPath": STATE_MOUNT}],
+        "env": [{"name": "FINLAKE_HOME", "value": STATE_MOUNT}],
     }
     selector = selector_labels(owner, COMPONENT)
+    claim = producer_state_name(owner) if producer.persistence is not None else None
+    pod_security: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": PRODUCER_UID}
+    if claim is not None:
+        pod_security["fsGroup"] = PRODUCER_UID  # a new volume is root's
     # One Yahoo poller at a time: two would spend the request budget twice.
-    strategy = "Recreate" if feed.source is FeedSource.YAHOO else "RollingUpdate"
+    single_writer = feed.source is FeedSource.YAHOO or claim is not None
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -92,7 +107,7 @@ def build_producer_deployment(
         "spec": {
             "replicas": producer.replicas,
             "selector": {"matchLabels": selector},
-            "strategy": {"type": strategy},
+            "strategy": deployment_strategy(single_writer=single_writer),
             "template": {
                 "metadata": {
                     "labels": child_labels(owner, COMPONENT, APP),
@@ -102,9 +117,9 @@ def build_producer_deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "securityContext": pod_security,
                     "containers": [container],
-                    "volumes": [{"name": "state", "emptyDir": {}}],
+                    "volumes": [state_volume(claim)],
                 },
             },
         },
@@ -119,11 +134,21 @@ def build_metrics_service(owner: Owner, feed: MarketFeedSpec) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def build_producer_state_claim(owner: Owner, feed: MarketFeedSpec) -> dict[str, Any] | None:
+    """The claim of the producer's state, when the feed asks for persistence."""
+    persistence = feed.producer.persistence
+    if persistence is None:
+        return None
+    return build_state_claim(owner, producer_state_name(owner), (COMPONENT, APP), persistence)
+
+
 def build_market_feed_children(
     owner: Owner, feed: MarketFeedSpec, symbols: tuple[str, ...]
 ) -> list[dict[str, Any]]:
-    """Every child of a MarketFeed, in apply order."""
+    """Every child of a MarketFeed, in apply order (its claim before the pod that mounts it)."""
+    claim = build_producer_state_claim(owner, feed)
     return [
+        *([claim] if claim is not None else []),
         build_producer_config_map(owner, feed, symbols),
         build_producer_deployment(owner, feed, symbols),
         build_metrics_service(owner, feed),

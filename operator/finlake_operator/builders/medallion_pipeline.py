@@ -27,12 +27,15 @@ from finlake.contracts.resources import API_VERSION, format_duration
 from finlake_operator.builders.alert_rule import RULES_CONFIG_MAP, RULES_MOUNT
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
+    STATE_VOLUME,
     Owner,
+    build_state_claim,
     child_labels,
     cluster_ip_service,
     config_hash,
     metadata,
     platform_env_from,
+    state_volume,
 )
 
 APP = "finlake-spark"
@@ -40,6 +43,10 @@ SPARK_API_VERSION = "sparkoperator.k8s.io/v1beta2"
 SPEC_MOUNT = "/etc/finlake/pipeline"
 SPEC_FILE = "pipeline.yaml"
 HISTORY_LIMIT = 3
+STATE_MOUNT = "/var/lib/finlake"
+"""Where a driver with a checkpoints claim keeps $FINLAKE_HOME (its checkpoints folder)."""
+SPARK_GID = 185
+"""The group of the apache/spark image's ``spark`` user, which the drivers run as."""
 
 
 def spec_config_map_name(owner: Owner) -> str:
@@ -60,6 +67,11 @@ def batch_name(owner: Owner) -> str:
 def detection_name(owner: Owner) -> str:
     """Name of the alert detection SparkApplication."""
     return owner.child_name("alert-detection")
+
+
+def checkpoints_name(owner: Owner, job: SparkJob) -> str:
+    """Name of the claim holding a streaming job's checkpoints (``spec.persistence``)."""
+    return owner.child_name(f"{job.value.removeprefix('market-')}-checkpoints")
 
 
 def maintenance_name(owner: Owner) -> str:
@@ -164,9 +176,46 @@ def _application_spec(
     }
 
 
+def _keep_checkpoints(
+    owner: Owner, pipeline: MedallionPipelineSpec, job: SparkJob, spec: dict[str, Any]
+) -> None:
+    """Mount the job's checkpoints claim as the driver's $FINLAKE_HOME (``spec.persistence``).
+
+    The streaming jobs' tasks run where their checkpoint is written from: the stream's driver
+    writes its offsets and commits, detection runs its stateful tasks in its driver (local mode),
+    so one ReadWriteOnce claim on the driver holds all of a job's state. Like the rules mount,
+    the volume reaches the pod through the spark-operator's webhook."""
+    if pipeline.persistence is None:
+        return
+    spec["volumes"] = [*spec.get("volumes", []), state_volume(checkpoints_name(owner, job))]
+    driver = spec["driver"]
+    mount = {"name": STATE_VOLUME, "mountPath": STATE_MOUNT}
+    driver["volumeMounts"] = [*driver.get("volumeMounts", []), mount]
+    env = [*driver["env"], {"name": "FINLAKE_HOME", "value": STATE_MOUNT}]
+    driver["env"] = sorted(env, key=lambda variable: variable["name"])
+    # A new volume is root's: the spark user's group may write it.
+    driver["podSecurityContext"] = {"fsGroup": SPARK_GID}
+
+
+def build_checkpoints_claims(owner: Owner, pipeline: MedallionPipelineSpec) -> list[dict[str, Any]]:
+    """The checkpoints claims of the pipeline's streaming jobs (none without persistence)."""
+    if pipeline.persistence is None or pipeline.flow is not PipelineFlow.MARKET:
+        return []
+    jobs = [SparkJob.STREAM]
+    if pipeline.detection.enabled:
+        jobs.append(SparkJob.ALERT_DETECTION)
+    return [
+        build_state_claim(
+            owner, checkpoints_name(owner, job), (job.value, APP), pipeline.persistence
+        )
+        for job in jobs
+    ]
+
+
 def build_stream_application(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
     """The always-running streaming job (restarted by the spark-operator when it fails)."""
     spec = _application_spec(owner, pipeline, SparkJob.STREAM, [])
+    _keep_checkpoints(owner, pipeline, SparkJob.STREAM, spec)
     spec["restartPolicy"] = {
         "type": "Always",
         "onFailureRetryInterval": 30,
@@ -200,6 +249,7 @@ def build_detection_application(owner: Owner, pipeline: MedallionPipelineSpec) -
         {"name": volume, "configMap": {"name": RULES_CONFIG_MAP, "optional": True}},
     ]
     spec["driver"]["volumeMounts"] = [{"name": volume, "mountPath": RULES_MOUNT, "readOnly": True}]
+    _keep_checkpoints(owner, pipeline, SparkJob.ALERT_DETECTION, spec)
     return {
         "apiVersion": SPARK_API_VERSION,
         "kind": "SparkApplication",
@@ -289,7 +339,8 @@ def build_metrics_service(owner: Owner, pipeline: MedallionPipelineSpec) -> dict
 def build_medallion_pipeline_children(
     owner: Owner, pipeline: MedallionPipelineSpec
 ) -> list[dict[str, Any]]:
-    """Every child of a MedallionPipeline, in apply order (the spec ConfigMap first)."""
+    """Every child of a MedallionPipeline, in apply order (the spec ConfigMap first, claims
+    before the applications that mount them)."""
     stream = []
     if pipeline.flow is PipelineFlow.MARKET:
         stream = [build_stream_application(owner, pipeline), build_metrics_service(owner, pipeline)]
@@ -297,6 +348,7 @@ def build_medallion_pipeline_children(
             stream.append(build_detection_application(owner, pipeline))
     return [
         build_spec_config_map(owner, pipeline),
+        *build_checkpoints_claims(owner, pipeline),
         *stream,
         build_batch_schedule(owner, pipeline),
         build_maintenance_schedule(owner, pipeline),
@@ -310,6 +362,8 @@ def possible_children(owner: Owner) -> list[tuple[str, str, str]]:
         (SPARK_API_VERSION, "ScheduledSparkApplication", batch_name(owner)),
         (SPARK_API_VERSION, "SparkApplication", detection_name(owner)),
         (SPARK_API_VERSION, "SparkApplication", stream_name(owner)),
+        ("v1", "PersistentVolumeClaim", checkpoints_name(owner, SparkJob.ALERT_DETECTION)),
+        ("v1", "PersistentVolumeClaim", checkpoints_name(owner, SparkJob.STREAM)),
         ("v1", "Service", metrics_service_name(owner)),
         ("v1", "ConfigMap", spec_config_map_name(owner)),
     ]

@@ -29,12 +29,14 @@ def _children_refs(owner: Owner) -> list[ObjectRef]:
             ObjectRef("v1", "Service", ns, feed_service(owner)),
             ObjectRef("apps/v1", "Deployment", ns, producer_name(owner)),
             ObjectRef("v1", "ConfigMap", ns, producer_name(owner)),
+            market_feed.state_claim_ref(owner),
         ]
     if owner.kind == medallion_pipeline.KIND:
         return medallion_pipeline.children_refs(owner)
     return [
         ObjectRef("apps/v1", "Deployment", ns, alerting_name(owner)),
         ObjectRef("v1", "Service", ns, alerting_name(owner)),
+        alert_rule.state_claim_ref(owner),
     ]
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from finlake.contracts.alert_rule import AlertRuleSpec
 from finlake_operator.builders.alert_rule import (
+    alerting_state_name,
     build_alerting_deployment,
     build_alerting_service,
+    build_alerting_state_claim,
     build_rules_entry,
 )
 from finlake_operator.builders.common import Owner
 from finlake_operator.handlers.medallion_pipeline import require_secret
-from finlake_operator.kube import Kube
+from finlake_operator.kube import Kube, ObjectRef
 from finlake_operator.reconcile import Plan
 
 KIND = "AlertRule"
@@ -30,9 +32,20 @@ def plan_alert_rule(owner: Owner, rule: AlertRuleSpec, kube: Kube, image: str) -
                 kube, owner.namespace, channel.secret_ref.name, f"spec.channels[{index}].secretRef"
             )
     kube.apply(build_rules_entry(owner, rule), field_manager=rules_field_manager(owner))
+    claim = build_alerting_state_claim(owner, rule)
     return Plan(
-        children=[build_alerting_deployment(owner, rule, image), build_alerting_service(owner)]
+        children=[
+            *([claim] if claim is not None else []),
+            build_alerting_deployment(owner, rule, image),
+            build_alerting_service(owner),
+        ],
+        obsolete=[] if claim is not None else [state_claim_ref(owner)],
     )
+
+
+def state_claim_ref(owner: Owner) -> ObjectRef:
+    """The rule's alert service state claim (deleted when ``persistence`` goes)."""
+    return ObjectRef("v1", "PersistentVolumeClaim", owner.namespace, alerting_state_name(owner))
 
 
 def remove_rule(owner: Owner, kube: Kube) -> None:

@@ -12,7 +12,7 @@ from finlake.contracts.market_feed import (
     parse_symbol_list,
 )
 from finlake_operator.builders.common import Owner
-from finlake_operator.builders.market_feed import build_market_feed_children
+from finlake_operator.builders.market_feed import build_market_feed_children, producer_state_name
 from finlake_operator.kube import Kube, ObjectRef
 from finlake_operator.reconcile import Degradation, Plan
 from finlake_operator.status import Reason
@@ -60,4 +60,14 @@ def plan_market_feed(owner: Owner, feed: MarketFeedSpec, kube: Kube) -> Plan:
     elif feed.source is FeedSource.SIMULATE:
         count = (feed.simulate or SimulateSpec()).symbols
     summary: dict[str, Any] = {"symbols": count}
-    return Plan(children=build_market_feed_children(owner, feed, symbols), summary=summary)
+    obsolete = [] if feed.producer.persistence is not None else [state_claim_ref(owner)]
+    return Plan(
+        children=build_market_feed_children(owner, feed, symbols),
+        summary=summary,
+        obsolete=obsolete,
+    )
+
+
+def state_claim_ref(owner: Owner) -> ObjectRef:
+    """The producer's state claim (deleted when ``producer.persistence`` goes)."""
+    return ObjectRef("v1", "PersistentVolumeClaim", owner.namespace, producer_state_name(owner))

@@ -28,6 +28,7 @@ from typing import Any, Self
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from finlake.contracts.resources import Duration, SpecModel, register_kind
+from finlake.contracts.storage import PersistenceSpec
 
 KIND = "AlertRule"
 SYMBOL_PATTERN = r"^[A-Za-z0-9.^=_-]{1,20}$"
@@ -339,6 +340,12 @@ class AlertRuleSpec(SpecModel):
     fire: FireMode = Field(default=FireMode.ONCE_PER_BAR, description="How often it may fire.")
     bar: Duration = Field(
         default=timedelta(minutes=1), description="The bar once_per_bar modes count in."
+    )
+    persistence: PersistenceSpec | None = Field(
+        default=None,
+        description="A PersistentVolumeClaim for the rule's alert service state (delivery log, "
+        "cooldowns, silences); default: the pod's own disk, which a rescheduled pod starts "
+        "without (silences lost, in-doubt deliveries sent again).",
     )
 
     @field_validator("symbols")

@@ -7,16 +7,22 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
-from pydantic.config import JsonDict
 
-from finlake.contracts.resources import DNS_LABEL, Duration, SpecModel, register_kind
+from finlake.contracts.resources import (
+    DNS_LABEL,
+    QUANTITY,
+    Duration,
+    SpecModel,
+    cel,
+    register_kind,
+)
+from finlake.contracts.storage import PersistenceSpec
 from finlake.contracts.topics import MARKET_DATA
 from finlake.simulate import DEFAULT_SYMBOLS
 
 # Kubernetes names (RFC 1123 subdomain labels) and ConfigMap keys.
 K8S_NAME = DNS_LABEL
 CONFIG_MAP_KEY = r"^[-._a-zA-Z0-9]+$"
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 KAFKA_TOPIC = r"^[a-zA-Z0-9._-]{1,249}$"
 TICKER = r"^[A-Z0-9][A-Z0-9.=^-]{0,14}$"
 IMAGE = r"^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$"
@@ -25,14 +31,6 @@ DEFAULT_PRODUCER_IMAGE = "ghcr.io/finlake/finlake-ingestion:0.1.0"
 MAX_INLINE_SYMBOLS = 200
 
 Ticker = Annotated[str, Field(pattern=TICKER, max_length=15)]
-
-
-def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
-    """One CEL rule for the CRD schema; the matching pydantic validator enforces it locally."""
-    validation: JsonDict = {"rule": rule, "message": message}
-    if field_path is not None:
-        validation["fieldPath"] = field_path
-    return validation
 
 
 class FeedSource(StrEnum):
@@ -80,6 +78,12 @@ class ProducerSpec(SpecModel):
     metrics_port: int = Field(
         default=9108, ge=1024, le=65535, description="Port of /metrics, /healthz, /readyz."
     )
+    persistence: PersistenceSpec | None = Field(
+        default=None,
+        description="A PersistentVolumeClaim for the producer's state (the Yahoo watermarks: what "
+        "each symbol has published, where a backfill starts); default: the pod's own disk, "
+        "which a rescheduled pod starts without. One producer at most (ReadWriteOnce).",
+    )
 
 
 class SimulateSpec(SpecModel):
@@ -123,6 +127,12 @@ class MarketFeedSpec(SpecModel):
                     "self.source != 'yahoo' || !has(self.producer) || "
                     "!has(self.producer.replicas) || self.producer.replicas <= 1",
                     "a yahoo feed runs at most one producer (the request budget is per process)",
+                    ".producer.replicas",
+                ),
+                cel(
+                    "!has(self.producer) || !has(self.producer.persistence) || "
+                    "!has(self.producer.replicas) || self.producer.replicas <= 1",
+                    "a producer with persistence runs as one replica (its claim is ReadWriteOnce)",
                     ".producer.replicas",
                 ),
             ]
@@ -170,6 +180,10 @@ class MarketFeedSpec(SpecModel):
             raise ValueError("replay is required for source replay and only allowed there")
         if self.source is FeedSource.YAHOO and self.producer.replicas > 1:
             raise ValueError("a yahoo feed runs at most one producer (producer.replicas <= 1)")
+        if self.producer.persistence is not None and self.producer.replicas > 1:
+            raise ValueError(
+                "a producer with persistence runs as one replica (its claim is ReadWriteOnce)"
+            )
         return self
 
     @property

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from finlake.contracts.market_feed import KAFKA_TOPIC, cel
+from finlake.contracts.market_feed import KAFKA_TOPIC
 from finlake.contracts.pipeline_jobs import (
     BatchSpec,
     DetectionSpec,
@@ -22,7 +22,8 @@ from finlake.contracts.pipeline_jobs import (
     SecretRef,
     SparkSpec,
 )
-from finlake.contracts.resources import Duration, SpecModel, register_kind
+from finlake.contracts.resources import Duration, SpecModel, cel, register_kind
+from finlake.contracts.storage import PersistenceSpec
 from finlake.contracts.topics import MARKET_DATA
 from finlake.lake.tables import (
     TRANSACTIONS_QUARANTINE,
@@ -157,6 +158,7 @@ STREAM_FIELDS = (
     "max_offsets_per_trigger",
     "expectations",
     "detection",
+    "persistence",
 )
 """The fields only a market pipeline's stream reads: a transactions pipeline refuses them."""
 _TRANSACTIONS = "has(self.flow) && self.flow == 'transactions'"
@@ -238,6 +240,13 @@ class MedallionPipelineSpec(SpecModel):
         default_factory=MaintenanceSpec, description="Daily compaction and snapshot expiry."
     )
     spark: SparkSpec = Field(default_factory=SparkSpec, description="Spark image and sizes.")
+    persistence: PersistenceSpec | None = Field(
+        default=None,
+        description="A PersistentVolumeClaim each for the stream's and alert detection's "
+        "checkpoints (market only), mounted on their drivers; default: the driver pod's own "
+        "disk, so a new driver pod resumes the stream from the offsets the lake recorded and "
+        "starts detection from detection.startingOffsets without its rules' state.",
+    )
     catalog_secret: SecretRef | None = Field(
         default=None, description="Secret with the catalog / object store credentials."
     )

@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from finlake.contracts.market_feed import IMAGE, K8S_NAME, KAFKA_TOPIC, QUANTITY
-from finlake.contracts.resources import Duration, SpecModel
+from finlake.contracts.market_feed import IMAGE, K8S_NAME, KAFKA_TOPIC
+from finlake.contracts.resources import QUANTITY, Duration, SpecModel
 from finlake.contracts.topics import ALERTS
 
 # Five cron fields; each a list of numbers, ranges, steps or '*'.

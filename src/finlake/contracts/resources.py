@@ -26,6 +26,7 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 from finlake.errors import ConfigurationError
 
@@ -89,6 +90,16 @@ Duration = Annotated[
 """A duration written as in Kubernetes and Prometheus: ``30s``, ``5m``, ``1h30m``, ``1d``."""
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+"""A Kubernetes resource quantity (``100m``, ``256Mi``, ``1Gi``)."""
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
+    """One CEL rule for the CRD schema; the matching pydantic validator enforces it locally."""
+    validation: JsonDict = {"rule": rule, "message": message}
+    if field_path is not None:
+        validation["fieldPath"] = field_path
+    return validation
 
 
 class SpecModel(BaseModel):

@@ -52,7 +52,7 @@ def test_feed_deployment_reads_its_config_map_and_rolls_on_change() -> None:
     feed = MarketFeedSpec.model_validate({"source": "yahoo", "symbols": ["AAPL"]})
     deployment = _by_kind(build_market_feed_children(OWNER, feed, ("AAPL",)))["Deployment"]
     spec = deployment["spec"]
-    assert spec["strategy"] == {"type": "Recreate"}  # one Yahoo poller at a time
+    assert spec["strategy"]["type"] == "Recreate"  # one Yahoo poller at a time
     (container,) = spec["template"]["spec"]["containers"]
     assert {"configMapRef": {"name": "us-tech-producer"}} in container["envFrom"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -190,7 +190,7 @@ def test_a_transactions_pipeline_builds_its_hourly_batch_and_maintenance_and_no_
 def test_every_child_of_either_flow_is_one_the_pipeline_can_delete() -> None:
     from finlake_operator.builders.medallion_pipeline import possible_children
 
-    market = MedallionPipelineSpec.model_validate({"layers": LAYERS})
+    market = MedallionPipelineSpec.model_validate({"layers": LAYERS, "persistence": {}})
     transactions = MedallionPipelineSpec.model_validate({"flow": "transactions"})
     possible = {(api, kind, name) for api, kind, name in possible_children(PIPELINE_OWNER)}
     built = {
