@@ -130,15 +130,31 @@ class Kube:
                 return None
             raise
 
-    def delete(self, ref: ObjectRef) -> bool:
-        """Delete the object (its dependents in the background); False if it was gone."""
+    def delete(self, ref: ObjectRef, *, owner_uid: str | None = None) -> bool:
+        """Delete the object (its dependents in the background); False if it was gone.
+
+        With ``owner_uid``: only if that owner owns it (an object of the same name that someone
+        else made is left alone), and only that very object (a precondition on its uid)."""
+        body: dict[str, Any] | None = None
+        if owner_uid is not None:
+            found = self.get(ref)
+            owners = (found or {}).get("metadata", {}).get("ownerReferences") or []
+            if found is None or owner_uid not in {owner.get("uid") for owner in owners}:
+                return False
+            body = {"preconditions": {"uid": found["metadata"]["uid"]}}
         try:
-            self._request("DELETE", ref.path(), query=[("propagationPolicy", "Background")])
+            self._request(
+                "DELETE", ref.path(), body=body, query=[("propagationPolicy", "Background")]
+            )
         except ApiException as error:
-            if error.status == 404:
+            if error.status in (404, 409):  # gone, or replaced by another object meanwhile
                 return False
             raise
         return True
+
+    def merge_patch(self, ref: ObjectRef, body: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge patch of the object (``null`` removes a field whoever set it)."""
+        return self._request("PATCH", ref.path(), body=body, content_type=MERGE_CONTENT_TYPE)
 
     def list(self, ref: ObjectRef, label_selector: str) -> list[dict[str, Any]]:
         """Objects of ``ref``'s kind in its namespace matching a label selector."""

@@ -117,10 +117,20 @@ def reconcile(
         else:
             spec = parse_spec(spec_model, body["spec"])
             plan = planner(owner, spec, kube)
-            observed = [_apply(kube, child) for child in plan.children]
-            removed = delete_children(kube, plan.obsolete)
+            # Each child on its own: one the API server refuses (a claim that cannot shrink)
+            # holds back none of the others; Degraded names every refusal.
+            observed: list[Observed] = []
+            refusals: list[Degradation] = []
+            for child in plan.children:
+                try:
+                    observed.append(_apply(kube, child))
+                except Degradation as refusal:
+                    refusals.append(refusal)
+            removed = delete_children(kube, plan.obsolete, owner.uid)
             if removed:
                 logger.info(f"{owner.kind} {owner.name}: deleted {', '.join(removed)}")
+            if refusals:
+                raise Degradation(refusals[0].reason, "; ".join(r.message for r in refusals))
             new = availability_conditions(observed, owner.generation, now)
             if plan.extra_conditions is not None:
                 new += plan.extra_conditions(observed, now)
@@ -156,7 +166,7 @@ def reconcile(
 
 def _apply(kube: Kube, child: dict[str, Any]) -> Observed:
     try:
-        actual = kube.apply(child)
+        actual = _apply_clearing_strategy(kube, child)
     except ApiException as error:
         ref = ObjectRef.of(child)
         if error.status == 404:
@@ -171,6 +181,26 @@ def _apply(kube: Kube, child: dict[str, Any]) -> Observed:
             ) from error
         raise
     return observe_child(child, actual)
+
+
+def _apply_clearing_strategy(kube: Kube, child: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``child``; a Deployment turning Recreate first loses its ``rollingUpdate``.
+
+    The API server defaulted that field under no field manager, so an apply that omits it leaves
+    it, and a Recreate Deployment with it is invalid (a 422): it is removed by a merge patch of
+    the strategy, then the apply is tried again."""
+    try:
+        return kube.apply(child)
+    except ApiException as error:
+        strategy = (
+            child.get("spec", {}).get("strategy", {}) if child["kind"] == "Deployment" else {}
+        )
+        refused_rolling = error.status == 422 and "rollingUpdate" in api_error_message(error)
+        if strategy.get("type") != "Recreate" or not refused_rolling:
+            raise
+    cleared = {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}}
+    kube.merge_patch(ObjectRef.of(child), cleared)
+    return kube.apply(child)
 
 
 def _report_transitions(body: kopf.Body, before: list[Condition], after: list[Condition]) -> bool:
@@ -189,6 +219,14 @@ def _report_transitions(body: kopf.Body, before: list[Condition], after: list[Co
     return bool(changed)
 
 
-def delete_children(kube: Kube, children: list[ObjectRef]) -> list[str]:
+OWNERSHIP_CHECKED = frozenset({"PersistentVolumeClaim"})
+"""Kinds holding data: deleted only when the resource owns them (not by name alone)."""
+
+
+def delete_children(kube: Kube, children: list[ObjectRef], owner_uid: str) -> list[str]:
     """Delete children explicitly (no waiting for the garbage collector); names deleted."""
-    return [str(ref) for ref in children if kube.delete(ref)]
+    return [
+        str(ref)
+        for ref in children
+        if kube.delete(ref, owner_uid=owner_uid if ref.kind in OWNERSHIP_CHECKED else None)
+    ]

@@ -46,13 +46,14 @@ def test_examples_get_their_children_owned_by_them(examples: Cluster) -> None:
     ]
     # The example keeps its checkpoints on claims (spec.persistence), the rules next to them.
     assert detection["spec"]["volumes"] == [
-        {"name": "alert-rules", "configMap": {"name": "finlake-alert-rules", "optional": True}},
         {
             "name": "state",
             "persistentVolumeClaim": {"claimName": "market-alert-detection-checkpoints"},
         },
+        {"name": "alert-rules", "configMap": {"name": "finlake-alert-rules", "optional": True}},
     ]
-    assert detection["spec"]["driver"]["volumeMounts"][0]["mountPath"] == "/etc/finlake/rules"
+    mounts = [mount["mountPath"] for mount in detection["spec"]["driver"]["volumeMounts"]]
+    assert mounts == ["/var/lib/finlake", "/etc/finlake/rules"]
     for claim in ("market-stream-checkpoints", "market-alert-detection-checkpoints"):
         found = eventually(lambda claim=claim: examples.get("persistentvolumeclaim", claim))
         assert found["spec"]["resources"]["requests"]["storage"] == "5Gi"

@@ -57,7 +57,10 @@ def test_a_rule_gains_a_claim_then_loses_it_and_its_deployment_follows(examples:
     )
     before = examples.get("deployment", "kept-alerting")
     assert before is not None
+    # The API server defaulted rollingUpdate, under no field manager: an apply of Recreate that
+    # omits it is refused until it is removed (the operator does, then applies again).
     assert before["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "rollingUpdate" in before["spec"]["strategy"]
     _patch(examples, "alertrule", "kept", {"persistence": {"size": "2Gi"}})
 
     def on_claim() -> dict[str, Any] | None:
@@ -97,6 +100,10 @@ def test_a_rule_gains_a_claim_then_loses_it_and_its_deployment_follows(examples:
         f"PersistentVolumeClaim {NAMESPACE}/kept-alerting-state was refused"
         in (condition["message"])
     )
+    # The refused claim holds back no other child: a deleted Deployment comes back meanwhile.
+    examples.kubectl("delete", "deployment", "kept-alerting", "-n", NAMESPACE)
+    eventually(lambda: _pod(examples, "kept-alerting"), 90, "the Deployment recreated")
+    mark_available(examples, "kept-alerting")
     _patch(examples, "alertrule", "kept", {"persistence": {"size": "2Gi"}})
     eventually(
         lambda: _degraded(examples, "alertrule", "kept") is None, 120, "recovered after backoff"
@@ -146,7 +153,7 @@ def test_a_pipeline_s_streaming_jobs_get_checkpoints_claims_on_their_drivers(
             "persistentVolumeClaim": {"claimName": f"durable-{job}-checkpoints"},
         } in spec["volumes"]
         assert {"name": "state", "mountPath": "/var/lib/finlake"} in spec["driver"]["volumeMounts"]
-        assert spec["driver"]["podSecurityContext"] == {"fsGroup": 185}
+        assert spec["driver"]["podSecurityContext"]["fsGroup"] == 185
     # Detection switched off: its claim goes with it, the stream keeps its own.
     _patch(examples, "medallionpipeline", "durable", {"detection": {"enabled": False}})
     eventually(
@@ -192,3 +199,23 @@ def test_a_feed_with_persistence_runs_one_producer_on_its_claim(examples: Cluste
     assert "a producer with persistence runs as one replica" in answer
     examples.kubectl("delete", "marketfeed", "watermarks", "-n", NAMESPACE, "--timeout=60s")
     assert _gone(examples, "watermarks-producer-state")
+
+
+def test_a_claim_the_resource_does_not_own_is_never_deleted(examples: Cluster) -> None:
+    # Someone's own claim under the name a rule without persistence would delete as left over.
+    claim = (
+        "apiVersion: v1\nkind: PersistentVolumeClaim\n"
+        f"metadata: {{name: squat-alerting-state, namespace: {NAMESPACE}}}\n"
+        "spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n"
+    )
+    examples.kubectl("apply", "-f", "-", stdin=claim)
+    examples.kubectl("apply", "-f", "-", stdin=RULE.replace("name: kept", "name: squat"))
+    eventually(lambda: _pod(examples, "squat-alerting"), what="the rule reconciled")
+    examples.kubectl("delete", "alertrule", "squat", "-n", NAMESPACE, "--timeout=60s")
+    assert examples.get("deployment", "squat-alerting") is None
+    found = examples.get("persistentvolumeclaim", "squat-alerting-state")
+    assert found is not None
+    assert "deletionTimestamp" not in found["metadata"]
+    examples.kubectl(
+        "delete", "persistentvolumeclaim", "squat-alerting-state", "-n", NAMESPACE, "--wait=false"
+    )

@@ -24,6 +24,7 @@ from finlake_operator.builders.common import (
     owner_reference,
     platform_env_from,
     selector_labels,
+    state_pod_security,
     state_volume,
 )
 
@@ -149,10 +150,6 @@ def build_alerting_deployment(
         ],
     }
     claim = alerting_state_name(owner) if rule.persistence is not None else None
-    pod_security: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": SERVICE_UID}
-    if claim is not None:
-        # A new volume is root's: the service's group may write it.
-        pod_security["fsGroup"] = SERVICE_UID
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -172,7 +169,7 @@ def build_alerting_deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": pod_security,
+                    "securityContext": state_pod_security(SERVICE_UID, claim),
                     "containers": [container],
                     "volumes": [
                         {

@@ -18,6 +18,7 @@ from finlake_operator.builders.common import (
     metadata,
     platform_env_from,
     selector_labels,
+    state_pod_security,
     state_volume,
 )
 
@@ -95,9 +96,6 @@ def build_producer_deployment(
     }
     selector = selector_labels(owner, COMPONENT)
     claim = producer_state_name(owner) if producer.persistence is not None else None
-    pod_security: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": PRODUCER_UID}
-    if claim is not None:
-        pod_security["fsGroup"] = PRODUCER_UID  # a new volume is root's
     # One Yahoo poller at a time: two would spend the request budget twice.
     single_writer = feed.source is FeedSource.YAHOO or claim is not None
     return {
@@ -117,7 +115,7 @@ def build_producer_deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": pod_security,
+                    "securityContext": state_pod_security(PRODUCER_UID, claim),
                     "containers": [container],
                     "volumes": [state_volume(claim)],
                 },

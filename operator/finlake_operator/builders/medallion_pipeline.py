@@ -44,9 +44,10 @@ SPEC_MOUNT = "/etc/finlake/pipeline"
 SPEC_FILE = "pipeline.yaml"
 HISTORY_LIMIT = 3
 STATE_MOUNT = "/var/lib/finlake"
-"""Where a driver with a checkpoints claim keeps $FINLAKE_HOME (its checkpoints folder)."""
+"""Every driver's $FINLAKE_HOME: its state volume (an emptyDir, or a streaming job's claim)."""
 SPARK_GID = 185
 """The group of the apache/spark image's ``spark`` user, which the drivers run as."""
+STREAMING_JOBS = (SparkJob.STREAM, SparkJob.ALERT_DETECTION)
 
 
 def spec_config_map_name(owner: Owner) -> str:
@@ -115,6 +116,8 @@ def _env(pipeline: MedallionPipelineSpec, owner: Owner, job: SparkJob) -> list[d
     values = {
         "FINLAKE_PIPELINE_FILE": f"{SPEC_MOUNT}/{SPEC_FILE}",
         "FINLAKE_PIPELINE_NAME": owner.name,
+        # Over the platform ConfigMap's FINLAKE_HOME: the driver's state volume.
+        "FINLAKE_HOME": STATE_MOUNT,
     }
     if job is SparkJob.ALERT_DETECTION:
         values |= detection_env(pipeline)
@@ -148,6 +151,15 @@ def _application_spec(
     }
     if spark.driver_memory_overhead is not None:
         driver["memoryOverhead"] = spark.driver_memory_overhead
+    claim = _checkpoints_claim(owner, pipeline, job)
+    driver["volumeMounts"] = [{"name": STATE_VOLUME, "mountPath": STATE_MOUNT}]
+    if claim is not None:
+        # A new volume is root's: the spark user's group may write it (ownership changed only
+        # when the volume's root does not match, not file by file at every driver start).
+        driver["podSecurityContext"] = {
+            "fsGroup": SPARK_GID,
+            "fsGroupChangePolicy": "OnRootMismatch",
+        }
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(
@@ -165,6 +177,7 @@ def _application_spec(
         "mainApplicationFile": spark.main_application_file,
         "arguments": [job.value, *arguments],
         "sparkConf": conf,
+        "volumes": [state_volume(claim)],
         "driver": driver,
         "executor": {
             "instances": spark.executor.instances,
@@ -176,25 +189,15 @@ def _application_spec(
     }
 
 
-def _keep_checkpoints(
-    owner: Owner, pipeline: MedallionPipelineSpec, job: SparkJob, spec: dict[str, Any]
-) -> None:
-    """Mount the job's checkpoints claim as the driver's $FINLAKE_HOME (``spec.persistence``).
+def _checkpoints_claim(owner: Owner, pipeline: MedallionPipelineSpec, job: SparkJob) -> str | None:
+    """The claim a job's driver keeps $FINLAKE_HOME on, if any (``spec.persistence``).
 
-    The streaming jobs' tasks run where their checkpoint is written from: the stream's driver
-    writes its offsets and commits, detection runs its stateful tasks in its driver (local mode),
-    so one ReadWriteOnce claim on the driver holds all of a job's state. Like the rules mount,
-    the volume reaches the pod through the spark-operator's webhook."""
-    if pipeline.persistence is None:
-        return
-    spec["volumes"] = [*spec.get("volumes", []), state_volume(checkpoints_name(owner, job))]
-    driver = spec["driver"]
-    mount = {"name": STATE_VOLUME, "mountPath": STATE_MOUNT}
-    driver["volumeMounts"] = [*driver.get("volumeMounts", []), mount]
-    env = [*driver["env"], {"name": "FINLAKE_HOME", "value": STATE_MOUNT}]
-    driver["env"] = sorted(env, key=lambda variable: variable["name"])
-    # A new volume is root's: the spark user's group may write it.
-    driver["podSecurityContext"] = {"fsGroup": SPARK_GID}
+    Only the streaming jobs keep state between runs, and all of it where their driver writes:
+    the stream's driver writes its offsets and commits, detection runs its stateful tasks in its
+    driver (local mode). Every other driver, and one without persistence, has an emptyDir."""
+    if pipeline.persistence is None or job not in STREAMING_JOBS:
+        return None
+    return checkpoints_name(owner, job)
 
 
 def build_checkpoints_claims(owner: Owner, pipeline: MedallionPipelineSpec) -> list[dict[str, Any]]:
@@ -215,7 +218,6 @@ def build_checkpoints_claims(owner: Owner, pipeline: MedallionPipelineSpec) -> l
 def build_stream_application(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
     """The always-running streaming job (restarted by the spark-operator when it fails)."""
     spec = _application_spec(owner, pipeline, SparkJob.STREAM, [])
-    _keep_checkpoints(owner, pipeline, SparkJob.STREAM, spec)
     spec["restartPolicy"] = {
         "type": "Always",
         "onFailureRetryInterval": 30,
@@ -245,11 +247,12 @@ def build_detection_application(owner: Owner, pipeline: MedallionPipelineSpec) -
         "onSubmissionFailureRetryInterval": 60,
     }
     volume = "alert-rules"
-    spec["volumes"] = [
-        {"name": volume, "configMap": {"name": RULES_CONFIG_MAP, "optional": True}},
-    ]
-    spec["driver"]["volumeMounts"] = [{"name": volume, "mountPath": RULES_MOUNT, "readOnly": True}]
-    _keep_checkpoints(owner, pipeline, SparkJob.ALERT_DETECTION, spec)
+    spec["volumes"].append(
+        {"name": volume, "configMap": {"name": RULES_CONFIG_MAP, "optional": True}}
+    )
+    spec["driver"]["volumeMounts"].append(
+        {"name": volume, "mountPath": RULES_MOUNT, "readOnly": True}
+    )
     return {
         "apiVersion": SPARK_API_VERSION,
         "kind": "SparkApplication",

@@ -106,7 +106,7 @@ def _register_kind(
         owner = owner_of(body)
         if owner.kind == alert_rule.KIND:
             alert_rule.remove_rule(owner, kube)
-        deleted = delete_children(kube, _children_refs(owner))
+        deleted = delete_children(kube, _children_refs(owner), owner.uid)
         if deleted:
             logger.info(f"deleted {', '.join(deleted)}")
 

@@ -82,7 +82,7 @@ class ProducerSpec(SpecModel):
         default=None,
         description="A PersistentVolumeClaim for the producer's state (the Yahoo watermarks: what "
         "each symbol has published, where a backfill starts); default: the pod's own disk, "
-        "which a rescheduled pod starts without. One producer at most (ReadWriteOnce).",
+        "which a rescheduled pod starts without. One replica at most.",
     )
 
 
@@ -132,7 +132,7 @@ class MarketFeedSpec(SpecModel):
                 cel(
                     "!has(self.producer) || !has(self.producer.persistence) || "
                     "!has(self.producer.replicas) || self.producer.replicas <= 1",
-                    "a producer with persistence runs as one replica (its claim is ReadWriteOnce)",
+                    "a producer with persistence runs as one replica (the one writer of its state)",
                     ".producer.replicas",
                 ),
             ]
@@ -182,7 +182,7 @@ class MarketFeedSpec(SpecModel):
             raise ValueError("a yahoo feed runs at most one producer (producer.replicas <= 1)")
         if self.producer.persistence is not None and self.producer.replicas > 1:
             raise ValueError(
-                "a producer with persistence runs as one replica (its claim is ReadWriteOnce)"
+                "a producer with persistence runs as one replica (the one writer of its state)"
             )
         return self
 

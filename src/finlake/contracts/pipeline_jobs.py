@@ -48,7 +48,12 @@ class DetectionSpec(SpecModel):
     """Alert detection on the market stream: the namespace's AlertRules evaluated per symbol on
     sourceTopic, firings published to alertsTopic and stored in alerts.events."""
 
-    enabled: bool = Field(default=True, description="Run the alert detection job.")
+    enabled: bool = Field(
+        default=True,
+        description="Run the alert detection job. Switching it off deletes the job and its "
+        "checkpoints claim (spec.persistence): switched on again, detection starts afresh from "
+        "startingOffsets.",
+    )
     alerts_topic: str = Field(
         default=ALERTS, pattern=KAFKA_TOPIC, description="Topic the alert events go to."
     )

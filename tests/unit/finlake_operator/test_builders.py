@@ -228,10 +228,11 @@ def test_detection_mounts_the_namespace_s_rules_in_its_driver_only() -> None:
     ]  # fmt: skip
     assert spec["restartPolicy"]["type"] == "Always"
     # The rules ConfigMap the AlertRules write; optional, so no AlertRule yet is no rule.
-    (volume,) = spec["volumes"]
+    state, volume = spec["volumes"]
     assert volume["configMap"] == {"name": RULES_CONFIG_MAP, "optional": True}
     assert spec["driver"]["volumeMounts"] == [
-        {"name": volume["name"], "mountPath": "/etc/finlake/rules", "readOnly": True}
+        {"name": state["name"], "mountPath": "/var/lib/finlake"},
+        {"name": volume["name"], "mountPath": "/etc/finlake/rules", "readOnly": True},
     ]
     # Executors get the rules with their tasks: no mount, no rule path.
     assert "volumeMounts" not in spec["executor"]

@@ -64,6 +64,7 @@ def test_a_rule_with_persistence_keeps_its_service_state_on_its_own_claim() -> N
     )
     assert {"name": "state", "mountPath": STATE_MOUNT} in pod["containers"][0]["volumeMounts"]
     assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
     # One writer of the claim: the old pod stops before the new one starts.
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert plan.obsolete == []
@@ -75,7 +76,7 @@ def test_without_persistence_the_state_is_the_pod_s_and_a_left_over_claim_is_del
     pod = _pod(deployment)
     assert {"name": "state", "emptyDir": {}} in pod["volumes"]
     assert "fsGroup" not in pod["securityContext"]
-    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
 
     class NoSecrets:
         def apply(self, *_: Any, **__: Any) -> dict[str, Any]:
@@ -110,15 +111,19 @@ def test_a_pipeline_with_persistence_gives_each_streaming_driver_its_checkpoints
         assert {"name": "FINLAKE_HOME", "value": "/var/lib/finlake"} in driver["env"]
         names = [variable["name"] for variable in driver["env"]]
         assert names == sorted(names)
-        assert driver["podSecurityContext"] == {"fsGroup": 185}
+        assert driver["podSecurityContext"] == {
+            "fsGroup": 185,
+            "fsGroupChangePolicy": "OnRootMismatch",
+        }
         assert "volumeMounts" not in spec["executor"]
-    # The batch and the maintenance keep no checkpoint.
+    # The batch and the maintenance keep no checkpoint: their $FINLAKE_HOME is the pod's.
     for scheduled in ("market-batch", "market-maintenance"):
         template = named["ScheduledSparkApplication", scheduled]["spec"]["template"]
-        assert "volumes" not in template
+        assert template["volumes"] == [{"name": "state", "emptyDir": {}}]
+        assert "podSecurityContext" not in template["driver"]
     # Detection keeps its rules mount next to the claim.
     detection = named["SparkApplication", "market-alert-detection"]["spec"]
-    assert [volume["name"] for volume in detection["volumes"]] == ["alert-rules", "state"]
+    assert [volume["name"] for volume in detection["volumes"]] == ["state", "alert-rules"]
 
 
 def test_a_pipeline_without_persistence_or_detection_builds_no_claim_for_them() -> None:
@@ -128,8 +133,13 @@ def test_a_pipeline_without_persistence_or_detection_builds_no_claim_for_them() 
     stream = _named(build_medallion_pipeline_children(PIPELINE, plain))[
         "SparkApplication", "market-stream"
     ]
-    assert "volumes" not in stream["spec"]
-    assert "FINLAKE_HOME" not in {v["name"] for v in stream["spec"]["driver"]["env"]}
+    # $FINLAKE_HOME is the driver pod's own writable disk (the platform ConfigMap names a
+    # folder the Spark image's user could not create).
+    assert stream["spec"]["volumes"] == [{"name": "state", "emptyDir": {}}]
+    driver = stream["spec"]["driver"]
+    assert {"name": "state", "mountPath": "/var/lib/finlake"} in driver["volumeMounts"]
+    assert {"name": "FINLAKE_HOME", "value": "/var/lib/finlake"} in driver["env"]
+    assert "podSecurityContext" not in driver
     no_detection = MedallionPipelineSpec.model_validate(
         {"layers": LAYERS, "persistence": {}, "detection": {"enabled": False}}
     )
@@ -160,20 +170,28 @@ def test_a_feed_with_persistence_keeps_its_watermarks_on_its_claim_with_one_prod
     ]
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     assert pod["securityContext"]["fsGroup"] == 10001
-    # A simulated feed without persistence rolls; a claim is ReadWriteOnce: one producer.
+    # A simulated feed without persistence rolls; with it, one producer writes its state.
     plain = MarketFeedSpec.model_validate({"source": "simulate"})
     rolling = _named(build_market_feed_children(FEED, plain, ()))["Deployment", "us-tech-producer"]
-    assert rolling["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert rolling["spec"]["strategy"] == {"type": "RollingUpdate"}
     with pytest.raises(ValidationError, match="runs as one replica"):
         MarketFeedSpec.model_validate(
             {"source": "simulate", "producer": {"replicas": 2, "persistence": {}}}
         )
 
 
+def test_sizes_above_zero_with_a_unit_are_taken() -> None:
+    for size in ("512Mi", "1Gi", "1.5Ti", "10G", "0.5Gi"):
+        assert AlertRuleSpec.model_validate({**RULE_SPEC, "persistence": {"size": size}})
+
+
 @pytest.mark.parametrize(
     ("persistence", "problem"),
     [
         ({"size": "lots"}, "size"),
+        ({"size": "0Gi"}, "size"),
+        ({"size": "100m"}, "size"),
+        ({"size": "1073741824"}, "size"),
         ({"storageClassName": "Fast_SSD"}, "storageClassName"),
         ({"size": "1Gi", "accessModes": ["ReadWriteMany"]}, "accessModes"),
     ],
