@@ -5,7 +5,9 @@ bytes (and the encoding and delimiter it is read with), and ``transactions.uploa
 accepted upload, so the same content uploaded again is a no-op that says so. The rows of one
 upload are committed in one Iceberg transaction (all or nothing); the ledger row follows. Should
 a crash fall between the two commits, the next upload of the same content finds the bronze commit
-by its snapshot property and only writes the ledger row.
+by its snapshot property and only writes the ledger row. The same content uploaded twice at once
+(a client retrying a slow upload, two API replicas) takes turns under a lock named after its
+upload id (``finlake.lake.locks``): the second finds the first's ledger row.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pyiceberg.table import Table
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import lake_connection, open_catalog
+from finlake.lake.locks import catalog_lock
 from finlake.lake.tables import TRANSACTIONS_RAW, TRANSACTIONS_UPLOADS
 from finlake.transactions.csv_input import (
     CsvLayout,
@@ -181,8 +184,33 @@ def upload_transactions(
     previous = _previous_upload(uploads, upload_id)
     if previous is not None:
         return previous
+    # The same content uploaded at the same time (a client retrying a slow upload, two API
+    # replicas): one appends, the other waits, then finds its ledger row.
+    with catalog_lock(catalog, f"transactions-upload/{upload_id}"):
+        previous = _previous_upload(uploads.refresh(), upload_id)
+        if previous is not None:
+            return previous
+        return _append_upload(
+            catalog, warehouse, stream, uploads, layout, (upload_id, content_sha256, size),
+            file_name=file_name, progress=progress, received_at=clock().astimezone(UTC),
+        )  # fmt: skip
+
+
+def _append_upload(
+    catalog: Catalog,
+    warehouse: str,
+    stream: BinaryIO,
+    uploads: Table,
+    layout: CsvLayout,
+    identity: tuple[str, str, int],
+    *,
+    file_name: str,
+    progress: Progress | None,
+    received_at: datetime,
+) -> UploadResult:
+    """Append a new upload (``identity``: upload id, content SHA-256, size) and its ledger row."""
+    upload_id, content_sha256, size = identity
     raw = ensure_table(catalog, TRANSACTIONS_RAW, warehouse)
-    received_at = clock().astimezone(UTC)
     check_bytes = not is_cleanly_decodable(stream, layout.encoding)
     flagged: Counter[str] = Counter()
     preview = RulePreview()

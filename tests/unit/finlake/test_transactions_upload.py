@@ -20,6 +20,7 @@ from finlake.transactions.upload import (
     upload_id_of,
     upload_transactions,
 )
+from tests.upload_race import race_the_same_upload
 
 HEADER = ",".join(TEXT_COLUMNS)
 ROW = "tx{n},acc1,card1,2026-05-01T10:00:00Z,12.50,EUR,Corner Grocer,5411,DE,pos,chip,approved,"
@@ -132,6 +133,18 @@ def test_an_upload_whose_ledger_row_was_lost_is_completed_without_new_bronze_row
     summaries = [s.summary for s in raw.snapshots() if s.summary is not None]
     assert [s.get(UPLOAD_PROPERTY) for s in summaries] == [first.upload_id]
     assert upload(lake, data).is_duplicate
+
+
+def test_the_same_content_uploaded_twice_at_once_lands_once(tmp_path: Path) -> None:
+    settings = FinlakeSettings.model_validate({"home": tmp_path})
+    data = csv_of(*(ROW.format(n=n) for n in range(1, 3001)))
+    first, second = race_the_same_upload(lambda: open_lake(settings), data, "retried.csv")
+    assert (first.is_duplicate, second.is_duplicate) == (False, True)
+    assert second.upload_id == first.upload_id
+    catalog, _ = open_lake(settings)
+    assert catalog.load_table(TRANSACTIONS_RAW.identifier).scan().to_arrow().num_rows == 3000
+    ledger = catalog.load_table(TRANSACTIONS_UPLOADS.identifier).scan().to_arrow()
+    assert ledger.column("upload_id").to_pylist() == [first.upload_id]
 
 
 def test_the_upload_id_depends_on_content_encoding_and_delimiter() -> None:
