@@ -16,11 +16,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from confluent_kafka import Producer
+from pyiceberg.expressions import EqualTo
 
 from finlake.config import FinlakeSettings
 from finlake.contracts.models import MarketTick
 from finlake.contracts.topics import TopicSpec
 from finlake.kafka_io import publish
+from finlake.lake.connection import open_catalog
 from finlake.query import LakeQuery
 from finlake.stack.kafka import CLIENT_LOGGER, create_topics
 from tests.integration.market_expected import Bar, bars, rule_of, silver
@@ -243,6 +245,44 @@ def test_killed_stream_restarts_to_the_same_gold(settings: FinlakeSettings, tmp_
     assert scalar(query, "SELECT count(*) FROM market.raw") == len(ticks)
     assert scalar(query, "SELECT count(*) FROM market.cleaned") == len(ticks)
     assert_gold_matches(query, ticks)
+
+
+def test_a_batch_that_died_before_recording_its_run_lands_once_after_a_resume(
+    settings: FinlakeSettings, tmp_path: Path
+) -> None:
+    topic = new_topic(settings, "ticks-unrecorded-batch")
+    first = clean_ticks(START, 90, seed=7)
+    publish(settings, topic, first, key_field="symbol")
+    # Three batches of at most 100 records (90 ticks x 3 symbols).
+    env = market_env(settings, tmp_path, topic, FINLAKE_MARKET__MAX_OFFSETS_PER_TRIGGER="100")
+    run_once(env)
+    # The driver died after the last batch's bronze and silver commits, before its run row, and
+    # with its checkpoint (an emptyDir): the lake holds a batch no run recorded.
+    catalog = open_catalog(FinlakeSettings.model_validate({"home": tmp_path}))
+    runs = catalog.load_table("market.pipeline_runs")
+    keys = runs.scan(selected_fields=("batch_key", "batch_id")).to_arrow().to_pylist()
+    assert len(keys) == 3
+    last = max(keys, key=lambda row: row["batch_id"])["batch_key"]
+    runs.delete(EqualTo("batch_key", last))
+    shutil.rmtree(tmp_path / "checkpoints" / "market-stream")
+    second = clean_ticks(START + 90 * timedelta(seconds=20), 30, seed=8)
+    publish(settings, topic, second, key_field="symbol")
+    output = run_once(env)
+    assert f"batch {last} committed" in output
+    assert "never recorded its run; deleted them" in output
+    # Lost once more: the batch undone before stays undone (its commit is still in history).
+    shutil.rmtree(tmp_path / "checkpoints" / "market-stream")
+    third = clean_ticks(START + 120 * timedelta(seconds=20), 10, seed=9)
+    publish(settings, topic, third, key_field="symbol")
+    assert "never recorded its run" not in run_once(env)
+    query = lake(tmp_path)
+    everything = first + second + third
+    _, [(rows, records)] = query.run(
+        "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM market.raw"
+    )
+    assert (rows, records) == (len(everything), len(everything))
+    assert scalar(query, "SELECT count(*) FROM market.cleaned") == len(everything)
+    assert_gold_matches(query, everything)
 
 
 def test_a_lost_checkpoint_resumes_after_the_last_recorded_batch(

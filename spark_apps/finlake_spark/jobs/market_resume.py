@@ -8,6 +8,12 @@ silver and gold), the offset after its last record per partition; a stream with 
 checkpoint starts there. Partitions no run has read start at the earliest offset; an offset past
 a partition's end (the topic was deleted and created again) starts that partition from the
 beginning too.
+
+A stream that died inside a batch may have committed that batch to bronze (or dead letters,
+silver, quarantine) without recording its run. Resuming after the recorded batches reads those
+records again, so before it starts, the rows of such an unrecorded batch are deleted (found by
+its commits' batch marker; each of its rows carries the batch's one ``ingest_ts``), and the
+resumed stream appends them once, bars included.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from finlake.kafka_io import partition_offsets
+from finlake.lake.table_spec import TableSpec
 from finlake.lake.tables import MARKET_RUNS
+from finlake_spark.io import MARKER
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +84,97 @@ def starting_offsets(recorded: dict[int, int], ends: dict[int, int], topic: str)
     return json.dumps({topic: start})
 
 
+def unrecorded_commits(
+    spark: SparkSession, catalog: str, topic: str, tables: tuple[TableSpec, ...]
+) -> list[tuple[str, str, int, int | None]]:
+    """(table, batch marker, snapshot, parent) of every commit a stream of ``topic`` made for a
+    batch after the last one it recorded: its checkpoint is one that recorded batches of the
+    topic, its batch id is higher than any that checkpoint recorded."""
+    runs = spark.table(MARKET_RUNS.qualified(catalog)).filter(F.col("kafka_topic") == topic)
+    last = runs.groupBy(F.split("batch_key", ":")[0].alias("checkpoint")).agg(
+        F.max("batch_id").alias("last_batch")
+    )
+    commits = [
+        spark.sql(
+            f"SELECT '{spec.identifier}' AS name, summary['{MARKER}'] AS marker, snapshot_id, "
+            f"parent_id FROM {spec.qualified(catalog)}.snapshots "
+            f"WHERE summary['{MARKER}'] IS NOT NULL"
+        )
+        for spec in tables
+    ]
+    union = commits[0]
+    for more in commits[1:]:
+        union = union.unionByName(more)
+    marked = union.select(
+        "*",
+        F.split("marker", ":")[0].alias("checkpoint"),
+        F.split("marker", ":")[1].cast("bigint").alias("batch"),
+    )
+    rows = (
+        marked.join(F.broadcast(last), "checkpoint")
+        .filter(F.col("batch") > F.col("last_batch"))
+        .select("name", "marker", "snapshot_id", "parent_id")
+        .collect()
+    )
+    return [(row.name, row.marker, int(row.snapshot_id), row.parent_id) for row in rows]
+
+
+def undo_unrecorded_batches(
+    spark: SparkSession, catalog: str, topic: str, tables: tuple[TableSpec, ...]
+) -> dict[str, int]:
+    """Delete the rows of the batches a stream of ``topic`` committed to ``tables`` without
+    recording their run; rows deleted per table (nothing: no such batch)."""
+    deleted: dict[str, int] = {}
+    specs = {spec.identifier: spec for spec in tables}
+    for name, marker, snapshot, parent in unrecorded_commits(spark, catalog, topic, tables):
+        table = specs[name].qualified(catalog)
+        reader = spark.read.format("iceberg")
+        if parent is None:
+            added = reader.option("snapshot-id", snapshot).load(table)
+        else:
+            added = reader.option("start-snapshot-id", parent).option("end-snapshot-id", snapshot)
+            added = added.load(table)
+        # Every row of a batch has the batch's ingest_ts, which no other batch has.
+        stamps = added.select("ingest_ts").distinct().localCheckpoint()
+        # Still there? (An earlier resume may have deleted them already; the commit stays in
+        # the table's history until its snapshots expire.)
+        count = spark.table(table).join(stamps, "ingest_ts", "left_semi").count()
+        if not count:
+            continue
+        stamps.createOrReplaceTempView("unrecorded_batch")
+        spark.sql(
+            f"MERGE INTO {table} t USING unrecorded_batch u ON t.ingest_ts = u.ingest_ts "
+            "WHEN MATCHED THEN DELETE"
+        )
+        spark.catalog.dropTempView("unrecorded_batch")
+        deleted[name] = deleted.get(name, 0) + count
+        log.warning(
+            "market stream: batch %s committed %s rows to %s but never recorded its run; "
+            "deleted them: the resumed stream appends them once",
+            marker,
+            count,
+            name,
+        )
+    return deleted
+
+
 def resume_from(
-    spark: SparkSession, catalog: str, bootstrap: str, topic: str, checkpoint: Path
+    spark: SparkSession,
+    catalog: str,
+    bootstrap: str,
+    topic: str,
+    checkpoint: Path,
+    appended: tuple[TableSpec, ...] = (),
 ) -> str:
     """``startingOffsets`` for a stream on ``checkpoint``: ``earliest`` unless the checkpoint has
-    no offsets while the lake recorded batches of ``topic``; then after those batches."""
+    no offsets while the lake recorded batches of ``topic``; then after those batches, with the
+    rows of an unrecorded batch deleted from the ``appended`` tables first."""
     if has_offsets(checkpoint):
         return "earliest"  # Spark resumes from the checkpoint and ignores it
     recorded = recorded_offsets(spark, catalog, topic)
     if not recorded:
         return "earliest"
+    undo_unrecorded_batches(spark, catalog, topic, appended)
     ends = partition_offsets(bootstrap, topic)
     offsets = starting_offsets(recorded, ends, topic)
     restarted = sorted(p for p, end in ends.items() if p in recorded and recorded[p] > end)

@@ -358,7 +358,12 @@ def start(
         settings.kafka.bootstrap,
         topic,
         starting_offsets=resume_from(
-            spark, settings.spark.catalog, settings.kafka.bootstrap, topic, checkpoint
+            spark,
+            settings.spark.catalog,
+            settings.kafka.bootstrap,
+            topic,
+            checkpoint,
+            APPENDED_ONCE,
         ),
         max_offsets_per_trigger=settings.market.max_offsets_per_trigger,
     )
