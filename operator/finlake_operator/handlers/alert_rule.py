@@ -32,6 +32,12 @@ def plan_alert_rule(owner: Owner, rule: AlertRuleSpec, kube: Kube, image: str) -
                 kube, owner.namespace, channel.secret_ref.name, f"spec.channels[{index}].secretRef"
             )
     kube.apply(build_rules_entry(owner, rule), field_manager=rules_field_manager(owner))
+    return rule_plan(owner, rule, image)
+
+
+def rule_plan(owner: Owner, rule: AlertRuleSpec, image: str) -> Plan:
+    """The rule's children (its state claim first, when it has one) and the claim it no longer
+    asks for."""
     claim = build_alerting_state_claim(owner, rule)
     return Plan(
         children=[

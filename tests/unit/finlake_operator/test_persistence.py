@@ -12,7 +12,7 @@ from finlake_operator.builders.alert_rule import STATE_MOUNT, build_alerting_dep
 from finlake_operator.builders.common import Owner
 from finlake_operator.builders.market_feed import build_market_feed_children
 from finlake_operator.builders.medallion_pipeline import build_medallion_pipeline_children
-from finlake_operator.handlers.alert_rule import plan_alert_rule, state_claim_ref
+from finlake_operator.handlers.alert_rule import rule_plan, state_claim_ref
 from finlake_operator.kube import ObjectRef
 
 FEED = Owner(kind="MarketFeed", name="us-tech", namespace="markets", uid="uid-1")
@@ -42,12 +42,7 @@ def test_a_rule_with_persistence_keeps_its_service_state_on_its_own_claim() -> N
     rule = AlertRuleSpec.model_validate(
         {**RULE_SPEC, "persistence": {"size": "2Gi", "storageClassName": "fast-ssd"}}
     )
-
-    class NoSecrets:
-        def apply(self, *_: Any, **__: Any) -> dict[str, Any]:
-            return {}
-
-    plan = plan_alert_rule(RULE, rule, NoSecrets(), "alerting:1")  # type: ignore[arg-type]
+    plan = rule_plan(RULE, rule, "alerting:1")
     children = _named(plan.children)
     claim = children["PersistentVolumeClaim", "breakout-alerting-state"]
     assert claim["spec"] == {
@@ -77,12 +72,7 @@ def test_without_persistence_the_state_is_the_pod_s_and_a_left_over_claim_is_del
     assert {"name": "state", "emptyDir": {}} in pod["volumes"]
     assert "fsGroup" not in pod["securityContext"]
     assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
-
-    class NoSecrets:
-        def apply(self, *_: Any, **__: Any) -> dict[str, Any]:
-            return {}
-
-    plan = plan_alert_rule(RULE, rule, NoSecrets(), "alerting:1")  # type: ignore[arg-type]
+    plan = rule_plan(RULE, rule, "alerting:1")
     assert "PersistentVolumeClaim" not in {c["kind"] for c in plan.children}
     assert plan.obsolete == [
         ObjectRef("v1", "PersistentVolumeClaim", "markets", "breakout-alerting-state")
