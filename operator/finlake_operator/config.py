@@ -33,6 +33,12 @@ class OperatorOptions(BaseModel):
         default="ghcr.io/finlake/finlake-alerting:0.1.0",
         description="Image of the alerting Deployments.",
     )
+    dashboard_api_key_secret: str | None = Field(
+        default=None,
+        description="Secret with the query API key every rule's alert service posts to the "
+        "dashboard with (a rule's dashboard channel may name its own secretRef instead).",
+    )
+    dashboard_api_key_key: str = Field(default="api-key", description="Key of that Secret.")
     metrics_timeout_s: float = Field(
         default=2.0, gt=0, description="Timeout reading a pipeline's metrics."
     )

@@ -35,6 +35,8 @@ STATE_MOUNT = "/var/lib/finlake"
 SERVICE_UID = 10001
 METRICS_PORT = 9110
 DEFAULT_IMAGE = "ghcr.io/finlake/finlake-alerting:0.1.0"
+SecretKeyRef = tuple[str, str]
+"""(Secret name, key)."""
 
 
 def rules_key(owner: Owner) -> str:
@@ -121,10 +123,24 @@ def secret_names(rule: AlertRuleSpec) -> list[str]:
     return sorted({c.secret_ref.name for c in rule.channels if c.secret_ref is not None})
 
 
+DASHBOARD_KEY_ENV = "FINLAKE_ALERTING__DASHBOARD__API_KEY"
+
+
+def _dashboard_key_env(dashboard_key: SecretKeyRef | None) -> list[dict[str, Any]]:
+    if dashboard_key is None:
+        return []
+    name, key = dashboard_key
+    return [{"name": DASHBOARD_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}]
+
+
 def build_alerting_deployment(
-    owner: Owner, rule: AlertRuleSpec, image: str = DEFAULT_IMAGE
+    owner: Owner,
+    rule: AlertRuleSpec,
+    image: str = DEFAULT_IMAGE,
+    dashboard_key: SecretKeyRef | None = None,
 ) -> dict[str, Any]:
-    """The Deployment that routes this rule's firings to its channels."""
+    """The Deployment that routes this rule's firings to its channels (``dashboard_key``: the
+    platform's query API key Secret and key, for dashboard channels naming none)."""
     component = "alerting"
     container = {
         "name": "alerting",
@@ -134,6 +150,7 @@ def build_alerting_deployment(
         "env": [
             *({"name": name, "value": value} for name, value in alerting_settings(owner).items()),
             *_secret_env(rule),
+            *_dashboard_key_env(dashboard_key),
         ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
@@ -165,7 +182,11 @@ def build_alerting_deployment(
                     # variables): an edited rule reaches the running service through the
                     # mounted ConfigMap, which it reloads, keeping its silences, cooldowns and
                     # delivery log (the state folder is the pod's).
-                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(_secret_env(rule))},
+                    "annotations": {
+                        CONFIG_HASH_ANNOTATION: config_hash(
+                            _secret_env(rule) + _dashboard_key_env(dashboard_key)
+                        )
+                    },
                 },
                 "spec": {
                     "automountServiceAccountToken": False,

@@ -42,6 +42,11 @@ def _children_refs(owner: Owner) -> list[ObjectRef]:
 
 def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptions) -> None:
     """Register the handlers of every kind in ``registry``."""
+    dashboard_key = (
+        (options.dashboard_api_key_secret, options.dashboard_api_key_key)
+        if options.dashboard_api_key_secret
+        else None
+    )
     kinds: list[tuple[str, str, type[BaseModel], Planner]] = [
         (market_feed.KIND, market_feed.PLURAL, MarketFeedSpec, market_feed.plan_market_feed),
         (
@@ -57,7 +62,7 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptio
             alert_rule.PLURAL,
             AlertRuleSpec,
             lambda owner, rule, kube_: alert_rule.plan_alert_rule(
-                owner, rule, kube_, options.alerting_image
+                owner, rule, kube_, options.alerting_image, dashboard_key
             ),
         ),
     ]

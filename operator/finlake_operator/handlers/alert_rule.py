@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from finlake.contracts.alert_rule import AlertRuleSpec
 from finlake_operator.builders.alert_rule import (
+    SecretKeyRef,
     alerting_state_name,
     build_alerting_deployment,
     build_alerting_service,
@@ -24,25 +25,38 @@ def rules_field_manager(owner: Owner) -> str:
     return f"finlake-operator/alertrule/{owner.name}"[:128]
 
 
-def plan_alert_rule(owner: Owner, rule: AlertRuleSpec, kube: Kube, image: str) -> Plan:
+def plan_alert_rule(
+    owner: Owner,
+    rule: AlertRuleSpec,
+    kube: Kube,
+    image: str,
+    dashboard_key: SecretKeyRef | None = None,
+) -> Plan:
     """The rule's children; its rules entry is applied under its own field manager first."""
     for index, channel in enumerate(rule.channels):
         if channel.secret_ref is not None:
             require_secret(
                 kube, owner.namespace, channel.secret_ref.name, f"spec.channels[{index}].secretRef"
             )
+    if dashboard_key is not None:
+        require_secret(
+            kube, owner.namespace, dashboard_key[0], "the dashboard API key (chart: "
+            "alerting.dashboard.apiKeySecret)",
+        )  # fmt: skip
     kube.apply(build_rules_entry(owner, rule), field_manager=rules_field_manager(owner))
-    return rule_plan(owner, rule, image)
+    return rule_plan(owner, rule, image, dashboard_key)
 
 
-def rule_plan(owner: Owner, rule: AlertRuleSpec, image: str) -> Plan:
+def rule_plan(
+    owner: Owner, rule: AlertRuleSpec, image: str, dashboard_key: SecretKeyRef | None = None
+) -> Plan:
     """The rule's children (its state claim first, when it has one) and the claim it no longer
     asks for."""
     claim = build_alerting_state_claim(owner, rule)
     return Plan(
         children=[
             *([claim] if claim is not None else []),
-            build_alerting_deployment(owner, rule, image),
+            build_alerting_deployment(owner, rule, image, dashboard_key),
             build_alerting_service(owner),
         ],
         obsolete=[] if claim is not None else [state_claim_ref(owner)],

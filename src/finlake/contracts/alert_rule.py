@@ -92,6 +92,7 @@ class ChannelType(StrEnum):
 DEFAULT_SECRET_KEYS: dict[ChannelType, str] = {
     ChannelType.EMAIL: "password",
     ChannelType.SLACK: "webhook-url",
+    ChannelType.DASHBOARD: "api-key",
 }
 
 
@@ -265,7 +266,8 @@ class Channel(SpecModel):
     )
     secret_ref: SecretRef | None = Field(
         default=None,
-        description="Credentials (SMTP password, Slack webhook URL); never written in the spec.",
+        description="Credentials (SMTP password, Slack webhook URL, the query API key of the "
+        "dashboard); never written in the spec.",
     )
 
     def secret_key(self) -> str | None:

@@ -129,3 +129,22 @@ def test_editing_a_rule_does_not_restart_its_alert_service_but_new_secrets_do() 
         RULE.wire() | {"channels": [{"type": "slack", "secretRef": {"name": "other-slack"}}]}
     )
     assert restart_hash(resecreted) != restart_hash(RULE)
+
+
+def test_the_platform_dashboard_key_reaches_the_service_as_its_dashboard_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deployment = build_alerting_deployment(OWNER, RULE, dashboard_key=("finlake-api-keys", "k"))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (entry,) = [e for e in container["env"] if e["name"].startswith("FINLAKE_ALERTING__DASH")]
+    assert entry["valueFrom"] == {"secretKeyRef": {"name": "finlake-api-keys", "key": "k"}}
+    for key in [k for k in os.environ if k.startswith("FINLAKE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv(entry["name"], "the-key")
+    api_key = Settings().alerting.dashboard.api_key
+    assert api_key is not None
+    assert api_key.get_secret_value() == "the-key"
+    # A new platform key restarts the service (its variables come from the pod spec).
+    plain = build_alerting_deployment(OWNER, RULE)
+    annotations = [d["spec"]["template"]["metadata"]["annotations"] for d in (deployment, plain)]
+    assert annotations[0] != annotations[1]

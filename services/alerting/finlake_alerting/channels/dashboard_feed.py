@@ -10,26 +10,32 @@ from finlake.contracts.models import AlertEvent
 from finlake_alerting.channels import DeliveryError
 from finlake_alerting.channels.content import dashboard_item
 from finlake_alerting.config import DashboardSettings
+from finlake_alerting.credentials import MissingSecretError, channel_secret
 from finlake_alerting.routing import Target
 
 EVENTS_PATH = "/v1/alerts/events"
 
 
 class DashboardSender:
-    """POSTs batches to ``/v1/alerts/events``; the endpoint ignores ids it has already shown."""
+    """POSTs batches to ``/v1/alerts/events``; the endpoint ignores ids it has already shown.
+
+    The API key is the channel's (its ``secretRef``), else the service's
+    (``FINLAKE_ALERTING__DASHBOARD__API_KEY``, which the operator sets on every rule's service
+    from the chart's ``alerting.dashboard.apiKeySecret``)."""
 
     def __init__(self, settings: DashboardSettings) -> None:
-        headers = {}
-        if settings.api_key is not None:
-            headers["X-API-Key"] = settings.api_key.get_secret_value()
-        self._client = httpx.Client(
-            base_url=settings.url, headers=headers, timeout=settings.timeout_s
-        )
+        self.settings = settings
+        self._client = httpx.Client(base_url=settings.url, timeout=settings.timeout_s)
 
-    def send(self, events: Sequence[AlertEvent], target: Target) -> None:  # noqa: ARG002
+    def send(self, events: Sequence[AlertEvent], target: Target) -> None:
         """Post the events; 4xx (but 408/429) is permanent."""
+        try:
+            key = channel_secret(target.channel, self.settings.api_key)
+        except MissingSecretError as error:
+            raise DeliveryError(str(error), permanent=True) from None
+        headers = {"X-API-Key": key.get_secret_value()} if key is not None else {}
         response = self._client.post(
-            EVENTS_PATH, json={"events": [dashboard_item(e) for e in events]}
+            EVENTS_PATH, json={"events": [dashboard_item(e) for e in events]}, headers=headers
         )
         if response.is_success:
             return
