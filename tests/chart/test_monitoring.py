@@ -100,3 +100,66 @@ def test_the_four_dashboards_are_rendered_for_the_grafana_sidecar(chart_tools: C
     for config_map in maps:
         (body,) = config_map["data"].values()  # type: ignore[union-attr]
         assert json.loads(body)["panels"]
+
+
+def _selects(monitor: dict[str, Any], labels: dict[str, str]) -> bool:
+    selector = monitor["spec"]["selector"]
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    return all(
+        labels.get(rule["key"]) in rule["values"]
+        for rule in selector.get("matchExpressions", [])
+        if rule["operator"] == "In"
+    )
+
+
+def test_the_pod_monitors_find_the_operator_s_pods_that_serve_metrics(
+    chart_tools: ChartTools,
+) -> None:
+    from finlake.contracts.alert_rule import AlertRuleSpec
+    from finlake.contracts.market_feed import MarketFeedSpec
+    from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
+    from finlake_operator.builders.alert_rule import build_alerting_deployment
+    from finlake_operator.builders.common import Owner
+    from finlake_operator.builders.market_feed import build_market_feed_children
+    from finlake_operator.builders.medallion_pipeline import build_medallion_pipeline_children
+
+    monitors = [d for d in documents(chart_tools.render()) if d["kind"] == "PodMonitor"]
+    owner = Owner(kind="Test", name="x", namespace="finlake", uid="u")
+    pods: dict[str, tuple[dict[str, str], set[str]]] = {}  # labels, container port names
+    feed = MarketFeedSpec.model_validate({"source": "simulate"})
+    rule = AlertRuleSpec.model_validate(
+        {
+            "symbols": ["AAPL"],
+            "condition": {"type": "price_cross", "level": 1, "direction": "above"},
+        }
+    )
+    deployments = [
+        next(c for c in build_market_feed_children(owner, feed, ()) if c["kind"] == "Deployment"),
+        build_alerting_deployment(owner, rule),
+    ]
+    for deployment in deployments:
+        template = deployment["spec"]["template"]
+        ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        pods[deployment["metadata"]["name"]] = (template["metadata"]["labels"], ports)
+    layers = {
+        "bronze": {"table": "market.raw"},
+        "silver": {"table": "market.cleaned", "quarantineTable": "market.quarantine"},
+        "gold": {"tables": ["market.ohlc_1m"]},
+    }
+    pipeline = MedallionPipelineSpec.model_validate({"layers": layers})
+    for child in build_medallion_pipeline_children(owner, pipeline):
+        spec = child.get("spec", {}).get("template", child.get("spec", {}))
+        if "driver" in spec:  # spark-operator labels its drivers spark-role=driver
+            driver = spec["driver"]
+            labels = {**driver["labels"], "spark-role": "driver"}
+            pods[child["metadata"]["name"]] = (labels, {p["name"] for p in driver["ports"]})
+    scraped = {
+        name
+        for name, (labels, ports) in pods.items()
+        for monitor in monitors
+        if _selects(monitor, labels)
+        and {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
+    }
+    # Every pod that serves /metrics, and no batch driver (they serve none: no down targets).
+    assert scraped == {"x-producer", "x-alerting", "x-stream", "x-alert-detection"}
