@@ -33,6 +33,17 @@ class OperatorOptions(BaseModel):
         default="ghcr.io/finlake/finlake-alerting:0.1.0",
         description="Image of the alerting Deployments.",
     )
+    producer_image: str | None = Field(
+        default=None, description="Image of a MarketFeed's producer that names none."
+    )
+    spark_image: str | None = Field(
+        default=None, description="Image of a MedallionPipeline's Spark jobs that names none."
+    )
+    image_pull_secrets: list[str] = Field(
+        default_factory=list,
+        description="Secrets (names, in each watched namespace) the pods the operator creates "
+        "pull their images with.",
+    )
     dashboard_api_key_secret: str | None = Field(
         default=None,
         description="Secret with the query API key every rule's alert service posts to the "

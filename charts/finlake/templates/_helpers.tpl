@@ -202,3 +202,12 @@ spec:
       protocol: TCP
 {{- end }}
 {{- end }}
+
+{{/* The names of global.imagePullSecrets as a JSON list (the operator gives them to the pods it creates). */}}
+{{- define "finlake.pullSecretNames" -}}
+{{- $names := list }}
+{{- range .Values.global.imagePullSecrets }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}

@@ -13,6 +13,8 @@ from finlake.contracts.resources import API_VERSION
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
     STATE_VOLUME,
+    TMP_MOUNT,
+    TMP_VOLUME,
     Owner,
     build_state_claim,
     child_labels,
@@ -164,6 +166,7 @@ def build_alerting_deployment(
             {"name": "rules", "mountPath": RULES_MOUNT, "readOnly": True},
             # The delivery log (SQLite) on a read-only root filesystem.
             {"name": STATE_VOLUME, "mountPath": STATE_MOUNT},
+            TMP_MOUNT,
         ],
     }
     claim = alerting_state_name(owner) if rule.persistence is not None else None
@@ -201,6 +204,7 @@ def build_alerting_deployment(
                             },
                         },
                         state_volume(claim),
+                        TMP_VOLUME,
                     ],
                 },
             },

@@ -167,3 +167,33 @@ def state_pod_security(user: int, claim: str | None) -> dict[str, Any]:
     if claim is not None:
         security |= {"fsGroup": user, "fsGroupChangePolicy": "OnRootMismatch"}
     return security
+
+
+@dataclass(frozen=True)
+class PlatformDefaults:
+    """What the chart's values give every child a resource does not set itself: the images of
+    the producers and Spark jobs, and the Secrets their images are pulled with."""
+
+    producer_image: str | None = None
+    spark_image: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+
+
+def with_pull_secrets(children: list[dict[str, Any]], names: tuple[str, ...]) -> None:
+    """Add the image pull Secrets to every pod-making child (Deployments, Spark applications)."""
+    if not names:
+        return
+    for child in children:
+        if child["kind"] == "Deployment":
+            pod = child["spec"]["template"]["spec"]
+            pod["imagePullSecrets"] = [{"name": name} for name in names]
+        elif child["kind"] == "SparkApplication":
+            child["spec"]["imagePullSecrets"] = list(names)
+        elif child["kind"] == "ScheduledSparkApplication":
+            child["spec"]["template"]["imagePullSecrets"] = list(names)
+
+
+TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+"""A writable /tmp for containers with a read-only root filesystem (Python's tempfile, SQLite's
+temporary files)."""

@@ -8,6 +8,8 @@ from finlake.contracts.market_feed import FeedSource, MarketFeedSpec, ingestion_
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
     STATE_VOLUME,
+    TMP_MOUNT,
+    TMP_VOLUME,
     Owner,
     build_state_claim,
     child_labels,
@@ -91,7 +93,7 @@ def build_producer_deployment(
             "limits": limits,
         },
         "securityContext": hardened_container_security(),
-        "volumeMounts": [{"name": STATE_VOLUME, "mountPath": STATE_MOUNT}],
+        "volumeMounts": [{"name": STATE_VOLUME, "mountPath": STATE_MOUNT}, TMP_MOUNT],
         "env": [{"name": "FINLAKE_HOME", "value": STATE_MOUNT}],
     }
     selector = selector_labels(owner, COMPONENT)
@@ -117,7 +119,7 @@ def build_producer_deployment(
                     "automountServiceAccountToken": False,
                     "securityContext": state_pod_security(PRODUCER_UID, claim),
                     "containers": [container],
-                    "volumes": [state_volume(claim)],
+                    "volumes": [state_volume(claim), TMP_VOLUME],
                 },
             },
         },

@@ -13,7 +13,7 @@ from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
 from finlake.contracts.resources import GROUP, VERSION
 from finlake_operator import metrics
 from finlake_operator.builders.alert_rule import alerting_name
-from finlake_operator.builders.common import Owner
+from finlake_operator.builders.common import Owner, PlatformDefaults
 from finlake_operator.builders.market_feed import metrics_service_name as feed_service
 from finlake_operator.builders.market_feed import producer_name
 from finlake_operator.config import OperatorOptions
@@ -47,14 +47,28 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptio
         if options.dashboard_api_key_secret
         else None
     )
+    defaults = PlatformDefaults(
+        producer_image=options.producer_image,
+        spark_image=options.spark_image,
+        image_pull_secrets=tuple(options.image_pull_secrets),
+    )
     kinds: list[tuple[str, str, type[BaseModel], Planner]] = [
-        (market_feed.KIND, market_feed.PLURAL, MarketFeedSpec, market_feed.plan_market_feed),
+        (
+            market_feed.KIND,
+            market_feed.PLURAL,
+            MarketFeedSpec,
+            lambda owner, feed, kube_: market_feed.plan_market_feed(owner, feed, kube_, defaults),
+        ),
         (
             medallion_pipeline.KIND,
             medallion_pipeline.PLURAL,
             MedallionPipelineSpec,
             lambda owner, pipeline, kube_: medallion_pipeline.plan_medallion_pipeline(
-                owner, pipeline, kube_, metrics_timeout_s=options.metrics_timeout_s
+                owner,
+                pipeline,
+                kube_,
+                metrics_timeout_s=options.metrics_timeout_s,
+                defaults=defaults,
             ),
         ),
         (
@@ -62,7 +76,12 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptio
             alert_rule.PLURAL,
             AlertRuleSpec,
             lambda owner, rule, kube_: alert_rule.plan_alert_rule(
-                owner, rule, kube_, options.alerting_image, dashboard_key
+                owner,
+                rule,
+                kube_,
+                options.alerting_image,
+                dashboard_key,
+                defaults.image_pull_secrets,
             ),
         ),
     ]

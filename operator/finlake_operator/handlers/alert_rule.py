@@ -11,7 +11,7 @@ from finlake_operator.builders.alert_rule import (
     build_alerting_state_claim,
     build_rules_entry,
 )
-from finlake_operator.builders.common import Owner
+from finlake_operator.builders.common import Owner, with_pull_secrets
 from finlake_operator.handlers.medallion_pipeline import require_secret
 from finlake_operator.kube import Kube, ObjectRef
 from finlake_operator.reconcile import Plan
@@ -31,6 +31,7 @@ def plan_alert_rule(
     kube: Kube,
     image: str,
     dashboard_key: SecretKeyRef | None = None,
+    pull_secrets: tuple[str, ...] = (),
 ) -> Plan:
     """The rule's children; its rules entry is applied under its own field manager first."""
     for index, channel in enumerate(rule.channels):
@@ -44,7 +45,9 @@ def plan_alert_rule(
             "alerting.dashboard.apiKeySecret)",
         )  # fmt: skip
     kube.apply(build_rules_entry(owner, rule), field_manager=rules_field_manager(owner))
-    return rule_plan(owner, rule, image, dashboard_key)
+    plan = rule_plan(owner, rule, image, dashboard_key)
+    with_pull_secrets(plan.children, pull_secrets)
+    return plan
 
 
 def rule_plan(

@@ -11,7 +11,7 @@ from finlake.contracts.market_feed import (
     SimulateSpec,
     parse_symbol_list,
 )
-from finlake_operator.builders.common import Owner
+from finlake_operator.builders.common import Owner, PlatformDefaults, with_pull_secrets
 from finlake_operator.builders.market_feed import build_market_feed_children, producer_state_name
 from finlake_operator.kube import Kube, ObjectRef
 from finlake_operator.reconcile import Degradation, Plan
@@ -51,8 +51,16 @@ def resolve_symbols(owner: Owner, feed: MarketFeedSpec, kube: Kube) -> tuple[str
     return symbols
 
 
-def plan_market_feed(owner: Owner, feed: MarketFeedSpec, kube: Kube) -> Plan:
-    """The producer's children and the symbol count."""
+def plan_market_feed(
+    owner: Owner, feed: MarketFeedSpec, kube: Kube, defaults: PlatformDefaults | None = None
+) -> Plan:
+    """The producer's children and the symbol count (``defaults``: the chart's producer image
+    for a feed naming none, image pull Secrets)."""
+    defaults = defaults or PlatformDefaults()
+    producer = feed.producer
+    if defaults.producer_image and "image" not in producer.model_fields_set:
+        producer = producer.model_copy(update={"image": defaults.producer_image})
+        feed = feed.model_copy(update={"producer": producer})
     symbols = resolve_symbols(owner, feed, kube)
     count: int | None = None
     if feed.source is FeedSource.YAHOO:
@@ -61,11 +69,9 @@ def plan_market_feed(owner: Owner, feed: MarketFeedSpec, kube: Kube) -> Plan:
         count = (feed.simulate or SimulateSpec()).symbols
     summary: dict[str, Any] = {"symbols": count}
     obsolete = [] if feed.producer.persistence is not None else [state_claim_ref(owner)]
-    return Plan(
-        children=build_market_feed_children(owner, feed, symbols),
-        summary=summary,
-        obsolete=obsolete,
-    )
+    children = build_market_feed_children(owner, feed, symbols)
+    with_pull_secrets(children, defaults.image_pull_secrets)
+    return Plan(children=children, summary=summary, obsolete=obsolete)
 
 
 def state_claim_ref(owner: Owner) -> ObjectRef:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from finlake.contracts.medallion_pipeline import MedallionPipelineSpec, PipelineFlow
-from finlake_operator.builders.common import Owner
+from finlake_operator.builders.common import Owner, PlatformDefaults, with_pull_secrets
 from finlake_operator.builders.medallion_pipeline import (
     SPARK_API_VERSION,
     batch_name,
@@ -62,11 +62,29 @@ def batch_runs(owner: Owner, kube: Kube) -> list[dict[str, Any]]:
     return kube.list(runs, f"{SCHEDULED_APP_LABEL}={batch_name(owner)}")
 
 
+def with_platform_image(
+    pipeline: MedallionPipelineSpec, defaults: PlatformDefaults
+) -> MedallionPipelineSpec:
+    """The pipeline with the platform's Spark image, unless it names its own."""
+    if not defaults.spark_image or "image" in pipeline.spark.model_fields_set:
+        return pipeline
+    spark = pipeline.spark.model_copy(update={"image": defaults.spark_image})
+    return pipeline.model_copy(update={"spark": spark})
+
+
 def plan_medallion_pipeline(
-    owner: Owner, pipeline: MedallionPipelineSpec, kube: Kube, *, metrics_timeout_s: float = 2.0
+    owner: Owner,
+    pipeline: MedallionPipelineSpec,
+    kube: Kube,
+    *,
+    metrics_timeout_s: float = 2.0,
+    defaults: PlatformDefaults | None = None,
 ) -> Plan:
     """The pipeline's children (and those of the other flow, to delete), its freshness
-    conditions and summary."""
+    conditions and summary (``defaults``: the chart's Spark image for a pipeline naming none,
+    image pull Secrets)."""
+    defaults = defaults or PlatformDefaults()
+    pipeline = with_platform_image(pipeline, defaults)
     if pipeline.catalog_secret is not None:
         require_secret(kube, owner.namespace, pipeline.catalog_secret.name, "spec.catalogSecret")
     batch = kube.get(
@@ -76,6 +94,7 @@ def plan_medallion_pipeline(
     )
     summary: dict[str, Any] = {"lastSuccess": last_success(batch)}
     children = build_medallion_pipeline_children(owner, pipeline)
+    with_pull_secrets(children, defaults.image_pull_secrets)
     wanted = {(child["kind"], child["metadata"]["name"]) for child in children}
     obsolete = [ref for ref in children_refs(owner) if (ref.kind, ref.name) not in wanted]
 

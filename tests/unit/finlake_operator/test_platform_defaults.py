@@ -1,0 +1,80 @@
+"""The chart's images and pull Secrets reach the pods the operator creates."""
+
+from typing import Any
+
+from finlake.contracts.alert_rule import AlertRuleSpec
+from finlake.contracts.market_feed import MarketFeedSpec
+from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
+from finlake_operator.builders.common import Owner, PlatformDefaults, with_pull_secrets
+from finlake_operator.builders.medallion_pipeline import build_medallion_pipeline_children
+from finlake_operator.handlers.alert_rule import rule_plan
+from finlake_operator.handlers.market_feed import plan_market_feed
+from finlake_operator.handlers.medallion_pipeline import with_platform_image
+
+OWNER = Owner(kind="MedallionPipeline", name="market", namespace="markets", uid="uid-2")
+LAYERS = {
+    "bronze": {"table": "market.raw"},
+    "silver": {"table": "market.cleaned", "quarantineTable": "market.quarantine"},
+    "gold": {"tables": ["market.ohlc_1m"]},
+}
+DEFAULTS = PlatformDefaults(
+    producer_image="registry.corp/finlake/finlake-ingestion:1.2.3",
+    spark_image="registry.corp/finlake/finlake-spark:1.2.3",
+    image_pull_secrets=("corp-registry",),
+)
+
+
+def _images(children: list[dict[str, Any]]) -> set[str]:
+    images = set()
+    for child in children:
+        spec = child.get("spec", {})
+        if child["kind"] in ("SparkApplication", "ScheduledSparkApplication"):
+            images.add(spec.get("template", spec)["image"])
+    return images
+
+
+def test_a_pipeline_naming_no_image_runs_the_platform_s_spark_image() -> None:
+    plain = MedallionPipelineSpec.model_validate({"layers": LAYERS})
+    children = build_medallion_pipeline_children(OWNER, with_platform_image(plain, DEFAULTS))
+    assert _images(children) == {"registry.corp/finlake/finlake-spark:1.2.3"}
+    own = MedallionPipelineSpec.model_validate(
+        {"layers": LAYERS, "spark": {"image": "mine/spark:9"}}
+    )
+    children = build_medallion_pipeline_children(OWNER, with_platform_image(own, DEFAULTS))
+    assert _images(children) == {"mine/spark:9"}
+    # Without a platform image: the spec's default.
+    unchanged = with_platform_image(plain, PlatformDefaults())
+    assert unchanged.spark.image == plain.spark.image
+
+
+def test_every_pod_the_operator_creates_pulls_with_the_platform_s_secrets() -> None:
+    pipeline = MedallionPipelineSpec.model_validate({"layers": LAYERS})
+    children = build_medallion_pipeline_children(OWNER, pipeline)
+    with_pull_secrets(children, DEFAULTS.image_pull_secrets)
+    for child in children:
+        spec = child.get("spec", {})
+        if child["kind"] == "SparkApplication":
+            assert spec["imagePullSecrets"] == ["corp-registry"]
+        elif child["kind"] == "ScheduledSparkApplication":
+            assert spec["template"]["imagePullSecrets"] == ["corp-registry"]
+        else:
+            assert "imagePullSecrets" not in spec
+    feed = MarketFeedSpec.model_validate({"source": "simulate"})
+    plan = plan_market_feed(OWNER, feed, None, DEFAULTS)  # type: ignore[arg-type]
+    (deployment,) = [c for c in plan.children if c["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "corp-registry"}]
+    assert pod["containers"][0]["image"] == "registry.corp/finlake/finlake-ingestion:1.2.3"
+    own = MarketFeedSpec.model_validate({"source": "simulate", "producer": {"image": "mine/p:1"}})
+    plan = plan_market_feed(OWNER, own, None, DEFAULTS)  # type: ignore[arg-type]
+    (deployment,) = [c for c in plan.children if c["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "mine/p:1"
+    # Without pull Secrets nothing is added.
+    rule = {
+        "symbols": ["AAPL"],
+        "condition": {"type": "price_cross", "level": 1, "direction": "above"},
+    }
+    children = rule_plan(OWNER, AlertRuleSpec.model_validate(rule), "alerting:1").children
+    with_pull_secrets(children, ())
+    (alerting,) = [c for c in children if c["kind"] == "Deployment"]
+    assert "imagePullSecrets" not in alerting["spec"]["template"]["spec"]
