@@ -44,6 +44,13 @@ class OperatorOptions(BaseModel):
         description="Secrets (names, in each watched namespace) the pods the operator creates "
         "pull their images with.",
     )
+    registry_password_secret: str | None = Field(
+        default=None,
+        description="Secret with the schema registry's basic-auth password, for the producers, "
+        "alert services and Spark drivers the operator creates (FINLAKE_REGISTRY__"
+        "BASIC_AUTH_PASSWORD; chart: credentials.registryPassword).",
+    )
+    registry_password_key: str = Field(default="password", description="Key of that Secret.")
     dashboard_api_key_secret: str | None = Field(
         default=None,
         description="Secret with the query API key every rule's alert service posts to the "

@@ -177,6 +177,37 @@ class PlatformDefaults:
     producer_image: str | None = None
     spark_image: str | None = None
     image_pull_secrets: tuple[str, ...] = ()
+    registry_password: tuple[str, str] | None = None
+    """(Secret, key) of the schema registry's basic-auth password."""
+
+
+REGISTRY_PASSWORD_ENV = "FINLAKE_REGISTRY__BASIC_AUTH_PASSWORD"
+
+
+def with_registry_password(children: list[dict[str, Any]], secret: tuple[str, str] | None) -> None:
+    """Give the registry's password to every process that reads schemas: the Deployments'
+    containers (producers, alert services) and the Spark drivers (the executors decode with the
+    schemas their driver fetched)."""
+    if secret is None:
+        return
+    name, key = secret
+    entry = {
+        "name": REGISTRY_PASSWORD_ENV,
+        "valueFrom": {"secretKeyRef": {"name": name, "key": key}},
+    }
+    for child in children:
+        spec = child.get("spec", {})
+        if child["kind"] == "Deployment":
+            envs = [c.setdefault("env", []) for c in spec["template"]["spec"]["containers"]]
+        elif child["kind"] == "SparkApplication":
+            envs = [spec["driver"].setdefault("env", [])]
+        elif child["kind"] == "ScheduledSparkApplication":
+            envs = [spec["template"]["driver"].setdefault("env", [])]
+        else:
+            continue
+        for env in envs:
+            if all(variable["name"] != REGISTRY_PASSWORD_ENV for variable in env):
+                env.append(entry)
 
 
 def with_pull_secrets(children: list[dict[str, Any]], names: tuple[str, ...]) -> None:

@@ -51,6 +51,11 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptio
         producer_image=options.producer_image,
         spark_image=options.spark_image,
         image_pull_secrets=tuple(options.image_pull_secrets),
+        registry_password=(
+            (options.registry_password_secret, options.registry_password_key)
+            if options.registry_password_secret
+            else None
+        ),
     )
     kinds: list[tuple[str, str, type[BaseModel], Planner]] = [
         (
@@ -81,7 +86,7 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptio
                 kube_,
                 options.alerting_image,
                 dashboard_key,
-                defaults.image_pull_secrets,
+                defaults,
             ),
         ),
     ]

@@ -11,8 +11,13 @@ from finlake_operator.builders.alert_rule import (
     build_alerting_state_claim,
     build_rules_entry,
 )
-from finlake_operator.builders.common import Owner, with_pull_secrets
-from finlake_operator.handlers.medallion_pipeline import require_secret
+from finlake_operator.builders.common import (
+    Owner,
+    PlatformDefaults,
+    with_pull_secrets,
+    with_registry_password,
+)
+from finlake_operator.handlers.medallion_pipeline import require_platform_secrets, require_secret
 from finlake_operator.kube import Kube, ObjectRef
 from finlake_operator.reconcile import Plan
 
@@ -31,7 +36,7 @@ def plan_alert_rule(
     kube: Kube,
     image: str,
     dashboard_key: SecretKeyRef | None = None,
-    pull_secrets: tuple[str, ...] = (),
+    defaults: PlatformDefaults | None = None,
 ) -> Plan:
     """The rule's children; its rules entry is applied under its own field manager first."""
     for index, channel in enumerate(rule.channels):
@@ -45,8 +50,11 @@ def plan_alert_rule(
             "alerting.dashboard.apiKeySecret)",
         )  # fmt: skip
     kube.apply(build_rules_entry(owner, rule), field_manager=rules_field_manager(owner))
+    defaults = defaults or PlatformDefaults()
+    require_platform_secrets(owner, kube, defaults)
     plan = rule_plan(owner, rule, image, dashboard_key)
-    with_pull_secrets(plan.children, pull_secrets)
+    with_pull_secrets(plan.children, defaults.image_pull_secrets)
+    with_registry_password(plan.children, defaults.registry_password)
     return plan
 
 

@@ -11,8 +11,14 @@ from finlake.contracts.market_feed import (
     SimulateSpec,
     parse_symbol_list,
 )
-from finlake_operator.builders.common import Owner, PlatformDefaults, with_pull_secrets
+from finlake_operator.builders.common import (
+    Owner,
+    PlatformDefaults,
+    with_pull_secrets,
+    with_registry_password,
+)
 from finlake_operator.builders.market_feed import build_market_feed_children, producer_state_name
+from finlake_operator.handlers.medallion_pipeline import require_platform_secrets
 from finlake_operator.kube import Kube, ObjectRef
 from finlake_operator.reconcile import Degradation, Plan
 from finlake_operator.status import Reason
@@ -57,6 +63,7 @@ def plan_market_feed(
     """The producer's children and the symbol count (``defaults``: the chart's producer image
     for a feed naming none, image pull Secrets)."""
     defaults = defaults or PlatformDefaults()
+    require_platform_secrets(owner, kube, defaults)
     producer = feed.producer
     if defaults.producer_image and "image" not in producer.model_fields_set:
         producer = producer.model_copy(update={"image": defaults.producer_image})
@@ -71,6 +78,7 @@ def plan_market_feed(
     obsolete = [] if feed.producer.persistence is not None else [state_claim_ref(owner)]
     children = build_market_feed_children(owner, feed, symbols)
     with_pull_secrets(children, defaults.image_pull_secrets)
+    with_registry_password(children, defaults.registry_password)
     return Plan(children=children, summary=summary, obsolete=obsolete)
 
 

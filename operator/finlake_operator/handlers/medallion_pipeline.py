@@ -7,7 +7,12 @@ import time
 from typing import Any
 
 from finlake.contracts.medallion_pipeline import MedallionPipelineSpec, PipelineFlow
-from finlake_operator.builders.common import Owner, PlatformDefaults, with_pull_secrets
+from finlake_operator.builders.common import (
+    Owner,
+    PlatformDefaults,
+    with_pull_secrets,
+    with_registry_password,
+)
 from finlake_operator.builders.medallion_pipeline import (
     SPARK_API_VERSION,
     batch_name,
@@ -72,6 +77,15 @@ def with_platform_image(
     return pipeline.model_copy(update={"spark": spark})
 
 
+def require_platform_secrets(owner: Owner, kube: Kube, defaults: PlatformDefaults) -> None:
+    """Degraded (and retried) while a Secret the chart names for the children is missing here."""
+    if defaults.registry_password is not None:
+        require_secret(
+            kube, owner.namespace, defaults.registry_password[0],
+            "the schema registry password (chart: credentials.registryPassword)",
+        )  # fmt: skip
+
+
 def plan_medallion_pipeline(
     owner: Owner,
     pipeline: MedallionPipelineSpec,
@@ -84,6 +98,7 @@ def plan_medallion_pipeline(
     conditions and summary (``defaults``: the chart's Spark image for a pipeline naming none,
     image pull Secrets)."""
     defaults = defaults or PlatformDefaults()
+    require_platform_secrets(owner, kube, defaults)
     pipeline = with_platform_image(pipeline, defaults)
     if pipeline.catalog_secret is not None:
         require_secret(kube, owner.namespace, pipeline.catalog_secret.name, "spec.catalogSecret")
@@ -95,6 +110,7 @@ def plan_medallion_pipeline(
     summary: dict[str, Any] = {"lastSuccess": last_success(batch)}
     children = build_medallion_pipeline_children(owner, pipeline)
     with_pull_secrets(children, defaults.image_pull_secrets)
+    with_registry_password(children, defaults.registry_password)
     wanted = {(child["kind"], child["metadata"]["name"]) for child in children}
     obsolete = [ref for ref in children_refs(owner) if (ref.kind, ref.name) not in wanted]
 

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 from finlake.contracts.alert_rule import AlertRuleSpec
 from finlake.contracts.market_feed import MarketFeedSpec
 from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
@@ -78,3 +80,38 @@ def test_every_pod_the_operator_creates_pulls_with_the_platform_s_secrets() -> N
     with_pull_secrets(children, ())
     (alerting,) = [c for c in children if c["kind"] == "Deployment"]
     assert "imagePullSecrets" not in alerting["spec"]["template"]["spec"]
+
+
+def test_the_registry_password_reaches_every_process_that_reads_schemas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from finlake.config import FinlakeSettings
+    from finlake_operator.builders.common import REGISTRY_PASSWORD_ENV, with_registry_password
+
+    pipeline = MedallionPipelineSpec.model_validate({"layers": LAYERS})
+    children = build_medallion_pipeline_children(OWNER, pipeline)
+    feed = MarketFeedSpec.model_validate({"source": "simulate"})
+    children += plan_market_feed(OWNER, feed, None).children  # type: ignore[arg-type]
+    condition = {"type": "price_cross", "level": 1, "direction": "above"}
+    rule = AlertRuleSpec.model_validate({"symbols": ["AAPL"], "condition": condition})
+    children += rule_plan(OWNER, rule, "alerting:1").children
+    with_registry_password(children, ("finlake-registry", "password"))
+    with_registry_password(children, ("finlake-registry", "password"))  # idempotent
+    reference = {"secretKeyRef": {"name": "finlake-registry", "key": "password"}}
+    envs: dict[str, list[dict[str, Any]]] = {}
+    for child in children:
+        spec = child.get("spec", {})
+        name = f"{child['kind']} {child['metadata']['name']}"
+        if child["kind"] == "Deployment":
+            envs[name] = spec["template"]["spec"]["containers"][0]["env"]
+        elif child["kind"] in ("SparkApplication", "ScheduledSparkApplication"):
+            envs[name] = spec.get("template", spec)["driver"]["env"]
+    assert len(envs) == 6  # producer, alerting, stream, detection, batch, maintenance
+    for name, env in envs.items():
+        found = [e for e in env if e["name"] == REGISTRY_PASSWORD_ENV]
+        assert [e["valueFrom"] for e in found] == [reference], name
+    # The variable is the one the settings read.
+    monkeypatch.setenv(REGISTRY_PASSWORD_ENV, "pw")
+    password = FinlakeSettings().registry.basic_auth_password
+    assert password is not None
+    assert password.get_secret_value() == "pw"
