@@ -30,14 +30,24 @@ S3_CHECKSUM_ENV = {
 }
 
 
+S3_SCHEMES = ("s3://", "s3a://")
+
+
 @dataclass(frozen=True)
 class S3Access:
-    """An S3 endpoint and the keys to sign requests with."""
+    """An S3 endpoint and the keys to sign requests with; no keys: the AWS SDK's default
+    credentials (a pod's IAM role or web identity, the instance profile, AWS_* variables)."""
 
     endpoint: str | None
-    access_key_id: str
-    secret_access_key: str
+    access_key_id: str | None
+    secret_access_key: str | None
     region: str
+
+    def key_properties(self, access_key: str, secret_key: str) -> dict[str, str]:
+        """The static keys under the given property names (none without keys)."""
+        if self.access_key_id is None or self.secret_access_key is None:
+            return {}
+        return {access_key: self.access_key_id, secret_key: self.secret_access_key}
 
 
 @dataclass(frozen=True)
@@ -74,8 +84,7 @@ class LakeConnection:
         properties = {"uri": self.sqlalchemy_url(), "warehouse": self.warehouse}
         if self.s3 is not None:
             properties |= {
-                "s3.access-key-id": self.s3.access_key_id,
-                "s3.secret-access-key": self.s3.secret_access_key,
+                **self.s3.key_properties("s3.access-key-id", "s3.secret-access-key"),
                 "s3.region": self.s3.region,
             }
             if self.s3.endpoint:
@@ -105,6 +114,9 @@ def lake_connection(settings: FinlakeSettings) -> LakeConnection:
                 lake.s3_secret_access_key.get_secret_value(),
                 lake.s3_region,
             )
+        elif lake.warehouse is not None and lake.warehouse.startswith(S3_SCHEMES):
+            # No keys: the SDK's own credentials (e.g. the pod's IAM role), still S3FileIO.
+            s3 = S3Access(lake.s3_endpoint, None, None, lake.s3_region)
         if lake.warehouse is None:
             raise ConfigurationError(
                 "FINLAKE_LAKE__CATALOG_URL is set but FINLAKE_LAKE__WAREHOUSE is not; set both"

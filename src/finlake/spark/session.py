@@ -30,8 +30,9 @@ def catalog_config(prefix: str, lake: LakeConnection) -> dict[str, str]:
     if lake.s3 is not None:
         conf |= {
             f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
-            f"{prefix}.s3.access-key-id": lake.s3.access_key_id,
-            f"{prefix}.s3.secret-access-key": lake.s3.secret_access_key,
+            **lake.s3.key_properties(
+                f"{prefix}.s3.access-key-id", f"{prefix}.s3.secret-access-key"
+            ),
             f"{prefix}.client.region": lake.s3.region,
         }
         if lake.s3.endpoint:

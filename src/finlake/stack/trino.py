@@ -132,8 +132,10 @@ class TrinoService:
 
     def _write_catalog(self, path: Path) -> None:
         s3 = self.lake.s3
-        if s3 is None or s3.endpoint is None:
-            raise ServiceStartError("the trino profile needs an S3 warehouse; none is configured")
+        if s3 is None or s3.endpoint is None or s3.access_key_id is None:
+            raise ServiceStartError(
+                "the trino profile needs an S3 warehouse with keys; none is configured"
+            )
         write_private(
             path,
             _ICEBERG.format(

@@ -72,11 +72,25 @@ def test_environment_overrides_the_profile(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("FINLAKE_LAKE__CATALOG_URL", "jdbc:postgresql://db.internal:5432/lake")
     monkeypatch.setenv("FINLAKE_LAKE__WAREHOUSE", "s3://prod-lake/warehouse")
     lake = lake_connection(FinlakeSettings())
+    # No keys: S3FileIO with the SDK's own credentials (a pod's IAM role), not Hadoop's s3://.
     assert (lake.jdbc_url, lake.warehouse, lake.s3) == (
         "jdbc:postgresql://db.internal:5432/lake",
         "s3://prod-lake/warehouse",
-        None,
+        S3Access(None, None, None, "us-east-1"),
     )
+    conf = session_config(FinlakeSettings(), [], lake)
+    assert conf["spark.sql.catalog.lake.io-impl"] == "org.apache.iceberg.aws.s3.S3FileIO"
+    assert conf["spark.sql.catalog.lake.client.region"] == "us-east-1"
+    assert not [key for key in conf if "access-key" in key or "s3.endpoint" in key]
+    properties = lake.pyiceberg_properties()
+    assert properties["s3.region"] == "us-east-1"
+    assert not [key for key in properties if "access-key" in key]
+    # Keys in the environment are used as before.
+    monkeypatch.setenv("FINLAKE_LAKE__S3_ACCESS_KEY_ID", "AKIA")
+    monkeypatch.setenv("FINLAKE_LAKE__S3_SECRET_ACCESS_KEY", "secret")
+    keyed = lake_connection(FinlakeSettings())
+    assert keyed.s3 == S3Access(None, "AKIA", "secret", "us-east-1")
+    assert keyed.pyiceberg_properties()["s3.access-key-id"] == "AKIA"
     monkeypatch.delenv("FINLAKE_LAKE__WAREHOUSE")
     with pytest.raises(ConfigurationError, match="FINLAKE_LAKE__WAREHOUSE"):
         lake_connection(FinlakeSettings())
