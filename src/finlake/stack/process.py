@@ -106,6 +106,9 @@ class ManagedProcess:
                     os.killpg(record.pid, signal.SIGKILL)
                 while self.running() is not None:
                     time.sleep(0.1)
+            # It reads as dead once it is a zombie; our own child is waited for, so no zombie
+            # stays behind (the check above may poll it a moment before it died).
+            _wait_reaped(record.pid)
         self.pid_file.unlink(missing_ok=True)
         return record is not None
 
@@ -127,6 +130,13 @@ def _reap(pid: int) -> None:
     child = _CHILDREN.get(pid)
     if child is not None and child.poll() is not None:
         del _CHILDREN[pid]
+
+
+def _wait_reaped(pid: int) -> None:
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=10)
 
 
 def _now() -> str:
