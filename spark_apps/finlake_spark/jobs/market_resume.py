@@ -28,12 +28,20 @@ from pyspark.sql import functions as F
 
 from finlake.kafka_io import partition_offsets
 from finlake.lake.table_spec import TableSpec
-from finlake.lake.tables import MARKET_RUNS
+from finlake.lake.tables import (
+    MARKET_CLEANED,
+    MARKET_DEAD_LETTER,
+    MARKET_QUARANTINE,
+    MARKET_RAW,
+    MARKET_RUNS,
+)
 from finlake_spark.io import MARKER
 
 log = logging.getLogger(__name__)
 
 EARLIEST = -2  # Spark's startingOffsets JSON: -2 is a partition's earliest offset
+# The tables a batch appends to once (``append_once``); gold and runs are merged instead.
+APPENDED_ONCE = (MARKET_RAW, MARKET_DEAD_LETTER, MARKET_CLEANED, MARKET_QUARANTINE)
 
 
 def checkpoint_id(checkpoint: Path) -> str:
@@ -164,7 +172,7 @@ def resume_from(
     bootstrap: str,
     topic: str,
     checkpoint: Path,
-    appended: tuple[TableSpec, ...] = (),
+    appended: tuple[TableSpec, ...] = APPENDED_ONCE,
 ) -> str:
     """``startingOffsets`` for a stream on ``checkpoint``: ``earliest`` unless the checkpoint has
     no offsets while the lake recorded batches of ``topic``; then after those batches, with the

@@ -55,15 +55,12 @@ from finlake_spark.jobs.market_outcomes import (
     summarize,
     undecodable,
 )
-from finlake_spark.jobs.market_resume import checkpoint_id, resume_from
+from finlake_spark.jobs.market_resume import APPENDED_ONCE, checkpoint_id, resume_from
 from finlake_spark.jobs.market_schemas import NOT_WIRE_FORMAT, WriterSchemas, wire_schema_id
 from finlake_spark.metrics import record_batch
 from finlake_spark.progress import observe_progress
 
 log = logging.getLogger(__name__)
-
-# The tables a batch appends to once (``append_once``); gold and runs are merged instead.
-APPENDED_ONCE = (MARKET_RAW, MARKET_DEAD_LETTER, MARKET_CLEANED, MARKET_QUARANTINE)
 
 
 class MarketBatch(WriterSchemas):
@@ -358,12 +355,7 @@ def start(
         settings.kafka.bootstrap,
         topic,
         starting_offsets=resume_from(
-            spark,
-            settings.spark.catalog,
-            settings.kafka.bootstrap,
-            topic,
-            checkpoint,
-            APPENDED_ONCE,
+            spark, settings.spark.catalog, settings.kafka.bootstrap, topic, checkpoint
         ),
         max_offsets_per_trigger=settings.market.max_offsets_per_trigger,
     )
