@@ -51,6 +51,13 @@ class OperatorOptions(BaseModel):
         "BASIC_AUTH_PASSWORD; chart: credentials.registryPassword).",
     )
     registry_password_key: str = Field(default="password", description="Key of that Secret.")
+    feature_store_password_secret: str | None = Field(
+        default=None,
+        description="Secret with the feature store PostgreSQL's password, for the transactions "
+        "batch's Spark drivers (FINLAKE_ML__POSTGRES_PASSWORD; chart: "
+        "credentials.featureStorePassword).",
+    )
+    feature_store_password_key: str = Field(default="password", description="Key of that Secret.")
     dashboard_api_key_secret: str | None = Field(
         default=None,
         description="Secret with the query API key every rule's alert service posts to the "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,21 @@ def test_spark_image_is_the_pinned_spark_with_the_pinned_connectors() -> None:
         )
         assert pinned, f"{artifact} missing from the image's pom.xml"
         assert pinned.group(1) == version, artifact
+
+
+def test_spark_image_installs_what_the_feature_refresh_imports(tmp_path: Path) -> None:
+    """The transactions batch refreshes the features after each run: the image's environment,
+    resolved from uv.lock as its Dockerfile syncs it, holds Feast and the PostgreSQL driver."""
+    from tests.chart.test_image_builds import uv
+
+    (sync,) = [a for op, a in instructions(REPO / "spark_apps" / "Dockerfile") if "uv sync" in a]
+    command = [uv(), *sync.split()[1:], "--dry-run"]
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
+    planned = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=300
+    ).stderr
+    for package in ("feast", "psycopg", "sqlalchemy", "pyspark"):
+        assert re.search(rf"^ \+ {package}==", planned, re.MULTILINE), (package, planned[-2000:])
 
 
 @pytest.fixture(scope="module")

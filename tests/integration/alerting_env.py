@@ -79,12 +79,19 @@ def alerting_settings(
 
 
 @contextmanager
-def query_api(home: Path, port: int) -> Iterator[str]:
-    """The query API (its alert feed) on loopback over an empty lake."""
+def query_api(
+    home: Path, port: int, *, kafka_bootstrap: str | None = None, **api: Any
+) -> Iterator[str]:
+    """The query API (its alert feed) on loopback over an empty lake; ``api`` overrides its
+    settings, ``kafka_bootstrap`` is the Kafka its live feed uses (``live_feed="kafka"``)."""
     from finlake_query_api.main import create_app
     from tests.unit.finlake_query_api.conftest import api_settings
 
-    app = create_app(api_settings(home, api_keys=[API_KEY], keepalive_s=0.5))
+    settings = api_settings(home, **{"api_keys": [API_KEY], "keepalive_s": 0.5, **api})
+    if kafka_bootstrap is not None:
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap})
+        settings = settings.model_copy(update={"kafka": kafka})
+    app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -172,29 +172,39 @@ def state_pod_security(user: int, claim: str | None) -> dict[str, Any]:
 @dataclass(frozen=True)
 class PlatformDefaults:
     """What the chart's values give every child a resource does not set itself: the images of
-    the producers and Spark jobs, and the Secrets their images are pulled with."""
+    the producers and Spark jobs, the Secrets their images are pulled with, and the Secrets of
+    the services they talk to."""
 
     producer_image: str | None = None
     spark_image: str | None = None
     image_pull_secrets: tuple[str, ...] = ()
     registry_password: tuple[str, str] | None = None
     """(Secret, key) of the schema registry's basic-auth password."""
+    feature_store_password: tuple[str, str] | None = None
+    """(Secret, key) of the feature store PostgreSQL's password (the transactions batch
+    materializes the fraud features there)."""
 
 
 REGISTRY_PASSWORD_ENV = "FINLAKE_REGISTRY__BASIC_AUTH_PASSWORD"
+FEATURE_STORE_PASSWORD_ENV = "FINLAKE_ML__POSTGRES_PASSWORD"
 
 
 def with_registry_password(children: list[dict[str, Any]], secret: tuple[str, str] | None) -> None:
     """Give the registry's password to every process that reads schemas: the Deployments'
     containers (producers, alert services) and the Spark drivers (the executors decode with the
     schemas their driver fetched)."""
+    with_secret_env(children, REGISTRY_PASSWORD_ENV, secret)
+
+
+def with_secret_env(
+    children: list[dict[str, Any]], variable: str, secret: tuple[str, str] | None
+) -> None:
+    """Set ``variable`` from the key of a Secret, ``(name, key)``, in every container of
+    ``children`` (Deployments) and every Spark driver (Spark applications, scheduled or not)."""
     if secret is None:
         return
     name, key = secret
-    entry = {
-        "name": REGISTRY_PASSWORD_ENV,
-        "valueFrom": {"secretKeyRef": {"name": name, "key": key}},
-    }
+    entry = {"name": variable, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
     for child in children:
         spec = child.get("spec", {})
         if child["kind"] == "Deployment":
@@ -206,7 +216,7 @@ def with_registry_password(children: list[dict[str, Any]], secret: tuple[str, st
         else:
             continue
         for env in envs:
-            if all(variable["name"] != REGISTRY_PASSWORD_ENV for variable in env):
+            if all(existing["name"] != variable for existing in env):
                 env.append(entry)
 
 

@@ -56,6 +56,11 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, options: OperatorOptio
             if options.registry_password_secret
             else None
         ),
+        feature_store_password=(
+            (options.feature_store_password_secret, options.feature_store_password_key)
+            if options.feature_store_password_secret
+            else None
+        ),
     )
     kinds: list[tuple[str, str, type[BaseModel], Planner]] = [
         (

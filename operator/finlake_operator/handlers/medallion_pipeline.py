@@ -8,10 +8,12 @@ from typing import Any
 
 from finlake.contracts.medallion_pipeline import MedallionPipelineSpec, PipelineFlow
 from finlake_operator.builders.common import (
+    FEATURE_STORE_PASSWORD_ENV,
     Owner,
     PlatformDefaults,
     with_pull_secrets,
     with_registry_password,
+    with_secret_env,
 )
 from finlake_operator.builders.medallion_pipeline import (
     SPARK_API_VERSION,
@@ -86,6 +88,20 @@ def require_platform_secrets(owner: Owner, kube: Kube, defaults: PlatformDefault
         )  # fmt: skip
 
 
+def with_feature_store_password(
+    owner: Owner, children: list[dict[str, Any]], secret: tuple[str, str] | None
+) -> None:
+    """Give the feature store's password to the transactions batch alone: it materializes the
+    fraud features after each run (no other Spark job touches the feature store)."""
+    batch = [
+        child
+        for child in children
+        if child["kind"] == "ScheduledSparkApplication"
+        and child["metadata"]["name"] == batch_name(owner)
+    ]
+    with_secret_env(batch, FEATURE_STORE_PASSWORD_ENV, secret)
+
+
 def plan_medallion_pipeline(
     owner: Owner,
     pipeline: MedallionPipelineSpec,
@@ -99,6 +115,11 @@ def plan_medallion_pipeline(
     image pull Secrets)."""
     defaults = defaults or PlatformDefaults()
     require_platform_secrets(owner, kube, defaults)
+    if pipeline.flow is PipelineFlow.TRANSACTIONS and defaults.feature_store_password is not None:
+        require_secret(
+            kube, owner.namespace, defaults.feature_store_password[0],
+            "the feature store password (chart: credentials.featureStorePassword)",
+        )  # fmt: skip
     pipeline = with_platform_image(pipeline, defaults)
     if pipeline.catalog_secret is not None:
         require_secret(kube, owner.namespace, pipeline.catalog_secret.name, "spec.catalogSecret")
@@ -111,6 +132,8 @@ def plan_medallion_pipeline(
     children = build_medallion_pipeline_children(owner, pipeline)
     with_pull_secrets(children, defaults.image_pull_secrets)
     with_registry_password(children, defaults.registry_password)
+    if pipeline.flow is PipelineFlow.TRANSACTIONS:
+        with_feature_store_password(owner, children, defaults.feature_store_password)
     wanted = {(child["kind"], child["metadata"]["name"]) for child in children}
     obsolete = [ref for ref in children_refs(owner) if (ref.kind, ref.name) not in wanted]
 

@@ -1,7 +1,8 @@
 """The dashboard's live alert feed: recent alerts in memory, fanned out to SSE subscribers.
 
 The alert service's dashboard channel posts here; an id already shown is ignored, which makes
-its retries (and a resend after a crash) harmless.
+its retries (and a resend after a crash) harmless. With several replicas the posts go through
+Kafka to every replica's feed (``feed_relay``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class AlertFeed:
         self._recent: deque[AlertItem] = deque(maxlen=size)
         self._ids: set[str] = set()
         self._subscribers: set[asyncio.Queue[AlertItem | None]] = set()
+
+    def has(self, event_id: str) -> bool:
+        """Whether the item with this id is among the recent ones."""
+        return event_id in self._ids
 
     def publish(self, items: Sequence[AlertItem]) -> Accepted:
         """Remember and fan out the items not seen before."""

@@ -61,6 +61,13 @@ class ApiSettings(BaseModel):
     keepalive_s: float = Field(
         default=15.0, gt=0, description="Seconds between keep-alives on the alert stream."
     )
+    live_feed: Literal["memory", "kafka"] = Field(
+        default="memory",
+        description=(
+            "Where posted alerts go: this process's feed (memory, one replica) or the Kafka "
+            "topic alerts.feed that every replica reads (kafka, several replicas)."
+        ),
+    )
     vendor_dir: Path = Field(
         default=PACKAGE_DIR / "static" / "vendor",
         description="Where scripts/vendor_assets.sh put the chart library.",

@@ -31,3 +31,7 @@ class RateLimitedError(FinlakeError):
 
 class LakeUnavailableError(FinlakeError):
     """The lake could not answer (catalog unreachable, table not written yet)."""
+
+
+class FeedUnavailableError(FinlakeError):
+    """The live feed's Kafka topic did not take the posted events (the poster retries)."""

@@ -26,6 +26,7 @@ from finlake_query_api.api.routes import (
     transactions,
 )
 from finlake_query_api.config import PACKAGE_DIR, Settings
+from finlake_query_api.feed_relay import KafkaFeedRelay
 from finlake_query_api.market import Market, utc_now
 from finlake_query_api.response_cache import ResponseCache
 from finlake_query_api.state import AppState
@@ -63,12 +64,17 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.api.live_feed == "kafka":
+            state.feed_relay = KafkaFeedRelay(settings, state.alert_feed)
+            state.feed_relay.start()
         await _refresh(state)
         poller = asyncio.create_task(_poll(state))
         yield
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller
+        if state.feed_relay is not None:
+            await state.feed_relay.stop()
 
     app = FastAPI(
         title="finlake query API",

@@ -10,6 +10,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from finlake_query_api.alert_feed import AlertFeed
 from finlake_query_api.config import Settings
+from finlake_query_api.feed_relay import KafkaFeedRelay
 from finlake_query_api.market import Market
 from finlake_query_api.telemetry import Telemetry
 
@@ -25,6 +26,8 @@ class AppState:
     rate_limit: RateLimitItem = field(init=False)
     limiter: MovingWindowRateLimiter = field(init=False)
     alert_feed: AlertFeed = field(default_factory=AlertFeed)
+    feed_relay: KafkaFeedRelay | None = None
+    """Set when the live feed goes through Kafka (``api.live_feed``)."""
 
     def __post_init__(self) -> None:
         self.rate_limit = parse(self.settings.api.rate_limit)

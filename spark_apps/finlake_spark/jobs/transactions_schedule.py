@@ -49,7 +49,8 @@ def refresh_features(settings: FinlakeSettings, result: RunResult) -> str | None
     except ImportError as error:
         return f"features: not refreshed, the ml extra is not installed ({error})"
     try:
-        done = FraudFeatureStore(settings, MlSettings()).refresh(read_validated(settings))
+        with FraudFeatureStore(settings, MlSettings()) as store:
+            done = store.refresh(read_validated(settings))
     except Exception as error:  # reported; the batch itself has committed
         log.exception("feature refresh after the transactions batch failed")
         return f"features: refresh failed ({error}); `finlake ml features` retries it"

@@ -43,7 +43,8 @@ def features() -> None:
     from finlake.ml.store import FraudFeatureStore, read_validated
 
     settings = get_settings()
-    done = FraudFeatureStore(settings, ml).refresh(read_validated(settings))
+    with FraudFeatureStore(settings, ml) as store:
+        done = store.refresh(read_validated(settings))
     console.print(
         f"features of {done.transactions:,} transactions written; online store up to "
         f"{done.materialized_until:%Y-%m-%d %H:%M} UTC",

@@ -8,6 +8,9 @@ from finlake.config import TopicSettings
 
 MARKET_DATA = "market-data"
 ALERTS = "alerts"
+ALERT_FEED = "alerts.feed"
+"""The dashboard's live feed: the alert events the query API replicas show (JSON, by event id)."""
+FEED_RETENTION_MS = 24 * 60 * 60 * 1000
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
@@ -55,4 +58,5 @@ def declared_topics(settings: TopicSettings) -> list[TopicSpec]:
         )
         for topic in data
     ]
-    return data + dead_letters
+    feed = TopicSpec(ALERT_FEED, 1, FEED_RETENTION_MS, key="event_id", contract=None)
+    return [*data, *dead_letters, feed]

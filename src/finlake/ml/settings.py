@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 
 class OnlineStoreKind(StrEnum):
@@ -16,6 +17,17 @@ class OnlineStoreKind(StrEnum):
     SQLITE = "sqlite"
     REDIS = "redis"
     POSTGRES = "postgres"
+
+
+class FeatureRegistryKind(StrEnum):
+    """Where Feast keeps its registry (the feature definitions)."""
+
+    FILE = "file"
+    POSTGRES = "postgres"
+
+
+REGISTRY_CACHE_S = 60
+"""How long a process trusts the feature definitions it read from the PostgreSQL registry."""
 
 
 class MlSettings(BaseSettings):
@@ -28,6 +40,13 @@ class MlSettings(BaseSettings):
     online_store: OnlineStoreKind = Field(
         default=OnlineStoreKind.SQLITE,
         description="Feast online store: sqlite (local file under home), redis or postgres.",
+    )
+    feature_registry: FeatureRegistryKind = Field(
+        default=FeatureRegistryKind.FILE,
+        description=(
+            "Feast registry: file (under home, one process's) or postgres (the postgres_* "
+            "database, shared by every pod that materializes or scores)."
+        ),
     )
     redis_connection: str = Field(
         default="127.0.0.1:6379", description="Redis connection string (host:port[,ssl=true])."
@@ -53,6 +72,26 @@ class MlSettings(BaseSettings):
     threshold: float = Field(
         default=0.5, gt=0, lt=1, description="Score at or above which a prediction is fraud."
     )
+
+    def registry_config(self, home: Path) -> str | dict[str, Any]:
+        """The ``registry`` of Feast's repo config: a file under ``home`` or the SQL registry."""
+        if self.feature_registry is FeatureRegistryKind.FILE:
+            return str(home / "registry.db")
+        url = URL.create(
+            "postgresql+psycopg",
+            username=self.postgres_user,
+            password=self.postgres_password.get_secret_value() if self.postgres_password else None,
+            host=self.postgres_host,
+            port=self.postgres_port,
+            database=self.postgres_database,
+            query={"sslmode": self.postgres_sslmode},
+        )
+        return {
+            "registry_type": "sql",
+            "path": url.render_as_string(hide_password=False),
+            "cache_ttl_seconds": REGISTRY_CACHE_S,
+            "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
+        }
 
     def online_store_config(self, home: Path) -> dict[str, Any]:
         """The ``online_store`` section of Feast's repo config."""

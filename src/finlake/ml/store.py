@@ -2,7 +2,10 @@
 
 Offline store: Feast's file source over the Parquet that ``features.py`` exports from
 ``transactions.validated`` (under ``$FINLAKE_HOME/features``). Online store: SQLite under the same
-folder by default, Redis or PostgreSQL by ``FINLAKE_ML__ONLINE_STORE``. The registry is a file.
+folder by default, Redis or PostgreSQL by ``FINLAKE_ML__ONLINE_STORE``. The registry (the feature
+definitions) is a file there too, or the PostgreSQL every pod of a cluster shares
+(``FINLAKE_ML__FEATURE_REGISTRY``): the batch that materializes and the API pods that score then
+read one set of definitions.
 """
 
 from __future__ import annotations
@@ -136,13 +139,36 @@ class FraudFeatureStore:
         config = RepoConfig(
             project=PROJECT,
             provider="local",
-            registry=str(self.folder / "registry.db"),
+            registry=self.ml.registry_config(self.folder),
             online_store=self.ml.online_store_config(self.folder),
             offline_store={"type": "file"},
             entity_key_serialization_version=3,
             repo_path=self.folder,
         )
         return FeatureStore(config=config)
+
+    def close(self) -> None:
+        """Close the connections the store opened (Feast's PostgreSQL online store and SQL
+        registry close theirs only when collected); the next use opens new ones."""
+        store, self._feast = self._feast, None
+        if store is None:
+            return
+        online = store._get_provider().online_store
+        for attribute in ("_conn", "_conn_pool"):
+            if (connection := getattr(online, attribute, None)) is not None:
+                connection.close()
+                setattr(online, attribute, None)
+        registry = store.registry
+        engines = {getattr(registry, name, None) for name in ("write_engine", "read_engine")}
+        for engine in engines:
+            if engine is not None:
+                engine.dispose()
+
+    def __enter__(self) -> FraudFeatureStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def refresh(self, validated: pa.Table, *, until: datetime | None = None) -> FeatureRefresh:
         """Recompute the offline features, (re)apply the definitions, materialize online."""

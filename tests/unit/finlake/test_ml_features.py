@@ -189,3 +189,27 @@ def test_importing_feast_keeps_prometheus_metrics_in_memory() -> None:
         [sys.executable, "-c", IMPORT_PROBE], env=env, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_shared_registry_is_the_feature_store_s_postgres(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.setenv("FINLAKE_ML__FEATURE_REGISTRY", "postgres")
+    monkeypatch.setenv("FINLAKE_ML__POSTGRES_HOST", "features-db")
+    monkeypatch.setenv("FINLAKE_ML__POSTGRES_PASSWORD", "p@ss/w:rd?")
+    config = MlSettings().registry_config(tmp_path)
+    assert isinstance(config, dict)
+    assert config["registry_type"] == "sql"
+    url = make_url(config["path"])
+    assert (url.drivername, url.host, url.port, url.database) == (
+        "postgresql+psycopg", "features-db", 5432, "features",
+    )  # fmt: skip
+    assert url.username == "finlake"
+    assert url.password == "p@ss/w:rd?"  # quoted in the URL, read back whole
+    assert url.query["sslmode"] == "require"
+    # The default: a file of the process's own.
+    assert MlSettings(feature_registry="file").registry_config(tmp_path) == str(
+        tmp_path / "registry.db"
+    )

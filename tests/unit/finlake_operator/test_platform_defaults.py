@@ -115,3 +115,46 @@ def test_the_registry_password_reaches_every_process_that_reads_schemas(
     password = FinlakeSettings().registry.basic_auth_password
     assert password is not None
     assert password.get_secret_value() == "pw"
+
+
+def test_the_feature_store_password_reaches_the_transactions_batch_alone() -> None:
+    from finlake.ml.settings import MlSettings
+    from finlake_operator.builders.common import FEATURE_STORE_PASSWORD_ENV
+    from finlake_operator.builders.medallion_pipeline import batch_name
+    from finlake_operator.handlers.medallion_pipeline import plan_medallion_pipeline
+    from finlake_operator.kube import ObjectRef
+    from finlake_operator.reconcile import Degradation
+
+    class SecretsHere:
+        """The API server's answers the plan asks for: the Secret exists, no batch ran yet."""
+
+        def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+            return {"kind": "Secret"} if ref.kind == "Secret" else None
+
+    class NoSecrets:
+        def get(self, _: ObjectRef) -> dict[str, Any] | None:
+            return None
+
+    owner = Owner(kind="MedallionPipeline", name="payments", namespace="risk", uid="uid-3")
+    defaults = PlatformDefaults(feature_store_password=("features-db", "pw"))
+    transactions = MedallionPipelineSpec.model_validate({"flow": "transactions"})
+    plan = plan_medallion_pipeline(owner, transactions, SecretsHere(), defaults=defaults)  # type: ignore[arg-type]
+    drivers = {
+        child["metadata"]["name"]: child["spec"]["template"]["driver"]["env"]
+        for child in plan.children
+        if child["kind"] == "ScheduledSparkApplication"
+    }
+    assert len(drivers) == 2  # the batch and the maintenance
+    reference = {"secretKeyRef": {"name": "features-db", "key": "pw"}}
+    for name, env in drivers.items():
+        found = [e["valueFrom"] for e in env if e["name"] == FEATURE_STORE_PASSWORD_ENV]
+        assert found == ([reference] if name == batch_name(owner) else []), name
+    # A market pipeline's jobs never get it.
+    market = MedallionPipelineSpec.model_validate({"layers": LAYERS})
+    plan = plan_medallion_pipeline(OWNER, market, SecretsHere(), defaults=defaults)  # type: ignore[arg-type]
+    assert FEATURE_STORE_PASSWORD_ENV not in str(plan.children)
+    # A transactions pipeline waits, Degraded, while the Secret is missing from its namespace.
+    with pytest.raises(Degradation, match=r"credentials\.featureStorePassword"):
+        plan_medallion_pipeline(owner, transactions, NoSecrets(), defaults=defaults)  # type: ignore[arg-type]
+    # The variable is the one the ML settings read.
+    assert MlSettings.model_config["env_prefix"] + "POSTGRES_PASSWORD" == FEATURE_STORE_PASSWORD_ENV

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from finlake.errors import FinlakeError
 from finlake_query_api.errors import (
+    FeedUnavailableError,
     InvalidCursorError,
     InvalidRangeError,
     LakeUnavailableError,
@@ -32,6 +33,7 @@ STATUS_OF: dict[type[FinlakeError], int] = {
     NotAuthenticatedError: 401,
     RateLimitedError: 429,
     LakeUnavailableError: 503,
+    FeedUnavailableError: 503,
 }
 _SCHEMA = {"$ref": "#/components/schemas/Problem"}
 PROBLEMS: dict[int | str, dict[str, Any]] = {

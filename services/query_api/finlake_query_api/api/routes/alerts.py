@@ -53,7 +53,7 @@ async def stream(_: ApiKeyDep, state: StateDep, request: Request) -> StreamingRe
     )
 
 
-@router.get("", summary="The most recent alerts, newest first (kept in memory)")
+@router.get("", summary="The most recent alerts, newest first")
 async def recent(
     _: ApiKeyDep, state: StateDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -64,4 +64,6 @@ async def recent(
 
 @router.post("/events", summary="Publish alert events to the live feed (the alert service)")
 async def publish(_: ApiKeyDep, state: StateDep, batch: AlertBatch) -> Accepted:
+    if state.feed_relay is not None:  # every replica's feed, through Kafka
+        return await state.feed_relay.publish(batch.events)
     return state.alert_feed.publish(batch.events)

@@ -1,0 +1,150 @@
+"""The live feed across query API replicas, through Kafka (``FINLAKE_API__LIVE_FEED=kafka``).
+
+The alert service's dashboard channel posts to one replica behind the Service; a browser's stream
+may be held by another. So the replica that takes a post writes the new events to the
+``alerts.feed`` topic, and every replica reads that topic and feeds its own streams and recent
+list. A replica that starts (or restarts) reads the topic's last ``RECENT`` events first, so its
+recent list is the same as its peers'. The post is answered once Kafka has the events: a failure
+is a 503, which the alert service's channel retries (an event id already shown is ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from pydantic import ValidationError
+
+from finlake.config import FinlakeSettings
+from finlake.contracts.topics import ALERT_FEED
+from finlake.kafka_io import producer_config
+from finlake.stack.kafka import CLIENT_LOGGER
+from finlake_query_api.alert_feed import RECENT, Accepted, AlertFeed, AlertItem
+from finlake_query_api.errors import FeedUnavailableError
+
+log = logging.getLogger(__name__)
+DELIVERY_TIMEOUT_S = 10.0
+POLL_S = 0.2
+METADATA_RETRY_S = 2.0
+
+
+class KafkaFeedRelay:
+    """Writes posted events to the feed topic; reads the topic into this replica's feed."""
+
+    def __init__(
+        self, settings: FinlakeSettings, feed: AlertFeed, *, topic: str = ALERT_FEED,
+        recent: int = RECENT,
+    ) -> None:  # fmt: skip
+        self._feed = feed
+        self._topic = topic
+        self._recent = recent
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Sent as soon as posted: the alert service waits on the answer.
+        self._producer = Producer({**producer_config(settings), "linger.ms": 0})
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap,
+                "logger": CLIENT_LOGGER,
+                # Each replica reads every event: a group of its own, no offsets committed.
+                "group.id": f"finlake-query-api-feed-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 20,
+            }
+        )
+        self.is_reading = False
+        """Whether the topic is assigned (its recent events are read first)."""
+
+    def start(self) -> None:
+        """Start reading the topic on a thread of its own (from the running event loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="alert-feed-relay", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop reading; wait for the thread and close the clients."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(self._producer.flush, DELIVERY_TIMEOUT_S)
+
+    async def publish(self, items: Sequence[AlertItem]) -> Accepted:
+        """Write the events this replica has not shown yet to the topic; answer once Kafka has
+        them (FeedUnavailableError otherwise). They are shown here at once, the other replicas
+        show them when they read them."""
+        new: dict[str, AlertItem] = {}
+        for item in items:
+            if not self._feed.has(item.event_id):
+                new.setdefault(item.event_id, item)
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, _: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for item in new.values():
+            self._producer.produce(
+                self._topic, item.model_dump_json().encode(), item.event_id.encode(),
+                on_delivery=delivered,
+            )  # fmt: skip
+        remaining = await asyncio.to_thread(self._producer.flush, DELIVERY_TIMEOUT_S)
+        if remaining or failures:
+            reason = failures[0] if failures else f"{remaining} events undelivered"
+            raise FeedUnavailableError(f"the live feed topic {self._topic} did not take: {reason}")
+        self._feed.publish(list(new.values()))
+        return Accepted(accepted=len(new), duplicates=len(items) - len(new))
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set() and not self._assign():
+                self._stop.wait(METADATA_RETRY_S)
+            while not self._stop.is_set():
+                message = self._consumer.poll(POLL_S)
+                if message is not None:
+                    self._take(message)
+        finally:
+            self._consumer.close()
+
+    def _assign(self) -> bool:
+        """Assign every partition of the topic from its last ``recent`` events."""
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=5).topics[self._topic]
+            if metadata.error is not None or not metadata.partitions:
+                raise KafkaException(metadata.error or "no partitions")
+            start = []
+            for partition in sorted(metadata.partitions):
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, partition), timeout=5
+                )
+                start.append(TopicPartition(self._topic, partition, max(low, high - self._recent)))
+        except (KafkaException, KeyError) as error:
+            log.warning("live feed: cannot read %s yet (%s); retrying", self._topic, error)
+            return False
+        self._consumer.assign(start)
+        self.is_reading = True
+        return True
+
+    def _take(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("live feed: reading %s failed: %s", self._topic, error)
+            return
+        try:
+            item = AlertItem.model_validate_json(cast(bytes, message.value()))
+        except ValidationError as invalid:
+            log.warning(
+                "live feed: skipped a record at %s[%s]@%s that is no alert event: %s",
+                self._topic, message.partition(), message.offset(), invalid.errors()[:1],
+            )  # fmt: skip
+            return
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        with contextlib.suppress(RuntimeError):  # the loop closed while stopping
+            loop.call_soon_threadsafe(self._feed.publish, [item])
