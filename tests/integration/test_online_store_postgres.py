@@ -74,7 +74,6 @@ def test_a_pod_scores_with_the_features_another_pod_materialized(
     with FraudFeatureStore(FinlakeSettings(home=tmp_path / "batch-driver"), shared) as batch:
         batch.refresh(generated, until=START + timedelta(days=6))
         materialized = batch.online(keys)
-    assert not (tmp_path / "batch-driver" / "ml" / "features" / "registry.db").exists()
 
     with FraudFeatureStore(FinlakeSettings(home=tmp_path / "api-pod"), shared) as api:
         served = api.online(keys)
@@ -83,6 +82,18 @@ def test_a_pod_scores_with_the_features_another_pod_materialized(
     # The early pod scores as soon as the batch has applied and materialized.
     with early:
         assert_frame_equal(early.online(keys), materialized)
+    # Training elsewhere: the point-in-time joins read that home's own files, not the files the
+    # shared registry names (the batch driver's, of other transactions).
+    trained_on, _ = generated_keys(seed=11)
+    frame = trained_on.to_pandas()
+    with FraudFeatureStore(FinlakeSettings(home=tmp_path / "trainer"), shared) as trainer:
+        trainer.refresh(trained_on, until=START + timedelta(days=6))
+        with FraudFeatureStore(FinlakeSettings(home=tmp_path / "batch-driver"), shared) as batch:
+            batch.refresh(generated, until=START + timedelta(days=6))  # the next hourly run
+        joined = trainer.historical(frame)
+    with FraudFeatureStore(FinlakeSettings(home=tmp_path / "alone"), MlSettings()) as alone:
+        alone.refresh(trained_on, until=START + timedelta(days=6))
+        assert_frame_equal(joined, alone.historical(frame))
     # The same pod with a registry file of its own has no definitions to score with.
     alone = postgres_settings(trino_profile)
     with (

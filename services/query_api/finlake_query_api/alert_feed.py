@@ -69,8 +69,9 @@ class AlertFeed:
         """Whether the item with this id is among the recent ones."""
         return event_id in self._ids
 
-    def publish(self, items: Sequence[AlertItem]) -> Accepted:
-        """Remember and fan out the items not seen before."""
+    def publish(self, items: Sequence[AlertItem], *, notify: bool = True) -> Accepted:
+        """Remember the items not seen before and fan them out (``notify``; not for past items
+        read back at start, which the recent list shows)."""
         accepted = 0
         for item in items:
             if item.event_id in self._ids:
@@ -80,7 +81,7 @@ class AlertFeed:
             self._recent.append(item)
             self._ids.add(item.event_id)
             accepted += 1
-            for subscriber in list(self._subscribers):
+            for subscriber in list(self._subscribers) if notify else ():
                 try:
                     subscriber.put_nowait(item)
                 except asyncio.QueueFull:

@@ -4,14 +4,17 @@ The alert service's dashboard channel posts to one replica behind the Service; a
 may be held by another. So the replica that takes a post writes the new events to the
 ``alerts.feed`` topic, and every replica reads that topic and feeds its own streams and recent
 list. A replica that starts (or restarts) reads the topic's last ``RECENT`` events first, so its
-recent list is the same as its peers'. The post is answered once Kafka has the events: a failure
-is a 503, which the alert service's channel retries (an event id already shown is ignored).
+recent list is the same as its peers' (those past events go to the list, not to the streams). The
+post is answered once Kafka has the events: a failure is a 503 within ``DELIVERY_TIMEOUT_S``
+(below the alert service's request timeout), which its dashboard channel retries; an event id
+already shown is ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import uuid
@@ -29,9 +32,9 @@ from finlake_query_api.alert_feed import RECENT, Accepted, AlertFeed, AlertItem
 from finlake_query_api.errors import FeedUnavailableError
 
 log = logging.getLogger(__name__)
-DELIVERY_TIMEOUT_S = 10.0
+DELIVERY_TIMEOUT_S = 5.0
 POLL_S = 0.2
-METADATA_RETRY_S = 2.0
+RETRY_S = 2.0
 
 
 class KafkaFeedRelay:
@@ -47,8 +50,16 @@ class KafkaFeedRelay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Sent as soon as posted: the alert service waits on the answer.
-        self._producer = Producer({**producer_config(settings), "linger.ms": 0})
+        # Sent as soon as posted, and given up within the answer's time: the alert service waits.
+        timeout_ms = int(DELIVERY_TIMEOUT_S * 1000)
+        self._producer = Producer(
+            {
+                **producer_config(settings),
+                "linger.ms": 0,
+                "request.timeout.ms": timeout_ms,
+                "delivery.timeout.ms": timeout_ms,
+            }
+        )
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka.bootstrap,
@@ -56,11 +67,12 @@ class KafkaFeedRelay:
                 # Each replica reads every event: a group of its own, no offsets committed.
                 "group.id": f"finlake-query-api-feed-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 20,
+                "fetch.wait.max.ms": 100,
             }
         )
-        self.is_reading = False
-        """Whether the topic is assigned (its recent events are read first)."""
+        self._replay_ends: dict[int, int] = {}
+        """Per partition, the offset after the last event there was at start: events before it
+        are past ones (the recent list only), events from it on are new (the streams too)."""
 
     def start(self) -> None:
         """Start reading the topic on a thread of its own (from the running event loop)."""
@@ -89,11 +101,14 @@ class KafkaFeedRelay:
             if error is not None:
                 failures.append(str(error))
 
-        for item in new.values():
-            self._producer.produce(
-                self._topic, item.model_dump_json().encode(), item.event_id.encode(),
-                on_delivery=delivered,
-            )  # fmt: skip
+        try:
+            for item in new.values():
+                self._producer.produce(
+                    self._topic, item.model_dump_json().encode(), item.event_id.encode(),
+                    on_delivery=delivered,
+                )  # fmt: skip
+        except (BufferError, KafkaException) as error:
+            raise FeedUnavailableError(f"the live feed topic {self._topic}: {error}") from error
         remaining = await asyncio.to_thread(self._producer.flush, DELIVERY_TIMEOUT_S)
         if remaining or failures:
             reason = failures[0] if failures else f"{remaining} events undelivered"
@@ -104,11 +119,15 @@ class KafkaFeedRelay:
     def _run(self) -> None:
         try:
             while not self._stop.is_set() and not self._assign():
-                self._stop.wait(METADATA_RETRY_S)
+                self._stop.wait(RETRY_S)
             while not self._stop.is_set():
-                message = self._consumer.poll(POLL_S)
-                if message is not None:
-                    self._take(message)
+                try:
+                    message = self._consumer.poll(POLL_S)
+                    if message is not None:
+                        self._take(message)
+                except Exception:  # never let the thread die: the replica would go deaf
+                    log.exception("live feed: reading %s failed; retrying", self._topic)
+                    self._stop.wait(RETRY_S)
         finally:
             self._consumer.close()
 
@@ -118,17 +137,18 @@ class KafkaFeedRelay:
             metadata = self._consumer.list_topics(self._topic, timeout=5).topics[self._topic]
             if metadata.error is not None or not metadata.partitions:
                 raise KafkaException(metadata.error or "no partitions")
-            start = []
+            start, ends = [], {}
             for partition in sorted(metadata.partitions):
                 low, high = self._consumer.get_watermark_offsets(
                     TopicPartition(self._topic, partition), timeout=5
                 )
                 start.append(TopicPartition(self._topic, partition, max(low, high - self._recent)))
+                ends[partition] = high
         except (KafkaException, KeyError) as error:
             log.warning("live feed: cannot read %s yet (%s); retrying", self._topic, error)
             return False
+        self._replay_ends = ends
         self._consumer.assign(start)
-        self.is_reading = True
         return True
 
     def _take(self, message: Message) -> None:
@@ -145,6 +165,10 @@ class KafkaFeedRelay:
                 self._topic, message.partition(), message.offset(), invalid.errors()[:1],
             )  # fmt: skip
             return
+        past = cast(int, message.offset()) < self._replay_ends.get(
+            cast(int, message.partition()), 0
+        )
         loop = cast(asyncio.AbstractEventLoop, self._loop)
+        publish = functools.partial(self._feed.publish, [item], notify=not past)
         with contextlib.suppress(RuntimeError):  # the loop closed while stopping
-            loop.call_soon_threadsafe(self._feed.publish, [item])
+            loop.call_soon_threadsafe(publish)

@@ -48,6 +48,13 @@ class MlSettings(BaseSettings):
             "database, shared by every pod that materializes or scores)."
         ),
     )
+    refresh_after_batch: bool = Field(
+        default=True,
+        description=(
+            "Refresh the features after each transactions batch run that added validated rows "
+            "(the whole of transactions.validated is read into the process that runs it)."
+        ),
+    )
     redis_connection: str = Field(
         default="127.0.0.1:6379", description="Redis connection string (host:port[,ssl=true])."
     )

@@ -27,7 +27,7 @@ from finlake.errors import FinlakeError
 from finlake.lake.connection import open_catalog
 from finlake.lake.tables import TRANSACTIONS_VALIDATED
 from finlake.ml.features import ACCOUNT_FEATURES, FeatureFiles, derive, write_feature_files
-from finlake.ml.settings import MlSettings
+from finlake.ml.settings import FeatureRegistryKind, MlSettings, OnlineStoreKind
 
 PROJECT = "finlake"
 # How far back a feature row still counts; also how long a merchant stays "known".
@@ -116,6 +116,7 @@ class FraudFeatureStore:
     settings: FinlakeSettings
     ml: MlSettings
     _feast: FeatureStore | None = field(default=None, init=False, repr=False, compare=False)
+    _offline_feast: FeatureStore | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def folder(self) -> Path:
@@ -131,16 +132,36 @@ class FraudFeatureStore:
         """The Feast ``FeatureStore`` of this home, made once: each one opens its own connection
         to a Redis or PostgreSQL online store (POST /v1/predict asks for every request)."""
         if self._feast is None:
-            self._feast = self._new_store()
+            self._feast = self._new_store(
+                self.ml.registry_config(self.folder), self.ml.online_store_config(self.folder)
+            )
         return self._feast
 
-    def _new_store(self) -> FeatureStore:
+    def offline(self) -> FeatureStore:
+        """The store the point-in-time joins read: its definitions name this home's offline
+        files. With a shared registry that is a registry file of this home's own, since the
+        shared one names the files of whichever process applied last (the batch's driver)."""
+        if self.ml.feature_registry is FeatureRegistryKind.FILE:
+            return self.store()
+        if self._offline_feast is None:
+            local = self.ml.model_copy(
+                update={
+                    "feature_registry": FeatureRegistryKind.FILE,
+                    "online_store": OnlineStoreKind.SQLITE,  # never written: no materialization
+                }
+            )
+            self._offline_feast = self._new_store(
+                local.registry_config(self.folder), local.online_store_config(self.folder)
+            )
+        return self._offline_feast
+
+    def _new_store(self, registry: str | dict[str, Any], online: dict[str, Any]) -> FeatureStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = RepoConfig(
             project=PROJECT,
             provider="local",
-            registry=self.ml.registry_config(self.folder),
-            online_store=self.ml.online_store_config(self.folder),
+            registry=registry,
+            online_store=online,
             offline_store={"type": "file"},
             entity_key_serialization_version=3,
             repo_path=self.folder,
@@ -150,7 +171,7 @@ class FraudFeatureStore:
     def close(self) -> None:
         """Close the connections the store opened (Feast's PostgreSQL online store and SQL
         registry close theirs only when collected); the next use opens new ones."""
-        store, self._feast = self._feast, None
+        store, self._feast, self._offline_feast = self._feast, None, None
         if store is None:
             return
         online = store._get_provider().online_store
@@ -177,6 +198,8 @@ class FraudFeatureStore:
         files = write_feature_files(validated, self.files.folder)
         store = self.store()
         store.apply([account, merchant, country, *_views(files)])
+        if (offline := self.offline()) is not store:
+            offline.apply([account, merchant, country, *_views(files)])
         end = until or datetime.now(UTC)
         store.materialize(start_date=end - FEATURE_TTL, end_date=end)
         return FeatureRefresh(
@@ -200,7 +223,7 @@ class FraudFeatureStore:
         for view, keys in VIEW_KEYS.items():
             refs = [ref for ref in FEATURE_REFS if ref.startswith(f"{view}:")]
             found = (
-                self.store()
+                self.offline()
                 .get_historical_features(
                     entity_df=entities[["row_key", *keys, "event_timestamp"]], features=refs
                 )

@@ -47,3 +47,13 @@ def test_subscribers_get_each_new_item_once() -> None:
         return [i.event_id for i in got if i is not None]
 
     assert asyncio.run(scenario()) == ["r-AAPL-1", "x"]
+
+
+def test_past_items_read_back_at_start_are_listed_but_not_streamed() -> None:
+    async def scenario() -> tuple[bool, list[str]]:
+        feed = AlertFeed()
+        queue = feed.subscribe()
+        feed.publish([AlertItem.model_validate(ITEM)], notify=False)
+        return queue.empty(), [i.event_id for i in feed.recent(10)]
+
+    assert asyncio.run(scenario()) == (True, ["r-AAPL-1"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from finlake_spark.jobs.transactions_batch import INCREMENTAL, RunCounts, RunResult
 from finlake_spark.jobs.transactions_schedule import describe, refresh_features
 
@@ -39,3 +41,12 @@ def test_a_run_names_its_counts_and_rules() -> None:
 def test_features_are_left_alone_when_silver_did_not_change() -> None:
     # No settings needed: nothing is read when no row reached silver.
     assert refresh_features(None, result(RunCounts(rows_in=5, quarantined_rows=5))) is None  # type: ignore[arg-type]
+
+
+def test_features_are_not_refreshed_when_the_platform_turned_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FINLAKE_ML__REFRESH_AFTER_BATCH", "false")
+    # No settings needed either: the lake is not read.
+    line = refresh_features(None, result(RunCounts(rows_in=5, validated_rows=5)))  # type: ignore[arg-type]
+    assert line == "features: not refreshed after batches (FINLAKE_ML__REFRESH_AFTER_BATCH=false)"
