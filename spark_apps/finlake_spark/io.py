@@ -15,6 +15,9 @@ from finlake.lake.connection import lake_connection
 from finlake.lake.table_spec import TableSpec
 
 MARKER = "finlake.batch"
+TOPIC_PROPERTY = "finlake.topic"
+"""The Kafka topic a marked commit's batch read (a resume finds the batches of a checkpoint
+that never recorded one by it)."""
 FETCH_MAX_WAIT_MS = 20
 """The Kafka source's fetch wait. A task's consumer, reused from the previous micro-batch, seeks
 to the batch's first offset while its fetch of the offsets after the last batch is still parked
@@ -96,10 +99,13 @@ def append_once(
     catalog: str,
     marker: str,
     landed: Mapping[str, int | None] | None = None,
+    *,
+    topic: str | None = None,
 ) -> bool:
     """Append ``rows`` unless a commit with ``marker`` exists; True when appended now.
 
-    ``landed`` (from ``landed``) spares the look-up of the table's commits.
+    ``landed`` (from ``landed``) spares the look-up of the table's commits; ``topic``, the one
+    the batch read, is kept with the commit.
     """
     name = table.qualified(catalog)
     done = table.identifier in landed if landed is not None else None
@@ -107,9 +113,11 @@ def append_once(
         done = has_marker(rows.sparkSession, name, marker)
     if done:
         return False
-    rows.select(*table.column_names).writeTo(name).option(
-        f"snapshot-property.{MARKER}", marker
-    ).append()
+    writer = rows.select(*table.column_names).writeTo(name)
+    writer = writer.option(f"snapshot-property.{MARKER}", marker)
+    if topic is not None:
+        writer = writer.option(f"snapshot-property.{TOPIC_PROPERTY}", topic)
+    writer.append()
     return True
 
 

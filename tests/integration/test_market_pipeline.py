@@ -285,6 +285,31 @@ def test_a_batch_that_died_before_recording_its_run_lands_once_after_a_resume(
     assert_gold_matches(query, everything)
 
 
+def test_a_stream_that_died_before_recording_any_batch_lands_each_record_once(
+    settings: FinlakeSettings, tmp_path: Path
+) -> None:
+    topic = new_topic(settings, "ticks-no-recorded-batch")
+    ticks = clean_ticks(START, 60, seed=11)
+    publish(settings, topic, ticks, key_field="symbol")
+    env = market_env(settings, tmp_path, topic, FINLAKE_MARKET__MAX_OFFSETS_PER_TRIGGER="100")
+    run_once(env)
+    # Its driver died in its first batches, after their commits, before any run row, and with
+    # its checkpoint: the lake holds batches no run recorded, and nothing says where to resume.
+    catalog = open_catalog(FinlakeSettings.model_validate({"home": tmp_path}))
+    runs = catalog.load_table("market.pipeline_runs")
+    assert len(runs.scan().to_arrow()) == 2
+    runs.delete(EqualTo("kafka_topic", topic))
+    shutil.rmtree(tmp_path / "checkpoints" / "market-stream")
+    assert "never recorded its run; deleted them" in run_once(env)
+    query = lake(tmp_path)
+    _, [(rows, records)] = query.run(
+        "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM market.raw"
+    )
+    assert (rows, records) == (len(ticks), len(ticks))
+    assert scalar(query, "SELECT count(*) FROM market.cleaned") == len(ticks)
+    assert_gold_matches(query, ticks)
+
+
 def test_a_lost_checkpoint_resumes_after_the_last_recorded_batch(
     settings: FinlakeSettings, tmp_path: Path
 ) -> None:

@@ -35,7 +35,7 @@ from finlake.lake.tables import (
     MARKET_RAW,
     MARKET_RUNS,
 )
-from finlake_spark.io import MARKER
+from finlake_spark.io import MARKER, TOPIC_PROPERTY
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +97,17 @@ def unrecorded_commits(
 ) -> list[tuple[str, str, int, int | None]]:
     """(table, batch marker, snapshot, parent) of every commit a stream of ``topic`` made for a
     batch after the last one it recorded: its checkpoint is one that recorded batches of the
-    topic, its batch id is higher than any that checkpoint recorded."""
+    topic and its batch id is higher than any that checkpoint recorded, or the commit names the
+    topic and its checkpoint recorded none (a stream that died in its first batch)."""
     runs = spark.table(MARKET_RUNS.qualified(catalog)).filter(F.col("kafka_topic") == topic)
     last = runs.groupBy(F.split("batch_key", ":")[0].alias("checkpoint")).agg(
         F.max("batch_id").alias("last_batch")
     )
     commits = [
         spark.sql(
-            f"SELECT '{spec.identifier}' AS name, summary['{MARKER}'] AS marker, snapshot_id, "
-            f"parent_id FROM {spec.qualified(catalog)}.snapshots "
-            f"WHERE summary['{MARKER}'] IS NOT NULL"
+            f"SELECT '{spec.identifier}' AS name, summary['{MARKER}'] AS marker, "
+            f"summary['{TOPIC_PROPERTY}'] AS topic, snapshot_id, parent_id "
+            f"FROM {spec.qualified(catalog)}.snapshots WHERE summary['{MARKER}'] IS NOT NULL"
         )
         for spec in tables
     ]
@@ -118,9 +119,11 @@ def unrecorded_commits(
         F.split("marker", ":")[0].alias("checkpoint"),
         F.split("marker", ":")[1].cast("bigint").alias("batch"),
     )
+    after_its_runs = F.col("last_batch").isNotNull() & (F.col("batch") > F.col("last_batch"))
+    without_runs = F.col("last_batch").isNull() & (F.col("topic") == topic)
     rows = (
-        marked.join(F.broadcast(last), "checkpoint")
-        .filter(F.col("batch") > F.col("last_batch"))
+        marked.join(F.broadcast(last), "checkpoint", "left")
+        .filter(after_its_runs | without_runs)
         .select("name", "marker", "snapshot_id", "parent_id")
         .collect()
     )
@@ -136,12 +139,11 @@ def undo_unrecorded_batches(
     specs = {spec.identifier: spec for spec in tables}
     for name, marker, snapshot, parent in unrecorded_commits(spark, catalog, topic, tables):
         table = specs[name].qualified(catalog)
-        reader = spark.read.format("iceberg")
-        if parent is None:
-            added = reader.option("snapshot-id", snapshot).load(table)
+        if parent is None:  # the table's first commit: all of it
+            added = spark.sql(f"SELECT * FROM {table} VERSION AS OF {snapshot}")
         else:
-            added = reader.option("start-snapshot-id", parent).option("end-snapshot-id", snapshot)
-            added = added.load(table)
+            reader = spark.read.format("iceberg").option("start-snapshot-id", parent)
+            added = reader.option("end-snapshot-id", snapshot).load(table)
         # Every row of a batch has the batch's ingest_ts, which no other batch has.
         stamps = added.select("ingest_ts").distinct().localCheckpoint()
         # Still there? (An earlier resume may have deleted them already; the commit stays in
@@ -175,14 +177,15 @@ def resume_from(
     appended: tuple[TableSpec, ...] = APPENDED_ONCE,
 ) -> str:
     """``startingOffsets`` for a stream on ``checkpoint``: ``earliest`` unless the checkpoint has
-    no offsets while the lake recorded batches of ``topic``; then after those batches, with the
-    rows of an unrecorded batch deleted from the ``appended`` tables first."""
+    no offsets while the lake recorded batches of ``topic``; then after those batches. Without
+    offsets, the rows of a batch committed but never recorded are deleted from the ``appended``
+    tables first (also when no batch was recorded: a stream that died in its first one)."""
     if has_offsets(checkpoint):
         return "earliest"  # Spark resumes from the checkpoint and ignores it
     recorded = recorded_offsets(spark, catalog, topic)
+    undo_unrecorded_batches(spark, catalog, topic, appended)
     if not recorded:
         return "earliest"
-    undo_unrecorded_batches(spark, catalog, topic, appended)
     ends = partition_offsets(bootstrap, topic)
     offsets = starting_offsets(recorded, ends, topic)
     restarted = sorted(p for p, end in ends.items() if p in recorded and recorded[p] > end)

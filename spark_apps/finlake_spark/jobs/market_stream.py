@@ -75,6 +75,7 @@ class MarketBatch(WriterSchemas):
         super().__init__(settings)
         self.catalog = settings.spark.catalog
         self.checkpoint_id = checkpoint_id
+        self.topic = settings.market.topic
         # The pipeline's rules with their actions (a MedallionPipeline's spec.expectations).
         self.expectations = tuple(expectations)
 
@@ -108,10 +109,10 @@ class MarketBatch(WriterSchemas):
         # An empty append would still cost a commit; skipping one is just as idempotent.
         if counts.bronze_rows:
             bronze = tagged.filter(~undecodable())
-            append_once(bronze, MARKET_RAW, self.catalog, marker, done)
+            append_once(bronze, MARKET_RAW, self.catalog, marker, done, topic=self.topic)
         if counts.dead_letter_rows:
             dead = self.dead_letters(tagged.filter(undecodable()), summary.pending)
-            append_once(dead, MARKET_DEAD_LETTER, self.catalog, marker, done)
+            append_once(dead, MARKET_DEAD_LETTER, self.catalog, marker, done, topic=self.topic)
         steps.lap("bronze")
         self.to_silver_and_gold(spark, tagged, summary, counts, marker, done, steps)
         partition_max = summary.partition_max(previous)
@@ -248,12 +249,12 @@ class MarketBatch(WriterSchemas):
         partials = self.minute_partials(stored, new, silver_max) if counts.silver_rows else None
         steps.lap("bars")
         if counts.silver_rows:
-            append_once(new, MARKET_CLEANED, self.catalog, marker, done)
+            append_once(new, MARKET_CLEANED, self.catalog, marker, done, topic=self.topic)
         if counts.quarantined_rows:
             quarantine = with_rule_detail(
                 tagged.filter(F.col("outcome").isin(quarantine_rules)), rules
             ).withColumn("quarantined_at", F.current_timestamp())
-            append_once(quarantine, MARKET_QUARANTINE, self.catalog, marker, done)
+            append_once(quarantine, MARKET_QUARANTINE, self.catalog, marker, done, topic=self.topic)
         steps.lap("silver_write")
         if partials is not None:
             now = F.current_timestamp().alias("updated_at")
