@@ -116,6 +116,14 @@ def read_back(
 
 def partition_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
     """Per partition of ``topic``, the offset after its last record (the high watermark)."""
+    return {p: high for p, (_, high) in partition_watermarks(bootstrap, topic, timeout_s).items()}
+
+
+def partition_watermarks(
+    bootstrap: str, topic: str, timeout_s: float = 10.0
+) -> dict[int, tuple[int, int]]:
+    """Per partition of ``topic``: the offset of its oldest record Kafka still holds, and the
+    offset after its last record."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -129,11 +137,12 @@ def partition_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> di
         if metadata is None or metadata.error is not None:
             problem = metadata.error if metadata is not None else "not found"
             raise FinlakeError(f"topic {topic} at {bootstrap}: {problem}")
-        return {
-            partition: consumer.get_watermark_offsets(
+        watermarks = {}
+        for partition in sorted(metadata.partitions):
+            low, high = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=timeout_s
-            )[1]
-            for partition in sorted(metadata.partitions)
-        }
+            )
+            watermarks[partition] = (int(low), int(high))
+        return watermarks
     finally:
         consumer.close()

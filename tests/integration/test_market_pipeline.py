@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pyiceberg.expressions import EqualTo
 
 from finlake.config import FinlakeSettings
 from finlake.contracts.models import MarketTick
 from finlake.contracts.topics import TopicSpec
-from finlake.kafka_io import publish
+from finlake.kafka_io import partition_watermarks, publish
 from finlake.lake.connection import open_catalog
 from finlake.query import LakeQuery
 from finlake.stack.kafka import CLIENT_LOGGER, create_topics
@@ -300,7 +301,16 @@ def test_a_stream_that_died_before_recording_any_batch_lands_each_record_once(
     assert len(runs.scan().to_arrow()) == 2
     runs.delete(EqualTo("kafka_topic", topic))
     shutil.rmtree(tmp_path / "checkpoints" / "market-stream")
-    assert "never recorded its run; deleted them" in run_once(env)
+    # Meanwhile retention dropped the older half of partition 0: those rows cannot be read
+    # again, so they must stay.
+    (low, high) = partition_watermarks(settings.kafka.bootstrap, topic)[0]
+    assert (low, high > 1) == (0, True)
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    (future,) = admin.delete_records([TopicPartition(topic, 0, high // 2)]).values()
+    future.result(timeout=30)
+    output = run_once(env)
+    assert "never recorded its run; deleted them" in output
+    assert f"({high // 2} rows kept: Kafka no longer holds their records)" in output
     query = lake(tmp_path)
     _, [(rows, records)] = query.run(
         "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM market.raw"

@@ -12,8 +12,11 @@ beginning too.
 A stream that died inside a batch may have committed that batch to bronze (or dead letters,
 silver, quarantine) without recording its run. Resuming after the recorded batches reads those
 records again, so before it starts, the rows of such an unrecorded batch are deleted (found by
-its commits' batch marker; each of its rows carries the batch's one ``ingest_ts``), and the
-resumed stream appends them once, bars included.
+its commits' batch marker and topic; each of its rows carries the batch's one ``ingest_ts``), and
+the resumed stream appends them once, bars included. Only rows Kafka still holds are deleted:
+those retention removed meanwhile cannot be read again and stay. This assumes one stream per
+topic and lake (one MedallionPipeline reading it): a second stream starting fresh would take
+the first one's batch in flight for an unrecorded one.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from finlake.kafka_io import partition_offsets
+from finlake.kafka_io import partition_offsets, partition_watermarks
 from finlake.lake.table_spec import TableSpec
 from finlake.lake.tables import (
     MARKET_CLEANED,
@@ -119,7 +123,12 @@ def unrecorded_commits(
         F.split("marker", ":")[0].alias("checkpoint"),
         F.split("marker", ":")[1].cast("bigint").alias("batch"),
     )
-    after_its_runs = F.col("last_batch").isNotNull() & (F.col("batch") > F.col("last_batch"))
+    # Commits from before they named their topic (null) are this topic's if their checkpoint
+    # recorded runs of it.
+    same_topic = F.col("topic").isNull() | (F.col("topic") == topic)
+    after_its_runs = (
+        F.col("last_batch").isNotNull() & (F.col("batch") > F.col("last_batch")) & same_topic
+    )
     without_runs = F.col("last_batch").isNull() & (F.col("topic") == topic)
     rows = (
         marked.join(F.broadcast(last), "checkpoint", "left")
@@ -131,12 +140,19 @@ def unrecorded_commits(
 
 
 def undo_unrecorded_batches(
-    spark: SparkSession, catalog: str, topic: str, tables: tuple[TableSpec, ...]
+    spark: SparkSession,
+    catalog: str,
+    topic: str,
+    tables: tuple[TableSpec, ...],
+    readable_from: Callable[[], dict[int, int]],
 ) -> dict[str, int]:
     """Delete the rows of the batches a stream of ``topic`` committed to ``tables`` without
-    recording their run; rows deleted per table (nothing: no such batch)."""
+    recording their run, those the resumed stream reads again: from ``readable_from()``, per
+    partition the oldest offset Kafka still holds (asked only when there is such a batch). Rows
+    Kafka no longer holds stay. Rows deleted per table (nothing: no such batch)."""
     deleted: dict[str, int] = {}
     specs = {spec.identifier: spec for spec in tables}
+    oldest: DataFrame | None = None
     for name, marker, snapshot, parent in unrecorded_commits(spark, catalog, topic, tables):
         table = specs[name].qualified(catalog)
         if parent is None:  # the table's first commit: all of it
@@ -145,25 +161,40 @@ def undo_unrecorded_batches(
             reader = spark.read.format("iceberg").option("start-snapshot-id", parent)
             added = reader.option("end-snapshot-id", snapshot).load(table)
         # Every row of a batch has the batch's ingest_ts, which no other batch has.
-        stamps = added.select("ingest_ts").distinct().localCheckpoint()
+        parts = added.select("ingest_ts", "kafka_partition").distinct().localCheckpoint()
         # Still there? (An earlier resume may have deleted them already; the commit stays in
         # the table's history until its snapshots expire.)
-        count = spark.table(table).join(stamps, "ingest_ts", "left_semi").count()
-        if not count:
+        remaining = spark.table(table).join(parts, ["ingest_ts", "kafka_partition"], "left_semi")
+        if not remaining.count():
             continue
-        stamps.createOrReplaceTempView("unrecorded_batch")
-        spark.sql(
-            f"MERGE INTO {table} t USING unrecorded_batch u ON t.ingest_ts = u.ingest_ts "
-            "WHEN MATCHED THEN DELETE"
+        if oldest is None:
+            oldest = spark.createDataFrame(
+                sorted(readable_from().items()), "kafka_partition int, readable_from bigint"
+            ).localCheckpoint()
+        parts.join(F.broadcast(oldest), "kafka_partition").createOrReplaceTempView(
+            "unrecorded_batch"
         )
+        again = (
+            "t.ingest_ts = u.ingest_ts AND t.kafka_partition = u.kafka_partition "
+            "AND t.kafka_offset >= u.readable_from"
+        )
+        count = spark.sql(
+            f"SELECT count(*) FROM {table} t LEFT SEMI JOIN unrecorded_batch u ON {again}"
+        ).collect()[0][0]
+        kept = remaining.count() - count
+        if count:
+            spark.sql(
+                f"MERGE INTO {table} t USING unrecorded_batch u ON {again} WHEN MATCHED THEN DELETE"
+            )
         spark.catalog.dropTempView("unrecorded_batch")
         deleted[name] = deleted.get(name, 0) + count
         log.warning(
             "market stream: batch %s committed %s rows to %s but never recorded its run; "
-            "deleted them: the resumed stream appends them once",
+            "deleted them: the resumed stream appends them once%s",
             marker,
             count,
             name,
+            f" ({kept} rows kept: Kafka no longer holds their records)" if kept else "",
         )
     return deleted
 
@@ -183,7 +214,11 @@ def resume_from(
     if has_offsets(checkpoint):
         return "earliest"  # Spark resumes from the checkpoint and ignores it
     recorded = recorded_offsets(spark, catalog, topic)
-    undo_unrecorded_batches(spark, catalog, topic, appended)
+
+    def oldest_offsets() -> dict[int, int]:
+        return {p: low for p, (low, _) in partition_watermarks(bootstrap, topic).items()}
+
+    undo_unrecorded_batches(spark, catalog, topic, appended, oldest_offsets)
     if not recorded:
         return "earliest"
     ends = partition_offsets(bootstrap, topic)

@@ -48,10 +48,10 @@ def refresh_features(settings: FinlakeSettings, result: RunResult) -> str | None
         from finlake.ml.store import FraudFeatureStore, read_validated
     except ImportError as error:
         return f"features: not refreshed, the ml extra is not installed ({error})"
-    ml = MlSettings()
-    if not ml.refresh_after_batch:
-        return "features: not refreshed after batches (FINLAKE_ML__REFRESH_AFTER_BATCH=false)"
     try:
+        ml = MlSettings()
+        if not ml.refresh_after_batch:
+            return "features: not refreshed after batches (FINLAKE_ML__REFRESH_AFTER_BATCH=false)"
         with FraudFeatureStore(settings, ml) as store:
             done = store.refresh(read_validated(settings))
     except Exception as error:  # reported; the batch itself has committed

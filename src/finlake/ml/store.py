@@ -147,7 +147,7 @@ class FraudFeatureStore:
             local = self.ml.model_copy(
                 update={
                     "feature_registry": FeatureRegistryKind.FILE,
-                    "online_store": OnlineStoreKind.SQLITE,  # never written: no materialization
+                    "online_store": OnlineStoreKind.SQLITE,  # its tables only, never materialized
                 }
             )
             self._offline_feast = self._new_store(
@@ -169,21 +169,13 @@ class FraudFeatureStore:
         return FeatureStore(config=config)
 
     def close(self) -> None:
-        """Close the connections the store opened (Feast's PostgreSQL online store and SQL
-        registry close theirs only when collected); the next use opens new ones."""
-        store, self._feast, self._offline_feast = self._feast, None, None
-        if store is None:
-            return
-        online = store._get_provider().online_store
-        for attribute in ("_conn", "_conn_pool"):
-            if (connection := getattr(online, attribute, None)) is not None:
-                connection.close()
-                setattr(online, attribute, None)
-        registry = store.registry
-        engines = {getattr(registry, name, None) for name in ("write_engine", "read_engine")}
-        for engine in engines:
-            if engine is not None:
-                engine.dispose()
+        """Close the connections the stores opened (Feast's PostgreSQL and SQLite online stores
+        and its SQL registry close theirs only when collected); the next use opens new ones."""
+        stores = (self._feast, self._offline_feast)
+        self._feast = self._offline_feast = None
+        for store in stores:
+            if store is not None:
+                _close_connections(store)
 
     def __enter__(self) -> FraudFeatureStore:
         return self
@@ -198,10 +190,10 @@ class FraudFeatureStore:
         files = write_feature_files(validated, self.files.folder)
         store = self.store()
         store.apply([account, merchant, country, *_views(files)])
-        if (offline := self.offline()) is not store:
-            offline.apply([account, merchant, country, *_views(files)])
         end = until or datetime.now(UTC)
         store.materialize(start_date=end - FEATURE_TTL, end_date=end)
+        if (offline := self.offline()) is not store:
+            offline.apply([account, merchant, country, *_views(files)])
         return FeatureRefresh(
             transactions=validated.num_rows,
             account_rows=pa.parquet.read_metadata(files.account_history).num_rows,
@@ -222,13 +214,18 @@ class FraudFeatureStore:
         # views are joined separately and a missing match stays a null (no history).
         for view, keys in VIEW_KEYS.items():
             refs = [ref for ref in FEATURE_REFS if ref.startswith(f"{view}:")]
-            found = (
-                self.offline()
-                .get_historical_features(
-                    entity_df=entities[["row_key", *keys, "event_timestamp"]], features=refs
+            try:
+                found = (
+                    self.offline()
+                    .get_historical_features(
+                        entity_df=entities[["row_key", *keys, "event_timestamp"]], features=refs
+                    )
+                    .to_df()
                 )
-                .to_df()
-            )
+            except FeastObjectNotFoundException as error:  # files, but no definitions here
+                raise FeatureStoreError(
+                    f"no feature definitions in this home ({error}): run `finlake ml features`"
+                ) from error
             names = [ref.split(":", 1)[1] for ref in refs]
             entities = entities.merge(found[["row_key", *names]], on="row_key", how="left")
         return entities.sort_values("row_key").drop(columns=["row_key"]).reset_index(drop=True)
@@ -249,6 +246,19 @@ class FraudFeatureStore:
         frame = pd.DataFrame(list(rows))
         extra = [c for c in features.columns if c not in frame.columns]
         return pd.concat([frame.reset_index(drop=True), features[extra]], axis=1)
+
+
+def _close_connections(store: FeatureStore) -> None:
+    online = store._get_provider().online_store
+    for attribute in ("_conn", "_conn_pool"):
+        if (connection := getattr(online, attribute, None)) is not None:
+            connection.close()
+            setattr(online, attribute, None)
+    registry = store.registry
+    engines = {getattr(registry, name, None) for name in ("write_engine", "read_engine")}
+    for engine in engines:
+        if engine is not None:
+            engine.dispose()
 
 
 def read_validated(settings: FinlakeSettings) -> pa.Table:
