@@ -53,3 +53,34 @@ def register() -> None:
             console.print(
                 f"{topic.name}-value: {topic.contract} registered as schema id {schema_id}"
             )
+
+
+@app.command()
+def topics(
+    create: Annotated[
+        bool, typer.Option(help="Create the missing ones on FINLAKE_KAFKA__BOOTSTRAP_SERVERS.")
+    ] = False,
+    replication_factor: Annotated[
+        int,
+        typer.Option(help="Replicas of each created topic; -1: the brokers' default.", min=-1),
+    ] = -1,
+) -> None:
+    """List the Kafka topics finlake uses (partitions, retention, key, contract); create them."""
+    from finlake.stack.kafka import create_topics
+
+    settings = get_settings()
+    declared = declared_topics(settings.topics)
+    table = Table("topic", "partitions", "retention", "key", "contract")
+    for topic in declared:
+        hours = topic.retention_ms / 3_600_000
+        table.add_row(
+            topic.name, str(topic.partitions), f"{hours:g} h", topic.key, topic.contract or "-"
+        )
+    console.print(table)
+    if not create:
+        return
+    created = create_topics(settings.kafka.bootstrap, declared, replication_factor)
+    if created:
+        console.print(f"created on {settings.kafka.bootstrap}: {', '.join(created)}")
+    else:
+        console.print(f"every topic exists on {settings.kafka.bootstrap}")

@@ -219,17 +219,28 @@ def require_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
         ) from error
 
 
-def create_topics(bootstrap: str, topics: list[TopicSpec]) -> list[str]:
-    """Create the missing topics (idempotent); return the names created."""
+def create_topics(
+    bootstrap: str, topics: list[TopicSpec], replication_factor: int = 1
+) -> list[str]:
+    """Create the missing topics (idempotent); return the names created (``replication_factor``
+    -1: the brokers' default)."""
     conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": CLIENT_LOGGER}
     admin = AdminClient(conf)
-    existing = set(admin.list_topics(timeout=10).topics)
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except KafkaException as error:
+        raise StackError(f"no Kafka broker answers at {bootstrap}: {error}") from error
     missing = [topic for topic in topics if topic.name not in existing]
     if not missing:
         return []
     futures = admin.create_topics(
         [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=t.config)
+            NewTopic(
+                t.name,
+                num_partitions=t.partitions,
+                replication_factor=replication_factor,
+                config=t.config,
+            )
             for t in missing
         ],
         request_timeout=30,

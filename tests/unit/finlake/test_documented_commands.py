@@ -36,6 +36,8 @@ def _cli() -> Any:
 def check_parses(line: str) -> None:
     """Resolve `.venv/bin/finlake GROUP ... COMMAND ARGS` and parse ARGS (nothing runs)."""
     words = shlex.split(line, comments=True)
+    while re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # leading environment assignments
+        words.pop(0)
     assert words[0] == VENV_CLI, line
     args = words[1:]
     command, path = _cli(), ["finlake"]
@@ -63,7 +65,12 @@ def test_readme_and_demo_call_the_venv_that_make_creates() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", [line for line in readme_shell_lines() if re.match(r"(\.venv/bin/)?finlake ", line)]
+    "line",
+    [
+        line
+        for line in readme_shell_lines()
+        if re.match(r"([A-Z_][A-Z0-9_]*=\S+ )*(\.venv/bin/)?finlake ", line)
+    ],
 )
 def test_readme_finlake_command_exists(line: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
