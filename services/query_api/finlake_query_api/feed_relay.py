@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from finlake.config import FinlakeSettings
 from finlake.contracts.topics import ALERT_FEED
-from finlake.kafka_io import producer_config
+from finlake.errors import FinlakeError
+from finlake.kafka_io import partition_watermarks, producer_config
 from finlake.stack.kafka import CLIENT_LOGGER
 from finlake_query_api.alert_feed import RECENT, Accepted, AlertFeed, AlertItem
 from finlake_query_api.errors import FeedUnavailableError
@@ -45,6 +46,7 @@ class KafkaFeedRelay:
         recent: int = RECENT,
     ) -> None:  # fmt: skip
         self._feed = feed
+        self._bootstrap = settings.kafka.bootstrap
         self._topic = topic
         self._recent = recent
         self._stop = threading.Event()
@@ -137,21 +139,17 @@ class KafkaFeedRelay:
     def _assign(self) -> bool:
         """Assign every partition of the topic from its last ``recent`` events."""
         try:
-            metadata = self._consumer.list_topics(self._topic, timeout=5).topics[self._topic]
-            if metadata.error is not None or not metadata.partitions:
-                raise KafkaException(metadata.error or "no partitions")
-            start, ends = [], {}
-            for partition in sorted(metadata.partitions):
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, partition), timeout=5
-                )
-                start.append(TopicPartition(self._topic, partition, max(low, high - self._recent)))
-                ends[partition] = high
-        except (KafkaException, KeyError) as error:
+            watermarks = partition_watermarks(self._bootstrap, self._topic, timeout_s=5)
+        except (FinlakeError, KafkaException) as error:
             log.warning("live feed: cannot read %s yet (%s); retrying", self._topic, error)
             return False
-        self._replay_ends = ends
-        self._consumer.assign(start)
+        self._replay_ends = {partition: high for partition, (_, high) in watermarks.items()}
+        self._consumer.assign(
+            [
+                TopicPartition(self._topic, partition, max(low, high - self._recent))
+                for partition, (low, high) in watermarks.items()
+            ]
+        )
         return True
 
     def _take(self, message: Message) -> None:
