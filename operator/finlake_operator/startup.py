@@ -16,6 +16,7 @@ from finlake_operator.handlers import register
 from finlake_operator.kube import Kube, api_error_message
 
 FINALIZER = f"{GROUP}/finalizer"
+TIMER_EXIT_POLL_S = 1.0
 _metrics_started: set[int] = set()
 
 
@@ -56,6 +57,10 @@ def build_registry(kube: Kube, options: OperatorOptions) -> kopf.OperatorRegistr
         settings.watching.client_timeout = 330
         settings.posting.level = logging.INFO
         settings.peering.lifetime = options.peering_lifetime_s
+        # A resource deleted while its resync timer runs keeps its finalizer until kopf sees the
+        # timer gone, and kopf looks again only every cancellation_polling seconds (60 by
+        # default): `kubectl delete` would hang a minute for a resync that ends in a second.
+        settings.background.cancellation_polling = TIMER_EXIT_POLL_S
         if options.metrics_port and options.metrics_port not in _metrics_started:
             start_http_server(options.metrics_port, addr=options.liveness_host)
             _metrics_started.add(options.metrics_port)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +38,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.path):
             item.add_marker(pytest.mark.e2e)
+
+
+_OPERATOR_LOGS: dict[Path, None] = {}  # every operator log of the session, in start order
+_LOG_TAIL_LINES = 120
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed e2e test shows what the operators logged meanwhile (their logs live in tmp)."""
+    report: pytest.TestReport = yield
+    if report.failed and "tests/e2e/" in str(item.path):
+        for log in _OPERATOR_LOGS:
+            if log.exists():
+                tail = log.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
+                report.sections.append((f"{log.name} (last {len(tail)} lines)", "\n".join(tail)))
+    return report
 
 
 @dataclass
@@ -248,6 +266,7 @@ class Operator:
             # The test API server's certificate is self-signed (insecure-skip-tls-verify).
             "PYTHONWARNINGS": "ignore:Unverified HTTPS request",
         }
+        _OPERATOR_LOGS[self.log] = None
         command = [sys.executable, "-m", "finlake.cli.main", "operator", "run"]
         command += ["--peering", "finlake", "-n", NAMESPACE]
         command += ["--kubeconfig", str(self.cluster.kubeconfig)]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -154,6 +156,62 @@ def test_pipeline_is_ready_fresh_and_quality_ok_from_its_metrics(examples: Clust
     finally:
         server.shutdown()
         thread.join()
+
+
+class _SlowMetrics(BaseHTTPRequestHandler):
+    """Metrics that, once armed, trickle a comment line at a time for a few seconds: a resync
+    reading them stays busy (httpx's timeout is per read) for as long as the test needs."""
+
+    armed = threading.Event()
+    entered = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        if type(self).armed.is_set():
+            type(self).entered.set()
+            for _ in range(20):  # 4 s
+                self.wfile.write(b"# still reading\n")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_pipeline_deleted_during_its_resync_goes_once_that_resync_ends(
+    examples: Cluster,
+) -> None:
+    # kopf keeps the finalizer while the resync timer runs and, by default, looks again only a
+    # minute later: the operator makes it look every TIMER_EXIT_POLL_S instead.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowMetrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    manifest = (
+        "apiVersion: finlake.io/v1alpha1\nkind: MedallionPipeline\n"
+        f"metadata: {{name: slowread, namespace: {NAMESPACE}}}\n"
+        "spec:\n  layers:\n    bronze: {table: market.raw}\n"
+        "    silver: {table: market.cleaned, quarantineTable: market.quarantine}\n"
+        "    gold: {tables: [market.ohlc_1m]}\n"
+        f"  freshness: {{metricsUrl: 'http://127.0.0.1:{server.server_port}/metrics'}}\n"
+    )
+    try:
+        examples.kubectl("apply", "-f", "-", stdin=manifest)
+        eventually(  # created: from now on the resync timer is what reads the metrics
+            lambda: ((examples.get("medallionpipeline", "slowread") or {}).get("status") or {}).get(
+                "observedGeneration"
+            ),
+            what="the pipeline reconciled",
+        )
+        _SlowMetrics.armed.set()
+        assert _SlowMetrics.entered.wait(60), "no resync read the metrics"
+        examples.kubectl(
+            "delete", "medallionpipeline", "slowread", "-n", NAMESPACE, "--timeout=30s"
+        )
+        assert examples.get("medallionpipeline", "slowread") is None
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_transactions_pipeline_gets_its_hourly_batch_and_no_stream(examples: Cluster) -> None:

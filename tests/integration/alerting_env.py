@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from confluent_kafka import Consumer, TopicPartition
 
 from finlake.config import FinlakeSettings
@@ -85,14 +84,14 @@ def query_api(
     """The query API (its alert feed) on loopback over an empty lake; ``api`` overrides its
     settings, ``kafka_bootstrap`` is the Kafka its live feed uses (``live_feed="kafka"``)."""
     from finlake_query_api.main import create_app
+    from finlake_query_api.server import build_server
     from tests.unit.finlake_query_api.conftest import api_settings
 
     settings = api_settings(home, **{"api_keys": [API_KEY], "keepalive_s": 0.5, **api})
     if kafka_bootstrap is not None:
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap})
         settings = settings.model_copy(update={"kafka": kafka})
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = build_server(create_app(settings), "127.0.0.1", port, log_level="warning")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, 60, "the query API")

@@ -64,6 +64,7 @@ class AlertFeed:
         self._recent: deque[AlertItem] = deque(maxlen=size)
         self._ids: set[str] = set()
         self._subscribers: set[asyncio.Queue[AlertItem | None]] = set()
+        self._closed = False
 
     def has(self, event_id: str) -> bool:
         """Whether the item with this id is among the recent ones."""
@@ -87,17 +88,31 @@ class AlertFeed:
                 except asyncio.QueueFull:
                     # A stream that stopped reading: end it (the browser reconnects and reloads
                     # the recent list) rather than grow without bound.
-                    self._subscribers.discard(subscriber)
-                    while not subscriber.empty():
-                        subscriber.get_nowait()
-                    subscriber.put_nowait(None)
+                    self._end(subscriber)
         return Accepted(accepted=accepted, duplicates=len(items) - accepted)
 
     def subscribe(self) -> asyncio.Queue[AlertItem | None]:
         """A queue receiving every new item (None: the stream must end)."""
         subscriber: asyncio.Queue[AlertItem | None] = asyncio.Queue(SUBSCRIBER_BUFFER)
-        self._subscribers.add(subscriber)
+        if self._closed:
+            subscriber.put_nowait(None)
+        else:
+            self._subscribers.add(subscriber)
         return subscriber
+
+    def close(self) -> None:
+        """End every stream after what it holds, and any stream opened later at once: the
+        server is stopping, and its browsers reconnect elsewhere."""
+        self._closed = True
+        for subscriber in list(self._subscribers):
+            self._end(subscriber)
+
+    def _end(self, subscriber: asyncio.Queue[AlertItem | None]) -> None:
+        self._subscribers.discard(subscriber)
+        if subscriber.full():  # no room for the end mark: drop what it did not read
+            while not subscriber.empty():
+                subscriber.get_nowait()
+        subscriber.put_nowait(None)
 
     def unsubscribe(self, subscriber: asyncio.Queue[AlertItem | None]) -> None:
         """Stop feeding a queue."""

@@ -25,9 +25,8 @@ def serve(
 ) -> None:  # fmt: skip
     """Serve the /v1 API, /metrics and the dashboard until interrupted."""
     # Imported here: `finlake --help` loads every plug-in and should not pay for the web stack.
-    import uvicorn
-
     from finlake_query_api.main import create_app
+    from finlake_query_api.server import build_server
 
     logging.basicConfig(level=logging.INFO, format='{"level":"%(levelname)s","msg":"%(message)s"}')
     settings = Settings()
@@ -53,4 +52,7 @@ def serve(
         typer.echo(
             f"dashboard: http://{api.host}:PORT/{fragment}, PORT as uvicorn logs it", err=True
         )
-    uvicorn.run(create_app(settings), host=api.host, port=api.port, log_level="info")
+    server = build_server(create_app(settings), api.host, api.port)
+    server.run()
+    if not server.started:  # the port taken, the app's startup failed: uvicorn logged why
+        raise typer.Exit(3)

@@ -61,6 +61,12 @@ class ApiSettings(BaseModel):
     keepalive_s: float = Field(
         default=15.0, gt=0, description="Seconds between keep-alives on the alert stream."
     )
+    shutdown_timeout_s: int = Field(
+        default=20,
+        ge=1,
+        description="On SIGTERM, how long requests still running may take before they are "
+        "cancelled (alert streams end at once).",
+    )
     live_feed: Literal["memory", "kafka"] = Field(
         default="memory",
         description=(

@@ -57,3 +57,27 @@ def test_past_items_read_back_at_start_are_listed_but_not_streamed() -> None:
         return queue.empty(), [i.event_id for i in feed.recent(10)]
 
     assert asyncio.run(scenario()) == (True, ["r-AAPL-1"])
+
+
+def test_closing_ends_each_stream_after_what_it_holds_and_any_later_one_at_once() -> None:
+    async def scenario() -> tuple[list[str | None], list[str | None], list[str]]:
+        feed = AlertFeed()
+        open_stream = feed.subscribe()
+        feed.publish([AlertItem.model_validate(ITEM)])
+        feed.close()
+        feed.publish([AlertItem.model_validate({**ITEM, "event_id": "after"})])
+        late = feed.subscribe()
+
+        def drain(queue: asyncio.Queue[AlertItem | None]) -> list[str | None]:
+            got: list[str | None] = []
+            while not queue.empty():
+                item = queue.get_nowait()
+                got.append(item.event_id if item else None)
+            return got
+
+        return drain(open_stream), drain(late), [i.event_id for i in feed.recent(10)]
+
+    held, late, listed = asyncio.run(scenario())
+    assert held == ["r-AAPL-1", None]
+    assert late == [None]
+    assert listed == ["after", "r-AAPL-1"]  # still listed: a closing feed keeps what it learns

@@ -10,10 +10,10 @@ from typing import Any, NamedTuple
 
 import pytest
 import typer
-import uvicorn
 
 from finlake.cli import main as cli_main
 from finlake_query_api.config import hash_api_key
+from finlake_query_api.server import QueryApiServer
 from tests.unit.finlake_query_api.conftest import API_KEY
 
 SECRET_FILE = "FINLAKE_API__API_KEY_HASHES_FILE"
@@ -47,7 +47,12 @@ def serve(
         for name, value in {"FINLAKE_HOME": str(tmp_path), **env}.items():
             monkeypatch.setenv(name, value)
         called: dict[str, Any] = {}
-        monkeypatch.setattr(uvicorn, "run", lambda _app, **kwargs: called.update(kwargs))
+
+        def record(server: QueryApiServer) -> None:
+            called.update(host=server.config.host, port=server.config.port)
+            server.started = True
+
+        monkeypatch.setattr(QueryApiServer, "run", record)
         # A root app of its own: main() adds the plug-ins (`api` among them) on every call.
         monkeypatch.setattr(cli_main, "app", typer.Typer(pretty_exceptions_enable=False))
         monkeypatch.setattr(sys, "argv", ["finlake", "api", "serve", *args])
