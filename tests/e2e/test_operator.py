@@ -171,7 +171,7 @@ class _SlowMetrics(BaseHTTPRequestHandler):
         self.end_headers()
         if type(self).armed.is_set():
             type(self).entered.set()
-            for _ in range(20):  # 4 s
+            for _ in range(40):  # 8 s
                 self.wfile.write(b"# still reading\n")
                 self.wfile.flush()
                 time.sleep(0.2)

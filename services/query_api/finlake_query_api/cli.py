@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from typing import Annotated
@@ -53,6 +54,9 @@ def serve(
             f"dashboard: http://{api.host}:PORT/{fragment}, PORT as uvicorn logs it", err=True
         )
     server = build_server(create_app(settings), api.host, api.port)
-    server.run()
-    if not server.started:  # the port taken, the app's startup failed: uvicorn logged why
+    # uvicorn stops cleanly on Ctrl-C, then re-raises it: a stop asked for is a success (as
+    # `uvicorn.run` has it), `make api` included.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:  # the app's startup failed: uvicorn logged why
         raise typer.Exit(3)

@@ -41,7 +41,7 @@ def serve(
 ) -> Serve:
     """Runs ``finlake.cli.main.main`` with ``api serve`` and its arguments, in this process."""
 
-    def run(*args: str, **env: str) -> Served:
+    def run(*args: str, interrupted: bool = False, **env: str) -> Served:
         for name in [name for name in os.environ if name.startswith("FINLAKE_")]:
             monkeypatch.delenv(name)
         for name, value in {"FINLAKE_HOME": str(tmp_path), **env}.items():
@@ -51,6 +51,8 @@ def serve(
         def record(server: QueryApiServer) -> None:
             called.update(host=server.config.host, port=server.config.port)
             server.started = True
+            if interrupted:  # what uvicorn does after its clean stop on Ctrl-C
+                raise KeyboardInterrupt
 
         monkeypatch.setattr(QueryApiServer, "run", record)
         # A root app of its own: main() adds the plug-ins (`api` among them) on every call.
@@ -117,3 +119,9 @@ def test_a_port_no_socket_has_is_a_usage_error(serve: Serve) -> None:
     assert "Traceback" not in served.err
     assert "--port" in served.err
     assert served.uvicorn_args is None
+
+
+def test_ctrl_c_is_a_clean_stop(serve: Serve) -> None:
+    served = serve(interrupted=True)
+    assert served.code == 0, served.err
+    assert "Traceback" not in served.err
