@@ -19,6 +19,12 @@ class MarketStreamSettings(BaseModel):
     max_offsets_per_trigger: int = Field(
         default=500_000, ge=1, description="Kafka records per micro-batch at most."
     )
+    registry_wait_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a batch waits for an unanswering schema registry before it stops "
+        "the stream (its records stay in Kafka); never a reason to dead-letter a record.",
+    )
     metrics_port: int | None = Field(
         default=None, description="Serve Prometheus /metrics on this port while running."
     )

@@ -26,6 +26,7 @@ from finlake.kafka_io import partition_watermarks, publish
 from finlake.lake.connection import open_catalog
 from finlake.query import LakeQuery
 from finlake.stack.kafka import CLIENT_LOGGER, create_topics
+from tests.conftest import free_port
 from tests.integration.market_expected import Bar, bars, rule_of, silver
 from tests.integration.pipeline import pipeline_env, run_once
 
@@ -343,3 +344,34 @@ def test_a_lost_checkpoint_resumes_after_the_last_recorded_batch(
     assert (rows, records) == (len(everything), len(everything))
     assert scalar(query, "SELECT count(*) FROM market.cleaned") == len(everything)
     assert_gold_matches(query, everything)
+
+
+def test_an_unanswering_registry_stops_the_batch_and_dead_letters_nothing(
+    settings: FinlakeSettings, tmp_path: Path
+) -> None:
+    # A registry that is away for a while is no reason to call a record undecodable: the batch
+    # waits for it, then stops the stream; the records stay in Kafka for the next start.
+    topic = new_topic(settings, "ticks-registry-away", partitions=1)
+    ticks = clean_ticks(START, 20, seed=7)
+    publish(settings, topic, ticks, key_field="symbol")
+    nowhere = free_port()
+    away = market_env(
+        settings, tmp_path, topic,
+        FINLAKE_REGISTRY__PORT=str(nowhere), FINLAKE_MARKET__REGISTRY_WAIT_S="2",
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", "market", "--once"],
+        env=away, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said[-3000:]
+    assert f"error: schema registry at http://127.0.0.1:{nowhere}/" in " ".join(said.split())
+    assert "the batch stops, its records stay in Kafka" in " ".join(said.split())
+    query = lake(tmp_path)
+    assert scalar(query, "SELECT count(*) FROM market.dead_letter") == 0
+    assert scalar(query, "SELECT count(*) FROM market.raw") == 0
+    run_once(market_env(settings, tmp_path, topic))  # the registry answers again
+    query = lake(tmp_path)
+    assert scalar(query, "SELECT count(*) FROM market.dead_letter") == 0
+    assert scalar(query, "SELECT count(*) FROM market.raw") == len(ticks)
+    assert scalar(query, "SELECT count(*) FROM market.cleaned") == len(ticks)

@@ -54,7 +54,13 @@ def trino_stack(trino_profile: Stack) -> Stack:
     empty_lake(settings)
     create_topics(settings.kafka.bootstrap, [TopicSpec(TOPIC, 2, 86_400_000, "symbol", None)])
     assert publish(settings, TOPIC, ticks(), key_field="symbol").failed == 0
-    run_once(pipeline_env(settings, TOPIC, FINLAKE_SPARK__DRIVER_MEMORY="1g"))
+    said = run_once(pipeline_env(settings, TOPIC, FINLAKE_SPARK__DRIVER_MEMORY="1g"))
+    # Every later test needs the rows in the lake: without them, say what the pipeline said.
+    layers = {
+        table: len(rows_by_pyiceberg(settings, table, "kafka_offset"))
+        for table in ("market.raw", "market.dead_letter", "market.cleaned", "market.quarantine")
+    }
+    assert layers["market.raw"] == len(ticks()), f"{layers}; the pipeline said:\n{said[-6000:]}"
     return stack
 
 

@@ -10,17 +10,30 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pyspark.sql import Column
 from pyspark.sql import functions as F
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from finlake.contracts.compatibility import backward_problems
 from finlake.contracts.schemas import schema_text
 from finlake.contracts.serde import registry_client, subject_schemas, value_subject
+from finlake.errors import RegistryError
 from finlake.transforms.bronze import MAGIC_BYTE
 from finlake_spark.config import SparkAppSettings
 
 log = logging.getLogger(__name__)
 NOT_WIRE_FORMAT = "not in the Confluent wire format (magic byte 0 + 4-byte schema id)"
+
+
+def _not_found(error: BaseException) -> bool:
+    return isinstance(error, SchemaRegistryError) and error.http_status_code == 404
 
 
 def wire_schema_id() -> Column:
@@ -45,8 +58,12 @@ class WriterSchemas:
             if self._registry is None:
                 self._registry = registry_client(self.settings.registry)
             try:
-                text = self._registry.get_schema(schema_id).schema_str
-            except Exception as error:  # the client raises its own error types per HTTP status
+                text = self._get_schema(self._registry, schema_id)
+            except SchemaRegistryError as error:
+                if not _not_found(error):
+                    raise
+                # The registry answered: it has no such schema (a lost registry, a foreign
+                # producer). Its records cannot be decoded; they go to the dead letter.
                 self._writers[schema_id] = (
                     None,
                     f"schema id {schema_id} not in the registry: {error}",
@@ -58,6 +75,43 @@ class WriterSchemas:
             )
             self._writers[schema_id] = (text, problem)
         return self._writers[schema_id]
+
+    def _get_schema(self, registry: SchemaRegistryClient, schema_id: int) -> str:
+        """The schema text of ``schema_id``; while the registry cannot answer (down, timing out,
+        5xx), asked again with backoff for ``registry_wait_s``, then RegistryError: the batch
+        fails, its records stay in Kafka for the next start, none is dead-lettered for it."""
+        url = self.settings.registry.ccompat_url
+        wait_s = self.settings.market.registry_wait_s
+
+        def warn(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "market stream: registry at %s did not answer for schema id %s (%s); asking "
+                "again for up to %.0f s",
+                url, schema_id, error, wait_s,
+            )  # fmt: skip
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda error: not _not_found(error)),
+            wait=wait_random_exponential(multiplier=1, max=30),
+            stop=stop_after_delay(wait_s),
+            before_sleep=warn,
+            reraise=True,
+        )
+        try:
+            schema: str = retrying(lambda: registry.get_schema(schema_id).schema_str)
+        except SchemaRegistryError as error:
+            if _not_found(error):
+                raise
+            failure: Exception = error
+        except Exception as error:  # the client's transport errors (httpx) after its retries
+            failure = error
+        else:
+            return schema
+        raise RegistryError(
+            f"schema registry at {url} did not answer for schema id {schema_id} within "
+            f"{wait_s:.0f} s: {failure}; the batch stops, its records stay in Kafka"
+        ) from failure
 
     def subject_ids(self) -> list[int]:
         """Ids of every version registered under the topic's value subject (asked once).

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from finlake.errors import ContractViolation
+from finlake.errors import ContractViolation, RegistryError
 from finlake.lake.tables import (
     MARKET_CLEANED,
     MARKET_DEAD_LETTER,
@@ -392,6 +392,10 @@ def run(
     except StreamingQueryException as error:
         # A `fail` expectation stops the stream: say which rule and row, not the JVM's trace.
         failed = re.search(r"ContractViolation: (tick failed expectation [^\n]*)", str(error))
-        if failed is None:
-            raise
-        raise ContractViolation(failed.group(1)) from None
+        if failed is not None:
+            raise ContractViolation(failed.group(1)) from None
+        # The registry did not answer: one line, and the records wait in Kafka for a restart.
+        away = re.search(r"RegistryError: (schema registry at [^\n]*)", str(error))
+        if away is not None:
+            raise RegistryError(away.group(1)) from None
+        raise
