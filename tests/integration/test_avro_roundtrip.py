@@ -19,13 +19,16 @@ from finlake.contracts.serde import (
     is_compatible,
     register_contract,
     registry_client,
+    registry_unavailable,
+    schema_not_found,
     value_subject,
 )
 from finlake.contracts.topics import ALERTS, MARKET_DATA, declared_topics
-from finlake.errors import ContractViolation
+from finlake.errors import ContractViolation, RegistryError
 from finlake.kafka_io import publish, read_back
 from finlake.simulate import random_walk_ticks
 from finlake.stack.kafka import create_topics
+from tests.conftest import free_port
 
 T0 = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
 
@@ -140,3 +143,22 @@ def test_undecodable_bytes_are_a_contract_violation(settings: FinlakeSettings) -
         decode(b"\x00\x00\x00\x7f\xffgarbage")
     with pytest.raises(ContractViolation, match="not a market_tick record"):
         decode(b"plain text")
+
+
+def test_the_registry_s_answer_for_an_unknown_id_is_told_from_no_answer(
+    settings: FinlakeSettings,
+) -> None:
+    # A record of a schema the registry says it lacks cannot be decoded (a dead letter); one the
+    # registry did not answer for can, later: it must never be dropped as undecodable.
+    with pytest.raises(Exception) as answered:  # noqa: PT011 (whatever the client raises)
+        registry_client(settings.registry).get_schema(32767)
+    assert schema_not_found(answered.value), answered.value
+    assert not registry_unavailable(answered.value)
+    away = settings.registry.model_copy(update={"port": free_port()})
+    with pytest.raises(Exception) as unanswered:  # noqa: PT011
+        registry_client(away).get_schema(32767)
+    assert registry_unavailable(unanswered.value), unanswered.value
+    assert not schema_not_found(unanswered.value)
+    decode = ContractDeserializer(registry_client(away), MARKET_DATA, MarketTick)
+    with pytest.raises(RegistryError, match="schema registry did not answer decoding"):
+        decode(b"\x00\x00\x00\x7f\xffgarbage")

@@ -10,20 +10,25 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
 from finlake.contracts.compatibility import backward_problems
 from finlake.contracts.schemas import schema_text
-from finlake.contracts.serde import registry_client, subject_schemas, value_subject
+from finlake.contracts.serde import (
+    registry_client,
+    registry_unavailable,
+    schema_not_found,
+    subject_schemas,
+    value_subject,
+)
 from finlake.errors import RegistryError
 from finlake.transforms.bronze import MAGIC_BYTE
 from finlake_spark.config import SparkAppSettings
@@ -32,14 +37,14 @@ log = logging.getLogger(__name__)
 NOT_WIRE_FORMAT = "not in the Confluent wire format (magic byte 0 + 4-byte schema id)"
 
 
-def _not_found(error: BaseException) -> bool:
-    return isinstance(error, SchemaRegistryError) and error.http_status_code == 404
-
-
 def wire_schema_id() -> Column:
     """The writer schema id of a record in the Confluent wire format, else null."""
     wire = (F.col("magic") == MAGIC_BYTE) & F.col("schema_id").isNotNull()
     return F.when(wire, F.col("schema_id"))
+
+
+class SchemaNotFound(Exception):
+    """The registry answered that it holds no schema of that id."""
 
 
 class WriterSchemas:
@@ -59,9 +64,7 @@ class WriterSchemas:
                 self._registry = registry_client(self.settings.registry)
             try:
                 text = self._get_schema(self._registry, schema_id)
-            except SchemaRegistryError as error:
-                if not _not_found(error):
-                    raise
+            except SchemaNotFound as error:
                 # The registry answered: it has no such schema (a lost registry, a foreign
                 # producer). Its records cannot be decoded; they go to the dead letter.
                 self._writers[schema_id] = (
@@ -92,26 +95,23 @@ class WriterSchemas:
             )  # fmt: skip
 
         retrying = Retrying(
-            retry=retry_if_exception(lambda error: not _not_found(error)),
+            retry=retry_if_exception(registry_unavailable),
             wait=wait_random_exponential(multiplier=1, max=30),
-            stop=stop_after_delay(wait_s),
+            stop=stop_before_delay(wait_s),
             before_sleep=warn,
             reraise=True,
         )
         try:
             schema: str = retrying(lambda: registry.get_schema(schema_id).schema_str)
-        except SchemaRegistryError as error:
-            if _not_found(error):
-                raise
-            failure: Exception = error
-        except Exception as error:  # the client's transport errors (httpx) after its retries
-            failure = error
-        else:
-            return schema
-        raise RegistryError(
-            f"schema registry at {url} did not answer for schema id {schema_id} within "
-            f"{wait_s:.0f} s: {failure}; the batch stops, its records stay in Kafka"
-        ) from failure
+        except Exception as error:  # the client raises its own types per HTTP status, httpx's
+            if schema_not_found(error):
+                raise SchemaNotFound(str(error)) from error
+            done = "did not answer" if registry_unavailable(error) else "refused the look-up"
+            raise RegistryError(
+                f"schema registry at {url} {done} for schema id {schema_id} (asked for up to "
+                f"{wait_s:.0f} s): {error}; the batch stops, its records stay in Kafka"
+            ) from error
+        return schema
 
     def subject_ids(self) -> list[int]:
         """Ids of every version registered under the topic's value subject (asked once).

@@ -6,16 +6,41 @@ from typing import Any, Generic, TypeVar
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from finlake.config import RegistrySettings
 from finlake.contracts.compatibility import backward_problems
 from finlake.contracts.models import ContractModel
 from finlake.contracts.schemas import schema_text
-from finlake.errors import ContractViolation
+from finlake.errors import ContractViolation, RegistryError
 
 ModelT = TypeVar("ModelT", bound=ContractModel)
 COMPATIBILITY = "BACKWARD"
+_UNANSWERED = (408, 429, 500, 502, 503, 504)  # statuses the registry client itself retries
+
+
+def registry_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the registry did not answer (unreachable, timing out, busy, 5xx)
+    rather than answered no: asking again later may succeed."""
+    if isinstance(error, SchemaRegistryError):
+        return error.http_status_code in _UNANSWERED
+    # The client's network errors, after its own retries: httpx's, or httpx2's where installed
+    # (the client prefers it), matched by name so either package is recognised.
+    return any(
+        kind.__name__ == "TransportError" and kind.__module__.split(".")[0] in ("httpx", "httpx2")
+        for kind in type(error).__mro__
+    )
+
+
+def schema_not_found(error: BaseException) -> bool:
+    """Whether the registry itself answered that it has no such schema (a Confluent 404xx error
+    code; a bare 404 from a proxy or a wrong URL path does not count)."""
+    return (
+        isinstance(error, SchemaRegistryError)
+        and error.http_status_code == 404
+        and 40400 <= error.error_code < 40500
+    )
 
 
 def registry_client(settings: RegistrySettings) -> SchemaRegistryClient:
@@ -109,6 +134,11 @@ class ContractDeserializer(Generic[ModelT]):
         try:
             record = self._deserializer(payload, self._context)
         except Exception as error:  # the client raises several unrelated types for bad bytes
+            if registry_unavailable(error):  # not the record's fault: it must not be dropped
+                raise RegistryError(
+                    f"schema registry did not answer decoding a {self._model.contract} record: "
+                    f"{error}"
+                ) from error
             raise ContractViolation(f"not a {self._model.contract} record: {error}") from error
         if record is None:
             raise ContractViolation(f"empty payload is not a {self._model.contract} record")
