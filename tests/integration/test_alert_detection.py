@@ -29,6 +29,7 @@ from finlake.contracts.topics import TopicSpec
 from finlake.kafka_io import publish, read_back
 from finlake.query import LakeQuery, QueryError
 from finlake.stack.kafka import CLIENT_LOGGER, create_topics
+from tests.conftest import free_port
 from tests.integration.alert_detection import detection_env, run_detection_once
 
 START = datetime(2026, 11, 25, 23, 40, tzinfo=UTC)  # crosses midnight UTC: a gap
@@ -355,3 +356,39 @@ def test_a_running_job_publishes_and_stores_the_same_events(
     assert sorted(stored) == expected
     published = {event.event_id for event in topic_events(settings, alerts)}
     assert published == set(expected)
+
+
+def test_a_registry_away_stops_the_job_in_one_line_and_rejects_no_tick(
+    scenario: Scenario, settings: FinlakeSettings, tmp_path: Path
+) -> None:
+    """The registry is away from the start: no writer schema is known to the JVM, each tick
+    waits in Python for the registry, then the job stops saying so; nothing is published or
+    rejected, and the next run with the registry back finds every event."""
+    source, alerts = "alert-ticks-away", "alert-events-away"
+    create_topics(
+        settings.kafka.bootstrap,
+        [TopicSpec(source, 3, 86_400_000, "symbol", None),
+         TopicSpec(alerts, 3, 86_400_000, "event_id", None)],
+    )  # fmt: skip
+    publish(settings, source, ticks(0, STEPS), key_field="symbol")
+    nowhere = free_port()
+    env = detection_env(settings, tmp_path, source, alerts)
+    wait = {"FINLAKE_REGISTRY__PORT": str(nowhere), "FINLAKE_DETECTION__REGISTRY_WAIT_S": "2"}
+    away = {**env, **wait}
+    rules = ["--rules", str(scenario.rules / "desk.yaml")]
+    command = [sys.executable, "-m", "finlake.cli.main", "pipeline", "run", "alerts", "--once"]
+    done = subprocess.run(
+        [*command, *rules], env=away, capture_output=True, text=True, timeout=900, check=False
+    )
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1, said[-3000:]
+    assert f"error: schema registry at http://127.0.0.1:{nowhere}/" in said, said[-3000:]
+    assert "did not answer decoding a tick (asked for up to 2 s)" in said
+    assert "the batch stops, its records stay in Kafka" in said
+    assert "Traceback" not in done.stderr.split("error: schema registry")[-1]
+    assert topic_events(settings, alerts) == []
+
+    output = run_detection_once(env, scenario.rules / "desk.yaml")  # the registry answers again
+    assert "records not evaluated" not in output
+    published = sorted(event.event_id for event in topic_events(settings, alerts))
+    assert published == sorted(event.event_id for event in scenario.first)

@@ -56,6 +56,13 @@ class DetectionSettings(BaseModel):
         "so one task keeps a batch of a few hundred symbols short; raise it when evaluating the "
         "symbols takes much longer than that.",
     )
+    registry_wait_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a batch waits for an unanswering schema registry (decoding a tick "
+        "in a schema registered after the start, registering or reading the alert contract) "
+        "before it stops the job; its records stay in Kafka, none is rejected for it.",
+    )
     starting_offsets: Literal["earliest", "latest"] = Field(
         default="earliest", description="Where a new checkpoint starts reading."
     )

@@ -28,7 +28,7 @@ from pyspark.sql.streaming.stateful_processor import (
 from finlake.config import RegistrySettings
 from finlake.contracts.models import MarketTick
 from finlake.contracts.schemas import schema_text
-from finlake.contracts.serde import ContractDeserializer, registry_client
+from finlake.contracts.serde import ContractDeserializer, asking_again, registry_client
 from finlake.errors import ContractViolation
 from finlake.transforms.bronze import decode_by_schema, with_wire_header
 from finlake_spark.alerts.evaluator import SymbolEvaluator
@@ -88,10 +88,18 @@ def decoded_ticks(records: DataFrame, writers: Mapping[int, str]) -> DataFrame:
     )
 
 
-def python_decoded(row: Row, registry: RegistrySettings, topic: str) -> Tick | str:
-    """The tick of a row the JVM could not decode, or why it cannot be evaluated."""
+def python_decoded(row: Row, registry: RegistrySettings, topic: str, wait_s: float) -> Tick | str:
+    """The tick of a row the JVM could not decode, or why it cannot be evaluated.
+
+    While the registry does not answer, asked again for ``wait_s``; then RegistryError: the
+    batch fails and Kafka keeps the record (a rejected tick would never be evaluated).
+    """
+    decode = _deserializer(registry, topic)
     try:
-        tick = _deserializer(registry, topic)(bytes(row.raw))
+        tick = asking_again(
+            lambda: decode(bytes(row.raw)),
+            url=registry.ccompat_url, wait_s=wait_s, what="decoding a tick",
+        )  # fmt: skip
     except ContractViolation as error:
         return str(error)[:500]
     if tick.price is None or tick.price <= 0 or tick.volume is None or tick.volume < 0:
@@ -117,9 +125,10 @@ class AlertProcessor(StatefulProcessor):
     """Keeps one :class:`SymbolState` per symbol and evaluates the rules on each new tick (the
     rules of the micro-batch: :class:`~finlake_spark.alerts.rules.TaskRules`)."""
 
-    def __init__(self, registry: RegistrySettings, topic: str) -> None:
+    def __init__(self, registry: RegistrySettings, topic: str, registry_wait_s: float) -> None:
         self.registry = registry
         self.topic = topic
+        self.registry_wait_s = registry_wait_s
 
     def init(self, handle: StatefulProcessorHandle) -> None:
         self.handle = handle
@@ -168,7 +177,7 @@ class AlertProcessor(StatefulProcessor):
         rejected: list[Row] = []
         for row in rows:
             if row.raw is not None:  # a writer schema the JVM did not know: decode here
-                decoded = python_decoded(row, self.registry, self.topic)
+                decoded = python_decoded(row, self.registry, self.topic, self.registry_wait_s)
             else:
                 decoded = row.error or Tick(row.timestamp_ms, row.price, row.volume)
             if isinstance(decoded, str):

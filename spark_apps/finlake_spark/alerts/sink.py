@@ -27,7 +27,12 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from finlake.contracts.models import AlertEvent
-from finlake.contracts.serde import ContractDeserializer, ContractSerializer, registry_client
+from finlake.contracts.serde import (
+    ContractDeserializer,
+    ContractSerializer,
+    asking_again,
+    registry_client,
+)
 from finlake.errors import ContractViolation, FinlakeError
 from finlake.kafka_io import PublishResult, producer_config
 from finlake.lake.tables import ALERTS_EVENTS
@@ -159,7 +164,12 @@ class AlertSink:
         if self._producer is None or self._serializer is None:
             self._producer = Producer(producer_config(self.settings))
             client = registry_client(self.settings.registry)
-            self._serializer = ContractSerializer(client, topic, AlertEvent)
+            self._serializer = asking_again(
+                lambda: ContractSerializer(client, topic, AlertEvent),
+                url=self.settings.registry.ccompat_url,
+                wait_s=self.settings.detection.registry_wait_s,
+                what="registering the alert contract",
+            )
         result = PublishResult()
         for event in events:
             self._producer.produce(
@@ -189,10 +199,20 @@ class EventsTable:
             client = registry_client(self.settings.registry)
             topic = self.settings.detection.alerts_topic
             self._deserializer = ContractDeserializer(client, topic, AlertEvent)
+        decode = self._deserializer
+
+        def patiently(value: bytes | None) -> AlertEvent:
+            return asking_again(
+                lambda: decode(value),
+                url=self.settings.registry.ccompat_url,
+                wait_s=self.settings.detection.registry_wait_s,
+                what="decoding an alert event",
+            )
+
         events = []
         for value in values:
             try:
-                events.append(self._deserializer(value))
+                events.append(patiently(value))
             except ContractViolation as error:
                 metrics.UNSTORED.inc()
                 log.warning("alerts topic record not stored in alerts.events: %s", error)

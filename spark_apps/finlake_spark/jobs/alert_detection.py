@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
@@ -31,6 +32,7 @@ from finlake_spark.alerts.config import DetectionAppSettings
 from finlake_spark.alerts.processor import EVENT_SCHEMA, AlertProcessor, decoded_ticks
 from finlake_spark.alerts.rules import RuleSource
 from finlake_spark.alerts.sink import AlertSink, EventsTable
+from finlake_spark.failures import plain_failure
 from finlake_spark.io import ensure_tables, kafka_stream
 from finlake_spark.progress import observe_progress
 
@@ -73,7 +75,7 @@ def start(spark: SparkSession, settings: DetectionAppSettings, *, once: bool) ->
     ensure_tables(spark, settings, ALERTS_TABLES)
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", STATE_STORE)
     spark.conf.set(CHANGELOG, "true")
-    processor = AlertProcessor(settings.registry, options.source_topic)
+    processor = AlertProcessor(settings.registry, options.source_topic, options.registry_wait_s)
     firings = (
         ticks(spark, settings)
         .groupBy("symbol")
@@ -127,8 +129,11 @@ def run(
     spark = build_session(settings, app_name="finlake-alert-detection", extra=extra)
     observe_progress(spark)
     if once:  # drain the market data, then store everything published
-        start(spark, settings, once=True).awaitTermination()
-        start_events(spark, settings, once=True).awaitTermination()
+        try:
+            start(spark, settings, once=True).awaitTermination()
+            start_events(spark, settings, once=True).awaitTermination()
+        except StreamingQueryException as error:
+            raise plain_failure(error) or error from None
         return
     queries = [start(spark, settings, once=False), start_events(spark, settings, once=False)]
 
@@ -158,5 +163,5 @@ def run(
             stopper.cancel()
     for query in queries:
         failure = query.exception()
-        if failure is not None:
-            raise failure
+        if failure is not None:  # a registry that did not answer: one line, not the trace
+            raise plain_failure(failure) or failure from None

@@ -12,19 +12,12 @@ import logging
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pyspark.sql import Column
 from pyspark.sql import functions as F
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_before_delay,
-    wait_random_exponential,
-)
 
 from finlake.contracts.compatibility import backward_problems
 from finlake.contracts.schemas import schema_text
 from finlake.contracts.serde import (
+    asking_again,
     registry_client,
-    registry_unavailable,
     schema_not_found,
     subject_schemas,
     value_subject,
@@ -85,31 +78,19 @@ class WriterSchemas:
         fails, its records stay in Kafka for the next start, none is dead-lettered for it."""
         url = self.settings.registry.ccompat_url
         wait_s = self.settings.market.registry_wait_s
-
-        def warn(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "market stream: registry at %s did not answer for schema id %s (%s); asking "
-                "again for up to %.0f s",
-                url, schema_id, error, wait_s,
-            )  # fmt: skip
-
-        retrying = Retrying(
-            retry=retry_if_exception(registry_unavailable),
-            wait=wait_random_exponential(multiplier=1, max=30),
-            stop=stop_before_delay(wait_s),
-            before_sleep=warn,
-            reraise=True,
-        )
         try:
-            schema: str = retrying(lambda: registry.get_schema(schema_id).schema_str)
-        except Exception as error:  # the client raises its own types per HTTP status, httpx's
+            schema: str = asking_again(
+                lambda: registry.get_schema(schema_id).schema_str,
+                url=url, wait_s=wait_s, what=f"for schema id {schema_id}",
+            )  # fmt: skip
+        except RegistryError:
+            raise
+        except Exception as error:  # the client raises its own types per HTTP status
             if schema_not_found(error):
                 raise SchemaNotFound(str(error)) from error
-            done = "did not answer" if registry_unavailable(error) else "refused the look-up"
             raise RegistryError(
-                f"schema registry at {url} {done} for schema id {schema_id} (asked for up to "
-                f"{wait_s:.0f} s): {error}; the batch stops, its records stay in Kafka"
+                f"schema registry at {url} refused the look-up for schema id {schema_id}: "
+                f"{error}; the batch stops, its records stay in Kafka"
             ) from error
         return schema
 

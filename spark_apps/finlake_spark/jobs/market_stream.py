@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from finlake.errors import ContractViolation, RegistryError
+from finlake.errors import ContractViolation
 from finlake.lake.tables import (
     MARKET_CLEANED,
     MARKET_DEAD_LETTER,
@@ -38,6 +37,7 @@ from finlake.transforms.gold import (
 )
 from finlake.transforms.silver import DUPLICATE, tag_ticks, to_silver_ticks, with_rule_detail
 from finlake_spark.config import SparkAppSettings
+from finlake_spark.failures import plain_failure
 from finlake_spark.io import (
     append_once,
     as_of,
@@ -390,12 +390,9 @@ def run(
     try:
         query.awaitTermination()
     except StreamingQueryException as error:
-        # A `fail` expectation stops the stream: say which rule and row, not the JVM's trace.
-        failed = re.search(r"ContractViolation: (tick failed expectation [^\n]*)", str(error))
-        if failed is not None:
-            raise ContractViolation(failed.group(1)) from None
-        # The registry did not answer: one line, and the records wait in Kafka for a restart.
-        away = re.search(r"RegistryError: (schema registry at [^\n]*)", str(error))
-        if away is not None:
-            raise RegistryError(away.group(1)) from None
+        # A `fail` expectation (which rule and row) or a registry that did not answer (the
+        # records wait in Kafka for a restart): one line, not the JVM's trace.
+        plain = plain_failure(error)
+        if plain is not None:
+            raise plain from None
         raise

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_before_delay,
+    wait_random_exponential,
+)
 
 from finlake.config import RegistrySettings
 from finlake.contracts.compatibility import backward_problems
@@ -16,6 +25,8 @@ from finlake.contracts.schemas import schema_text
 from finlake.errors import ContractViolation, RegistryError
 
 ModelT = TypeVar("ModelT", bound=ContractModel)
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 COMPATIBILITY = "BACKWARD"
 _UNANSWERED = (408, 429, 500, 502, 503, 504)  # statuses the registry client itself retries
 
@@ -31,6 +42,46 @@ def registry_unavailable(error: BaseException) -> bool:
         kind.__name__ == "TransportError" and kind.__module__.split(".")[0] in ("httpx", "httpx2")
         for kind in type(error).__mro__
     )
+
+
+def unanswered(error: BaseException) -> bool:
+    """``registry_unavailable`` of ``error``, or of the client error a RegistryError wraps."""
+    if isinstance(error, RegistryError) and error.__cause__ is not None:
+        return registry_unavailable(error.__cause__)
+    return registry_unavailable(error)
+
+
+def asking_again(call: Callable[[], T], *, url: str, wait_s: float, what: str) -> T:
+    """``call()``, asked again with full-jitter backoff (at most 30 s apart) while the registry
+    at ``url`` does not answer (``unanswered``), until ``wait_s`` would pass; then RegistryError
+    saying so, for a batch to stop on (its records stay in Kafka: none is rejected or
+    dead-lettered because the registry was away). Any other error is raised at once, as it is.
+    ``what`` completes "did not answer ..." in the warnings and the error."""
+
+    def warn(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "registry at %s did not answer %s (%s); asking again for up to %.0f s",
+            url, what, error, wait_s,
+        )  # fmt: skip
+
+    retrying = Retrying(
+        retry=retry_if_exception(unanswered),
+        wait=wait_random_exponential(multiplier=1, max=30),
+        stop=stop_before_delay(wait_s),
+        before_sleep=warn,
+        reraise=True,
+    )
+    try:
+        return retrying(call)
+    except Exception as error:
+        if not unanswered(error):
+            raise
+        cause = error.__cause__ if isinstance(error, RegistryError) else error
+        raise RegistryError(
+            f"schema registry at {url} did not answer {what} (asked for up to {wait_s:.0f} s): "
+            f"{cause}; the batch stops, its records stay in Kafka"
+        ) from error
 
 
 def schema_not_found(error: BaseException) -> bool:

@@ -151,7 +151,11 @@ def test_each_micro_batch_evaluates_the_rules_the_driver_read_for_it(
         .withWatermark("timestamp", "60 seconds")
         .groupBy("symbol")
         .transformWithState(
-            AlertProcessor(settings.registry, settings.detection.source_topic),
+            AlertProcessor(
+                settings.registry,
+                settings.detection.source_topic,
+                settings.detection.registry_wait_s,
+            ),
             EVENT_SCHEMA,
             "Append",
             "EventTime",
