@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,9 +12,13 @@ from pathlib import Path
 
 import httpx
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewPartitions
 
 from finlake.config import FinlakeSettings
-from finlake.contracts.topics import ALERT_FEED
+from finlake.contracts.topics import ALERT_FEED, TopicSpec
+from finlake.stack.kafka import create_topics
+from finlake_query_api.alert_feed import AlertFeed, AlertItem
+from finlake_query_api.feed_relay import KafkaFeedRelay
 from tests.conftest import free_port
 from tests.integration.alerting_env import API_KEY, feed, query_api
 from tests.receivers import wait_until
@@ -101,3 +106,33 @@ def test_a_post_the_feed_topic_does_not_take_is_a_503_the_alert_service_retries(
         assert answer.headers["content-type"] == "application/problem+json"
         assert "alerts.feed" in answer.json()["detail"]
         assert feed(a) == []
+
+
+def test_a_partition_added_to_the_feed_topic_is_read_by_a_running_replica(
+    settings: FinlakeSettings,
+) -> None:
+    """Operators add partitions to a busy topic; a replica that was running before must read
+    the new one too (its events are newer than the replica's start: they stream)."""
+    topic = f"feed-grows-{uuid.uuid4().hex[:8]}"
+    create_topics(settings.kafka.bootstrap, [TopicSpec(topic, 1, 3_600_000, "event_id", None)])
+    shown = AlertFeed()
+
+    async def run() -> list[str]:
+        relay = KafkaFeedRelay(settings, shown, topic=topic, refresh_s=0.5)
+        relay.start()
+        stream = shown.subscribe()
+        try:
+            await asyncio.sleep(2)  # assigned the topic's one partition
+            admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+            admin.create_partitions([NewPartitions(topic, 2)])[topic].result(30)
+            producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+            item = AlertItem.model_validate(alert("in-the-new-partition"))
+            producer.produce(topic, item.model_dump_json().encode(), b"k", partition=1)
+            assert producer.flush(10) == 0
+            received = await asyncio.wait_for(stream.get(), 30)
+            return [received.event_id] if received is not None else []
+        finally:
+            await relay.stop()
+
+    assert asyncio.run(run()) == ["in-the-new-partition"]
+    assert [item.event_id for item in shown.recent(10)] == ["in-the-new-partition"]

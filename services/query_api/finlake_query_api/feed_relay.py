@@ -4,7 +4,8 @@ The alert service's dashboard channel posts to one replica behind the Service; a
 may be held by another. So the replica that takes a post writes the new events to the
 ``alerts.feed`` topic, and every replica reads that topic and feeds its own streams and recent
 list. A replica that starts (or restarts) reads the topic's last ``RECENT`` events first, so its
-recent list is the same as its peers' (those past events go to the list, not to the streams). The
+recent list is the same as its peers' (those past events go to the list, not to the streams).
+Partitions added to the topic later are found within ``REFRESH_S`` and read from their start. The
 post is answered once Kafka has the events: a failure is a 503 within ``DELIVERY_TIMEOUT_S``
 (below the alert service's request timeout), which its dashboard channel retries; an event id
 already shown is ignored.
@@ -17,11 +18,20 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from pydantic import ValidationError
 
 from finlake.config import FinlakeSettings
@@ -36,6 +46,7 @@ log = logging.getLogger(__name__)
 DELIVERY_TIMEOUT_S = 5.0
 POLL_S = 0.2
 RETRY_S = 2.0
+REFRESH_S = 30.0
 
 
 class KafkaFeedRelay:
@@ -43,12 +54,13 @@ class KafkaFeedRelay:
 
     def __init__(
         self, settings: FinlakeSettings, feed: AlertFeed, *, topic: str = ALERT_FEED,
-        recent: int = RECENT,
+        recent: int = RECENT, refresh_s: float = REFRESH_S,
     ) -> None:  # fmt: skip
         self._feed = feed
         self._bootstrap = settings.kafka.bootstrap
         self._topic = topic
         self._recent = recent
+        self._refresh_s = refresh_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -125,8 +137,12 @@ class KafkaFeedRelay:
         try:
             while not self._stop.is_set() and not self._assign():
                 self._stop.wait(RETRY_S)
+            refreshed = time.monotonic()
             while not self._stop.is_set():
                 try:
+                    if time.monotonic() - refreshed >= self._refresh_s:
+                        refreshed = time.monotonic()
+                        self._assign_added()
                     message = self._consumer.poll(POLL_S)
                     if message is not None:
                         self._take(message)
@@ -151,6 +167,20 @@ class KafkaFeedRelay:
             ]
         )
         return True
+
+    def _assign_added(self) -> None:
+        """Read partitions added to the topic since the start from their first event: every
+        event there is newer than the start, so each one goes to the streams too."""
+        metadata = self._consumer.list_topics(self._topic, timeout=5).topics.get(self._topic)
+        if metadata is None or metadata.error is not None:
+            return
+        added = sorted(set(metadata.partitions) - set(self._replay_ends))
+        if added:
+            log.info("live feed: %s has new partitions %s; reading them", self._topic, added)
+            self._replay_ends.update(dict.fromkeys(added, 0))
+            self._consumer.incremental_assign(
+                [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in added]
+            )
 
     def _take(self, message: Message) -> None:
         error = message.error()
