@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import NoDecode
 
 from finlake.config import FinlakeSettings
@@ -14,6 +15,7 @@ from finlake.contracts.topics import MARKET_DATA
 from finlake.simulate import DEFAULT_SYMBOLS
 
 SourceName = Literal["yahoo", "replay", "simulate"]
+NEW_SYMBOL_REQUESTS = 2  # a time-zone probe, then the bars
 
 
 class IngestionOptions(BaseModel):
@@ -52,7 +54,8 @@ class YahooSettings(BaseModel):
         default=3600.0, gt=0, description="History fetched for a symbol never seen before."
     )
     requests_per_minute: int = Field(
-        default=60, ge=1, description="Request budget: Yahoo calls per rolling minute."
+        default=60,
+        description="Request budget: Yahoo calls per rolling minute; at least 2 (a new symbol's).",
     )
     request_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one request.")
     attempts: int = Field(
@@ -77,6 +80,20 @@ class YahooSettings(BaseModel):
     def _split_symbols(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip().upper() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("requests_per_minute")
+    @classmethod
+    def _fits_a_new_symbol(cls, value: int) -> int:
+        # Fetching a symbol the first time takes two requests (yfinance probes its time zone
+        # first): a smaller budget would poll forever and never publish a tick.
+        if value < NEW_SYMBOL_REQUESTS:
+            raise PydanticCustomError(
+                "budget_too_small",
+                "{value} request(s) per minute can never fetch a new symbol, which takes "
+                "{needed} (yfinance probes its time zone first); use at least {needed}",
+                {"value": value, "needed": NEW_SYMBOL_REQUESTS},
+            )
         return value
 
 

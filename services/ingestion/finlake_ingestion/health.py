@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from finlake.errors import ConfigurationError, FinlakeError, PortInUseError
 
 
 class Probes:
@@ -37,7 +40,10 @@ class StatusServer:
 
     def __init__(self, host: str, port: int, probes: Probes, registry: CollectorRegistry) -> None:
         handler = _handler(probes, registry)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as error:
+            raise _cannot_listen(host, port, error) from error
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="status-http", daemon=True
@@ -58,6 +64,16 @@ class StatusServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> FinlakeError:
+    """The one-line error for a status port that cannot be bound (the CLI prints it as is)."""
+    if error.errno == errno.EADDRINUSE:
+        return PortInUseError(
+            f"{host}:{port} is already in use; pick another port with --port or "
+            "FINLAKE_INGESTION__HTTP_PORT"
+        )
+    return ConfigurationError(f"cannot serve /healthz on {host}:{port}: {error.strerror or error}")
 
 
 def _handler(probes: Probes, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:

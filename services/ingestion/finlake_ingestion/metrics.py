@@ -77,7 +77,10 @@ class IngestionMetrics:
         )
         self.backfilled = Counter(
             "finlake_ingestion_yahoo_backfilled_ticks",
-            "Ticks fetched for a gap longer than one poll interval (after an outage).",
+            "Ticks a gap in polling held back (outage, open breaker, backoff, restart, too small"
+            " a budget): bars that closed after the symbol's previous successful request and"
+            " over two poll intervals plus one bar before this one. Steady polling, late fill-ins"
+            " and a new symbol's first lookback count zero.",
             registry=r,
         )
         self.backfill_truncated = Counter(

@@ -27,6 +27,12 @@ EXTRA_HEADER_PREFIX = "finlake.extra."
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1  # Avro's long, the wire type of volume
+# Excel's "CSV UTF-8" starts the file with a byte order mark; it is not part of the first name.
+_CSV_ENCODING = "utf-8-sig"
+_TIMESTAMP_FORMS = (
+    "expected ISO-8601 text with Z or an offset, epoch milliseconds as a whole number, "
+    "or a timestamp with a time zone"
+)
 
 
 class ReplayFileError(ConfigurationError):
@@ -67,7 +73,7 @@ def read_columns(path: Path) -> list[str]:
     if not path.is_file():
         raise ReplayFileError(f"{path}: no such file")
     if file_format(path) == "csv":
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding=_CSV_ENCODING) as handle:
             try:
                 header = next(csv.reader(handle), None)
             except UnicodeDecodeError:  # decoding runs ahead: the bad byte may be further down
@@ -99,7 +105,7 @@ def iter_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str
 
 
 def _csv_rows(path: Path, columns: list[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding=_CSV_ENCODING) as handle:
         reader = csv.reader(handle)
         read = 0
         try:
@@ -198,13 +204,15 @@ def _check_columns(path: Path, columns: list[str]) -> None:
 
 
 def parse_timestamp(value: Any, where: str) -> datetime:
-    """ISO-8601 with ``Z`` or an offset, or integer epoch milliseconds, as a UTC datetime."""
+    """ISO-8601 with ``Z`` or an offset, or whole epoch milliseconds, as a UTC datetime."""
     if isinstance(value, datetime):
         moment = value
     elif (isinstance(value, int) and not isinstance(value, bool)) or (
         isinstance(value, str) and _INTEGER.match(value.strip())
     ):
         return _from_epoch_millis(value, where)
+    elif isinstance(value, float):
+        return _from_float_millis(value, where)
     elif isinstance(value, str) and value.strip():
         try:
             moment = datetime.fromisoformat(value.strip())
@@ -212,8 +220,12 @@ def parse_timestamp(value: Any, where: str) -> datetime:
             raise ReplayFileError(
                 f"{where}: timestamp {value!r} is neither ISO-8601 nor epoch milliseconds"
             ) from None
-    else:
+    elif value is None or isinstance(value, str):
         raise ReplayFileError(f"{where}: timestamp is empty")
+    else:  # e.g. a Parquet date32 (no time of day), a bool or a decimal
+        raise ReplayFileError(
+            f"{where}: timestamp {value} is a {type(value).__name__}; {_TIMESTAMP_FORMS}"
+        )
     if moment.tzinfo is None:
         raise ReplayFileError(
             f"{where}: timestamp {str(value)!r} has no UTC offset; add Z or e.g. +02:00"
@@ -229,6 +241,17 @@ def _from_epoch_millis(value: int | str, where: str) -> datetime:
         return _EPOCH + timedelta(milliseconds=int(value))
     except (OverflowError, ValueError):  # after year 9999, or more digits than int() reads
         raise _out_of_range(value, where) from None
+
+
+def _from_float_millis(value: float, where: str) -> datetime:
+    # Parquet writers (pandas, Spark) often store epoch milliseconds as a double. Every whole
+    # number of milliseconds in years 1-9999 fits a double exactly, so a whole one loses nothing.
+    if not value.is_integer():
+        raise ReplayFileError(
+            f"{where}: timestamp {value!r} is a float but not whole epoch milliseconds; "
+            f"{_TIMESTAMP_FORMS}"
+        )
+    return _from_epoch_millis(int(value), where)
 
 
 def _out_of_range(value: Any, where: str) -> ReplayFileError:

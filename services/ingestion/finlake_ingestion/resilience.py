@@ -30,13 +30,13 @@ class RequestBudget:
         self._expire(self._clock())
         return self.limit - len(self._spent)
 
-    def try_spend(self) -> bool:
-        """Take one request from the budget if there is one left."""
+    def try_spend(self, count: int = 1) -> bool:
+        """Take ``count`` requests from the budget if all of them are left, else none."""
         now = self._clock()
         self._expire(now)
-        if len(self._spent) >= self.limit:
+        if len(self._spent) + count > self.limit:
             return False
-        self._spent.append(now)
+        self._spent.extend([now] * count)
         return True
 
     def seconds_until_free(self) -> float:

@@ -11,6 +11,8 @@ from typing import Any
 
 import requests
 import yfinance as yf
+from curl_cffi.const import CurlECode  # yfinance's HTTP client, hence always installed
+from curl_cffi.curl import CurlError
 from yfinance.data import YfData
 from yfinance.exceptions import (
     YFDataException,
@@ -52,6 +54,18 @@ YAHOO_VENUES = {
 }
 # Failure kinds that say Yahoo (or the way to it) is unwell: they feed the circuit breaker.
 UNHEALTHY = frozenset({"rate_limited", "timeout", "network", "bad_response", "server_error"})
+# curl_cffi raises these transport failures as HTTPError (HTTP/2 or /3 framing, a body cut short)
+# or ProxyError: Yahoo, or the way to it, did not answer properly, as with a dropped connection.
+CURL_TRANSPORT_FAILURES = frozenset(
+    {
+        CurlECode.HTTP2,
+        CurlECode.HTTP2_STREAM,
+        CurlECode.HTTP3,
+        CurlECode.PARTIAL_FILE,
+        CurlECode.COULDNT_RESOLVE_PROXY,
+        CurlECode.PROXY,
+    }
+)
 
 
 class YahooFetchError(FinlakeError):
@@ -82,6 +96,8 @@ def classify(error: BaseException) -> str | None:
         return "unknown_symbol"
     if names & {"Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"}:
         return "timeout"
+    if isinstance(error, CurlError) and error.code in CURL_TRANSPORT_FAILURES:
+        return "network"
     if "HTTPError" in names:
         response = getattr(error, "response", None)
         status = getattr(response, "status_code", 0) or 0

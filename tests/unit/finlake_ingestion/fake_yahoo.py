@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 import responses
+from curl_cffi.const import CurlECode
+from curl_cffi.requests.exceptions import code2error
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "yahoo"
 SESSION_OPEN = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
@@ -26,6 +28,7 @@ FAILURES: dict[str, tuple[int, int, str, str]] = {
     "down": (200, 1, "error_page.html", "text/html"),
     "empty": (200, 1, "", "application/json"),
     "timeout": (0, 1, "", ""),
+    "http2_stream": (0, 1, "", ""),  # curl_cffi's HTTPError for a reset HTTP/2 stream
 }
 
 Response = tuple[int, dict[str, str], str]
@@ -46,6 +49,12 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def curl_error(code: CurlECode, message: str) -> Exception:
+    """The exception curl_cffi's session raises for ``code`` (its own code-to-class table)."""
+    text = f"Failed to perform, curl: ({int(code)}) {message}."
+    return code2error(code, text)(text, code, None)
 
 
 def fixture(name: str) -> str:
@@ -121,6 +130,8 @@ class FakeYahoo:
             status, _, body, content_type = FAILURES[kind]
             if kind == "timeout":
                 raise requests.exceptions.ReadTimeout(f"{request.url}: read timed out")
+            if kind == "http2_stream":
+                raise curl_error(CurlECode.HTTP2_STREAM, "Stream error in the HTTP/2 framing layer")
             return status, {"Content-Type": content_type}, fixture(body)
         return self._bars(symbol, params)
 

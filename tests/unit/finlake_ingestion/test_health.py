@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from finlake.errors import PortInUseError
 from finlake_ingestion.health import Probes, StatusServer
 
 
@@ -38,3 +41,12 @@ def test_probes_and_metrics_over_http() -> None:
         assert get(server.port, "/nope")[0] == 404
     finally:
         server.stop()
+
+
+def test_a_port_in_use_is_a_one_line_error_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUseError, match=f"^127.0.0.1:{port} is already in use; pick"):
+            StatusServer("127.0.0.1", port, Probes(stale_after_s=10), CollectorRegistry())

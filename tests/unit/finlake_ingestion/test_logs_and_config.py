@@ -36,3 +36,11 @@ def test_bad_setting_is_a_validation_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("FINLAKE_YAHOO__INTERVAL", "3m")
     with pytest.raises(ValueError, match="interval"):
         IngestionSettings()
+
+
+def test_a_budget_too_small_for_a_new_symbol_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINLAKE_YAHOO__REQUESTS_PER_MINUTE", "1")
+    with pytest.raises(ValueError, match=r"1 request\(s\) per minute can never fetch a new symbol"):
+        IngestionSettings()
+    monkeypatch.setenv("FINLAKE_YAHOO__REQUESTS_PER_MINUTE", "2")
+    assert IngestionSettings().yahoo.requests_per_minute == 2

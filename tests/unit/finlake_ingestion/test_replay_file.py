@@ -336,3 +336,52 @@ def test_a_damaged_parquet_footer_is_one_line(tmp_path: Path) -> None:
     message = str(raised.value)
     assert message.startswith(f"{path}: not a readable Parquet file: ")
     assert "\n" not in message
+
+
+def test_a_csv_saved_as_utf8_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_text("symbol,timestamp,price,volume\nAAPL,1795530600000,1.5,10\n", "utf-8-sig")
+    assert [(r.tick.symbol, r.tick.timestamp) for r in rows_of(path)] == [("AAPL", T0)]
+
+
+def parquet_timestamps(tmp_path: Path, timestamps: pa.Array) -> Path:
+    rows = len(timestamps)
+    table = pa.table(
+        {
+            "symbol": ["AAPL"] * rows,
+            "timestamp": timestamps,
+            "price": [1.0] * rows,
+            "volume": [1] * rows,
+        }
+    )
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_parquet_epoch_milliseconds_stored_as_whole_doubles_are_read(tmp_path: Path) -> None:
+    path = parquet_timestamps(tmp_path, pa.array([1795530600000.0, 1795530600123.0]))
+    assert [r.tick.timestamp for r in rows_of(path)] == [
+        T0,
+        T0.replace(microsecond=123000),
+    ]
+
+
+def test_parquet_doubles_with_a_fraction_of_a_millisecond_are_refused(tmp_path: Path) -> None:
+    path = parquet_timestamps(tmp_path, pa.array([1795530600000.0, 1795530600000.5]))
+    with pytest.raises(
+        ReplayFileError,
+        match=r"row 2: timestamp 1795530600000.5 is a float but not whole epoch milliseconds; "
+        "expected ISO-8601 text",
+    ):
+        rows_of(path)
+
+
+def test_parquet_dates_without_a_time_of_day_name_their_type(tmp_path: Path) -> None:
+    path = parquet_timestamps(tmp_path, pa.array([T0.date()], type=pa.date32()))
+    with pytest.raises(
+        ReplayFileError,
+        match=r"row 1: timestamp 2026-11-24 is a date; expected ISO-8601 text with Z or an offset, "
+        "epoch milliseconds as a whole number, or a timestamp with a time zone",
+    ):
+        rows_of(path)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,36 @@ def test_long_paced_waits_are_cut_into_heartbeats(tmp_path: Path) -> None:
     assert [len(b.ticks) for b in batches] == [1, 0, 0, 1]
     assert sum(stop.waits) == pytest.approx(12.0, abs=0.05)
     assert max(stop.waits) <= 5.0
+
+
+class SteppingStop(threading.Event):
+    """A stop event whose waits return at once and move a fake wall clock forward."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__()
+        self.now = start
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.now += timedelta(seconds=timeout or 0.0)
+        return False
+
+
+def test_paced_ticks_are_stamped_when_they_go_to_the_producer(tmp_path: Path) -> None:
+    lines = [
+        "AAPL,2026-11-24T14:30:00Z,1.0,1,",
+        "MSFT,2026-11-24T14:30:00Z,1.0,1,",
+        "AAPL,2026-11-24T14:30:10Z,1.0,1,",
+        "AAPL,2026-11-24T14:30:30Z,1.0,1,",
+    ]
+    stop = SteppingStop(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    started = stop.now
+    source = ReplaySource(
+        ticks_file(tmp_path, lines), IngestionMetrics(), speed=10.0, wall_clock=lambda: stop.now
+    )
+    handed = [([t.produced_at for t in b.ticks], stop.now) for b in source.batches(stop)]
+    assert [len(stamps) for stamps, _ in handed] == [2, 1, 1]
+    for stamps, handed_at in handed:
+        assert stamps == [handed_at] * len(stamps)
+    assert handed[-1][1] - started == pytest.approx(
+        timedelta(seconds=4), abs=timedelta(seconds=0.05)
+    )

@@ -94,3 +94,11 @@ def test_backoff_reset_starts_from_the_base() -> None:
         backoff.next_delay()
     backoff.reset()
     assert backoff.ceiling() == 1
+
+
+def test_budget_spends_several_requests_all_or_none() -> None:
+    budget = RequestBudget(3, 60.0, Ticker())
+    assert budget.try_spend(2)
+    assert not budget.try_spend(2)
+    assert budget.remaining() == 1
+    assert budget.try_spend()

@@ -7,13 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from curl_cffi.const import CurlECode
 
 from finlake_ingestion.config import YahooSettings
 from finlake_ingestion.metrics import IngestionMetrics
 from finlake_ingestion.resilience import BreakerState
 from finlake_ingestion.sources.yahoo import YahooSource
-from finlake_ingestion.yahoo_client import YahooClient, YahooFetchError
-from tests.unit.finlake_ingestion.fake_yahoo import SESSION_OPEN, FakeClock, FakeYahoo
+from finlake_ingestion.yahoo_client import UNHEALTHY, YahooClient, YahooFetchError, classify
+from tests.unit.finlake_ingestion.fake_yahoo import SESSION_OPEN, FakeClock, FakeYahoo, curl_error
 
 
 def make_source(
@@ -244,3 +245,115 @@ def test_a_gap_beyond_yahoos_history_is_counted_once(
     assert lost_again == pytest.approx(lost + 2 * 30)  # only what slipped out since
     period1 = int(yahoo.data_requests("AAPL")[-1]["period1"])
     assert period1 >= int((clock.now - timedelta(days=7)).timestamp())
+
+
+BACKFILLED = "finlake_ingestion_yahoo_backfilled_ticks_total"
+
+
+def test_steady_polling_and_a_new_symbols_lookback_are_not_backfill(
+    yahoo: FakeYahoo, clock: FakeClock
+) -> None:
+    source, metrics = make_source(yahoo, clock)
+    published = 0
+    for _ in range(11):  # the first hour's lookback, then five minutes of polls on schedule
+        batch = source.poll()
+        source.confirm(batch)
+        published += len(batch)
+        clock.advance(30)
+    assert published == 39 + 10
+    assert value(metrics, BACKFILLED) == 0
+
+
+def test_only_bars_an_outage_held_back_count_as_backfill(
+    yahoo: FakeYahoo, clock: FakeClock
+) -> None:
+    source, metrics = make_source(yahoo, clock, attempts=1, breaker_failures=2)
+    source.confirm(source.poll())  # 14:50:05, bars up to 14:49
+    yahoo.outage = "timeout"
+    for _ in range(2):
+        clock.advance(30)
+        source.poll()
+    assert source.breaker.state is BreakerState.OPEN
+    yahoo.outage = None
+    clock.advance(15 * 60)  # 15:06:35
+    ticks = source.poll()
+    source.confirm(ticks)
+    assert len(ticks) == 2 * 16  # bars 14:50..15:05 of both symbols
+    # Bars closed by 15:04:35 (two poll intervals plus a bar ago) were due before: 14:50..15:03.
+    assert value(metrics, BACKFILLED) == 2 * 14
+    clock.advance(30)
+    source.confirm(source.poll())
+    assert value(metrics, BACKFILLED) == 2 * 14
+
+
+def test_a_restart_backfills_the_time_the_producer_was_down(
+    tmp_path: Path, yahoo: FakeYahoo, clock: FakeClock
+) -> None:
+    state = tmp_path / "state.json"
+    source, _ = make_source(yahoo, clock, state_file=state)
+    source.confirm(source.poll())  # 14:50:05, watermark 14:49
+    clock.advance(10 * 60)
+    restarted, metrics = make_source(yahoo, clock, state_file=state)
+    ticks = restarted.poll()
+    assert len(ticks) == 2 * 10  # bars 14:50..14:59
+    assert value(metrics, BACKFILLED) == 2 * 8  # those closed by 14:58:05: 14:50..14:57
+
+
+def test_a_retry_the_budget_cannot_pay_for_still_counts_as_a_failure(
+    yahoo: FakeYahoo, clock: FakeClock
+) -> None:
+    source, metrics = make_source(
+        yahoo, clock, requests_per_minute=4, attempts=3, breaker_failures=2
+    )
+    source.confirm(source.poll())  # both symbols are new: two requests each, the whole budget
+    clock.advance(61)
+    yahoo.outage = "timeout"
+    assert source.poll() == []  # AAPL: three tries; MSFT: one, and no budget to retry it
+    timeouts = value(
+        metrics, "finlake_ingestion_source_errors_total", source="yahoo", kind="timeout"
+    )
+    assert timeouts == 4
+    assert len(yahoo.data_requests()) == 2 + 4
+    assert source.breaker.consecutive_failures == 2
+    assert source.breaker.state is BreakerState.OPEN
+
+
+def test_http2_stream_errors_are_retried_like_timeouts(yahoo: FakeYahoo, clock: FakeClock) -> None:
+    source, metrics = make_source(yahoo, clock, attempts=3)
+    yahoo.fail("AAPL", "http2_stream", times=2)
+    assert {t.symbol for t in source.poll()} == {"AAPL", "MSFT"}
+    assert (
+        value(metrics, "finlake_ingestion_source_errors_total", source="yahoo", kind="network") == 2
+    )
+
+
+def test_http2_stream_errors_open_the_breaker(yahoo: FakeYahoo, clock: FakeClock) -> None:
+    source, _ = make_source(yahoo, clock, attempts=1, breaker_failures=1)
+    yahoo.fail("AAPL", "http2_stream")
+    source.poll()
+    assert source.breaker.state is BreakerState.OPEN
+
+
+def test_a_new_symbol_spends_both_its_requests_or_none(yahoo: FakeYahoo, clock: FakeClock) -> None:
+    source, metrics = make_source(yahoo, clock, requests_per_minute=3)
+    assert {t.symbol for t in source.poll()} == {"AAPL"}  # MSFT's two requests do not fit
+    assert value(metrics, "finlake_ingestion_yahoo_budget_exhausted_total") == 1
+    assert not yahoo.data_requests("MSFT")
+    assert source.budget.remaining() == 1  # nothing spent on MSFT's half
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (CurlECode.HTTP2, "Error in the HTTP2 framing layer"),
+        (CurlECode.HTTP2_STREAM, "Stream error in the HTTP/2 framing layer"),
+        (CurlECode.PARTIAL_FILE, "end of response with 1200 bytes missing"),
+        (CurlECode.COULDNT_RESOLVE_PROXY, "Could not resolve proxy: proxy.example"),
+    ],
+)
+def test_curl_transport_failures_are_unhealthy_network_errors(
+    code: CurlECode, message: str
+) -> None:
+    kind = classify(curl_error(code, message))
+    assert kind == "network"
+    assert kind in UNHEALTHY

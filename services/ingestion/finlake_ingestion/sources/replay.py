@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,21 +40,23 @@ class ReplaySource:
         *,
         speed: float | None = None,
         batch_size: int = 5000,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.path = path
         self.metrics = metrics
         self.speed = speed
         self.batch_size = batch_size
+        self._wall_clock = wall_clock
         self.summary: ReplaySummary | None = None
 
     def rows(self) -> Generator[ReplayRow, None, None]:
         """Every row of the file, parsed; ReplayFileError at the first bad one."""
         columns = read_columns(self.path)
         extra_columns = tuple(name for name in columns if name not in MAPPED)
-        produced_at = datetime.now(UTC)
+        produced_at = self._wall_clock()
         for number, (where, values) in enumerate(iter_rows(self.path, columns)):
-            if number % 10_000 == 0:
-                produced_at = datetime.now(UTC)
+            if number % 10_000 == 0:  # the clock once per row would slow a fast replay down
+                produced_at = self._wall_clock()
             yield parse_row(values, where, produced_at, extra_columns)
 
     def validate(self) -> ReplaySummary:
@@ -104,7 +106,7 @@ class ReplaySource:
                 delay = pacer.delay_for(row.tick.timestamp)
                 if delay > 0:
                     if ticks:
-                        yield self._batch(ticks, headers)
+                        yield self._batch(ticks, headers, paced=True)
                         ticks, headers = [], []
                     while delay > 0:
                         if stop.wait(min(delay, HEARTBEAT_S)):
@@ -115,13 +117,19 @@ class ReplaySource:
             ticks.append(row.tick)
             headers.append(row.extras)
             if len(ticks) >= self.batch_size:
-                yield self._batch(ticks, headers)
+                yield self._batch(ticks, headers, paced=pacer is not None)
                 ticks, headers = [], []
         if ticks:
-            yield self._batch(ticks, headers)
+            yield self._batch(ticks, headers, paced=pacer is not None)
 
-    def _batch(self, ticks: list[MarketTick], headers: list[Headers | None]) -> Batch:
+    def _batch(
+        self, ticks: list[MarketTick], headers: list[Headers | None], *, paced: bool
+    ) -> Batch:
         counts: Counter[str] = Counter(n for h in headers for n, _ in h or ())
         for name, count in counts.items():
             self.metrics.unmapped_values.labels(name.removeprefix(EXTRA_HEADER_PREFIX)).inc(count)
+        if paced:
+            # A paced row is read before it waits for its event time: stamp it at hand-off.
+            produced_at = self._wall_clock()
+            ticks = [tick.model_copy(update={"produced_at": produced_at}) for tick in ticks]
         return Batch(ticks, headers if counts else None)

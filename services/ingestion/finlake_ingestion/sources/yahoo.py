@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
 from finlake.contracts.models import MarketTick
-from finlake_ingestion.config import YahooSettings
+from finlake_ingestion.config import NEW_SYMBOL_REQUESTS, YahooSettings
 from finlake_ingestion.dedupe import SeenTicks
 from finlake_ingestion.metrics import IngestionMetrics
 from finlake_ingestion.resilience import Backoff, BreakerState, CircuitBreaker, RequestBudget
@@ -72,6 +72,10 @@ class YahooSource:
         self._queue = deque(dict.fromkeys(s.upper() for s in settings.symbols))
         self._parked: dict[str, datetime] = {}
         self._lost_until: dict[str, datetime] = {}
+        self._fetched_at: dict[str, datetime] = {}
+        # How late a bar is published in normal running: a cycle, the cycle's own duration, and
+        # a bar of slack for Yahoo serving it late. Later than that, a gap held it back.
+        self.on_time = timedelta(seconds=2 * settings.poll_interval_s) + self.bar
         self.next_delay_s = settings.poll_interval_s
 
     def prepare(self) -> None:
@@ -143,7 +147,8 @@ class YahooSource:
                 continue
             self.breaker.record_success()
             self.metrics.yahoo_requests.labels("ok" if ticks else "empty").inc()
-            fresh.extend(self._new_closed_bars(ticks, start, now))
+            fresh.extend(self._new_closed_bars(symbol, ticks, now))
+            self._fetched_at[symbol] = now
         self._queue.rotate(-served)
         self._plan_next(rate_limited)
         self.metrics.last_poll.labels(self.name).set(time.time())
@@ -152,7 +157,7 @@ class YahooSource:
     def _fetch(self, symbol: str, start: datetime) -> list[MarketTick]:
         """One symbol's bars; timeouts and bad responses are retried (full jitter, budgeted)."""
         retrying = Retrying(
-            stop=stop_after_attempt(self.settings.attempts),
+            stop=self._stop_retrying,
             wait=wait_random_exponential(
                 multiplier=self.settings.backoff_base_s, max=RETRY_WAIT_MAX_S
             ),
@@ -165,10 +170,19 @@ class YahooSource:
         )
         for attempt in retrying:
             with attempt:
-                if attempt.retry_state.attempt_number > 1 and not self.budget.try_spend():
-                    raise YahooFetchError(symbol, "budget", "no budget left to retry")
                 return self.client.fetch(symbol, start)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _stop_retrying(self, state: RetryCallState) -> bool:
+        # Tenacity asks this only once a retry is due, so the request spent here goes out next.
+        # Without budget, the last failure is re-raised as it is and the breaker counts it: an
+        # empty budget says nothing about Yahoo, the timeout before it does.
+        if state.attempt_number >= self.settings.attempts:
+            return True
+        if self.budget.try_spend():
+            return False
+        log.info("request budget used up; the failed request is not retried this cycle")
+        return True
 
     def _pause(self, seconds: float) -> None:
         self._sleep(seconds)
@@ -182,22 +196,33 @@ class YahooSource:
 
     def _spend(self, symbol: str) -> bool:
         # A symbol seen for the first time costs one more request: yfinance probes its time zone.
-        if self.client.is_new(symbol) and not self.budget.try_spend():
-            return False
-        return self.budget.try_spend()
+        # Both or neither: half a new symbol's cost would be spent for nothing.
+        return self.budget.try_spend(NEW_SYMBOL_REQUESTS if self.client.is_new(symbol) else 1)
 
     def _new_closed_bars(
-        self, ticks: list[MarketTick], start: datetime, now: datetime
+        self, symbol: str, ticks: list[MarketTick], now: datetime
     ) -> list[MarketTick]:
         # The newest bar is still filling up until its interval has passed: publish it next time.
         closed = [tick for tick in ticks if tick.timestamp + self.bar <= now]
         fresh = self.seen.fresh(closed)
         self.metrics.duplicates.labels(self.name).inc(len(closed) - len(fresh))
-        if fresh and now - start > timedelta(seconds=2 * self.settings.poll_interval_s) + (
-            self.seen.overlap
-        ):
-            self.metrics.backfilled.inc(len(fresh))
+        self._count_backfilled(symbol, fresh, now)
         return fresh
+
+    def _count_backfilled(self, symbol: str, fresh: list[MarketTick], now: datetime) -> None:
+        # Backfilled: a bar that closed after the symbol's previous successful request (after its
+        # watermark, on the first request since a restart) and long enough ago that a poll on
+        # schedule would have published it. A new symbol's lookback is history, not a gap; a bar
+        # Yahoo filled in late or one re-sent after a failed delivery closed before that request.
+        previous = self._fetched_at.get(symbol)
+        if previous is None:
+            latest = self.seen.latest(symbol)
+            if latest is None:
+                return
+            previous = latest + self.bar
+        due = now - self.on_time
+        late = sum(1 for tick in fresh if previous < tick.timestamp + self.bar <= due)
+        self.metrics.backfilled.inc(late)
 
     def _failed(self, error: YahooFetchError, now: datetime) -> bool:
         kind = error.kind
