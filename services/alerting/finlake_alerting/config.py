@@ -8,6 +8,7 @@ Kubernetes Secret mounted as env provides). They are kept as ``SecretStr`` and n
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -84,6 +85,19 @@ class Route(BaseModel):
     )
     channels: list[Channel] = Field(min_length=1, description="Where matching events also go.")
     stop: bool = Field(default=False, description="Later routes are not evaluated after a match.")
+
+    @field_validator("match_re")
+    @classmethod
+    def _compiles(cls, value: dict[str, str]) -> dict[str, str]:
+        # Checked here: a pattern that fails on the first event would stop the service on it.
+        for label, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(
+                    f"{label}: {pattern!r} is not a regular expression: {error}"
+                ) from error
+        return value
 
 
 class ServiceSettings(BaseModel):

@@ -7,7 +7,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from finlake.contracts.alert_rule import AlertRuleSpec, Channel, ChannelType, SecretRef
+from finlake.contracts.alert_rule import (
+    DEFAULT_SECRET_KEYS,
+    AlertRuleSpec,
+    Channel,
+    ChannelType,
+    SecretRef,
+)
 from finlake.contracts.models import AlertEvent
 from finlake_alerting.config import Route
 from finlake_alerting.silences import Silence, event_labels
@@ -23,12 +29,42 @@ class Target:
 
     @property
     def key(self) -> str:
-        """``dashboard``, ``email:a@x,b@y`` or ``slack:<secret name>``."""
+        """Names the destination fully: two targets share a key only if they are one place.
+
+        ``dashboard``; ``email:a@x,b@y``, plus `` <secret>/<key>`` when a secretRef gives the
+        SMTP credentials; ``slack:default`` (the settings' webhook), ``slack:<secret>`` (the
+        Secret's default key, the form older versions wrote) or ``slack:<secret>/<key>``.
+        """
+        if self.type is ChannelType.EMAIL:
+            recipients = "email:" + ",".join(self.to)
+            return recipients + (f" {self._secret()}" if self.secret_ref else "")
+        if self.type is ChannelType.SLACK:
+            return "slack:" + self._slack_webhook()
+        return self.type.value
+
+    @property
+    def legacy_key(self) -> str:
+        """The key older versions logged deliveries under: it ignored the Secret's key and the
+        email secret, so two destinations could share it."""
         if self.type is ChannelType.EMAIL:
             return "email:" + ",".join(self.to)
         if self.type is ChannelType.SLACK:
             return "slack:" + (self.secret_ref.name if self.secret_ref else "default")
         return self.type.value
+
+    def _secret(self) -> str:
+        assert self.secret_ref is not None
+        return f"{self.secret_ref.name}/{self.channel.secret_key()}"
+
+    def _slack_webhook(self) -> str:
+        if self.secret_ref is None:
+            return "default"
+        # The Secret's default key keeps the short form, so rows logged before the key counted
+        # still match; a Secret named "default" must not read as the settings' webhook.
+        is_default_key = self.channel.secret_key() == DEFAULT_SECRET_KEYS[ChannelType.SLACK]
+        if is_default_key and self.secret_ref.name != "default":
+            return self.secret_ref.name
+        return self._secret()
 
     @property
     def channel(self) -> Channel:
@@ -74,9 +110,13 @@ def route_targets(
             channels.extend(route.channels)
             if route.stop:
                 break
-    targets = list(dict.fromkeys(Target.of(channel) for channel in channels))
+    # One target per destination: the same place spelled twice is delivered once.
+    targets: dict[str, Target] = {}
+    for channel in channels:
+        target = Target.of(channel)
+        targets.setdefault(target.key, target)
     # Nothing configured for it (an unknown rule, no route): still shown, never dropped.
-    return tuple(targets) or (DASHBOARD,)
+    return tuple(targets.values()) or (DASHBOARD,)
 
 
 def is_cooling_down(

@@ -71,7 +71,9 @@ class AlertService:
         self.tracker = OffsetTracker()
         self.stopping = threading.Event()
         self._done: queue.Queue[Job] = queue.Queue()
-        self._in_flight: set[tuple[str, str]] = set()
+        # (event id, target key) being delivered -> the records (partition, offset) whose offsets
+        # wait for that delivery: the one that queued it, and any re-read of the event meanwhile.
+        self._in_flight: dict[tuple[str, str], list[tuple[int, int]]] = {}
         self._silences_lock = threading.Lock()
         self._silences = self.store.silences()
         self._heartbeat = time.monotonic()
@@ -165,7 +167,8 @@ class AlertService:
     def dispatch(
         self, event: AlertEvent, payload: bytes | None, origin: tuple[str, int, int] | None
     ) -> int:
-        """Queue the event's outstanding deliveries; returns how many were queued."""
+        """Queue the event's outstanding deliveries; returns how many the record waits for
+        (queued now, or still in flight from an earlier read of the same event)."""
         if self.settings.alerting.only_listed_rules and self.rules.get(event.rule) is None:
             # Another rule's event: its own alerting Deployment delivers it (operator-managed).
             self.metrics.suppressed.labels("other-rule").inc()
@@ -176,13 +179,21 @@ class AlertService:
             self.metrics.suppressed.labels(reason).inc()
             log.info("suppressed", extra={"event": event.event_id, "reason": decided.suppressed_by})
             return 0
-        statuses = self.store.statuses(event.event_id)
+        statuses = self.store.statuses(event.event_id, decided.targets)
         queued = 0
         for target in decided.targets:
             status = statuses.get(target.key)
             channel = target.type.value
-            if status in FINAL or (event.event_id, target.key) in self._in_flight:
+            if status in FINAL:
                 self.metrics.skipped.labels(channel).inc()
+                continue
+            waiting = self._in_flight.get((event.event_id, target.key))
+            if waiting is not None:
+                # Read again (its partition came back after a rebalance) while still being
+                # delivered: this record's offset waits for that delivery to end too.
+                if origin is not None:
+                    waiting.append(origin[1:])
+                    queued += 1
                 continue
             job = Job(event, target, payload, origin)
             if status is Status.SENDING and target.type is not ChannelType.DASHBOARD:
@@ -195,7 +206,7 @@ class AlertService:
                 self.metrics.dead_lettered.labels(channel).inc()
                 log.warning("in doubt", extra={"event": event.event_id, "channel": target.key})
                 continue
-            self._in_flight.add((event.event_id, target.key))
+            self._in_flight[(event.event_id, target.key)] = [origin[1:]] if origin else []
             self.workers[target.type].submit(job)
             queued += 1
         return queued
@@ -232,9 +243,22 @@ class AlertService:
                 job = self._done.get_nowait()
             except queue.Empty:
                 return
-            self._in_flight.discard((job.event.event_id, job.target.key))
-            if job.origin is not None:
-                self.tracker.done(job.origin[1], job.origin[2])
+            waiting = self._in_flight.pop((job.event.event_id, job.target.key), [])
+            for partition, offset in waiting:
+                self.tracker.done(partition, offset)
+            silence_id = job.event.labels.get("silence_id")
+            if job.origin is None and job.event.kind == SILENCE_EXPIRED and silence_id:
+                # Only now: a notice still being retried when the service stops is announced
+                # by the next run.
+                self.store.mark_announced(silence_id)
+
+    def forget_partitions(self, partitions: list[int]) -> None:
+        """Revoked: their records stop waiting for deliveries still in flight (the deliveries go
+        on; whoever reads the records next counts them again, this consumer included)."""
+        self.tracker.forget(partitions)
+        revoked = set(partitions)
+        for waiting in self._in_flight.values():
+            waiting[:] = [record for record in waiting if record[0] not in revoked]
 
     def _commit(self, consumer: Consumer, *, asynchronous: bool = True) -> None:
         offsets = self.tracker.committable()
@@ -253,20 +277,26 @@ class AlertService:
         self.tracker.committed(offsets)
 
     def announce_expired_silences(self) -> None:
-        """Hand every silence that ended (and was not announced yet) to the dashboard channel."""
+        """Hand every silence that ended (and was not announced yet) to the dashboard channel;
+        it counts as announced once the notice is delivered or dead-lettered."""
         now = datetime.now(UTC)
         for silence in self.store.unannounced_expired(now):
+            notice_id = f"silence-{silence.id}-expired"
+            if (notice_id, DASHBOARD.key) in self._in_flight:
+                continue
             notice = AlertEvent(
-                event_id=f"silence-{silence.id}-expired", rule="silence", kind=SILENCE_EXPIRED,
+                event_id=notice_id, rule="silence", kind=SILENCE_EXPIRED,
                 symbol="*", severity="info", window_start=silence.starts_at,
                 window_end=silence.ends_at, fired_at=now, value=float(silence.suppressed),
                 threshold=0.0, labels={"silence_id": silence.id},
                 message=f"Silence {silence.describe()} expired after suppressing "
                 f"{silence.suppressed} alert(s).",
             )  # fmt: skip
-            if self.store.statuses(notice.event_id).get(DASHBOARD.key) not in FINAL:
-                self.workers[ChannelType.DASHBOARD].submit(Job(notice, DASHBOARD))
-            self.store.mark_announced(silence.id)
+            if self.store.statuses(notice_id).get(DASHBOARD.key) in FINAL:
+                self.store.mark_announced(silence.id)  # the last run stopped before recording it
+                continue
+            self._in_flight[(notice_id, DASHBOARD.key)] = []
+            self.workers[ChannelType.DASHBOARD].submit(Job(notice, DASHBOARD))
             log.info("silence expired", extra={"silence": silence.id})
         with self._silences_lock:
             active = sum(s.state(now) is SilenceState.ACTIVE for s in self._silences)
@@ -288,7 +318,7 @@ class AlertService:
         def on_revoke(revoking: Consumer, partitions: list[TopicPartition]) -> None:
             self._drain_done()
             self._commit(revoking, asynchronous=False)
-            self.tracker.forget([int(p.partition) for p in partitions])
+            self.forget_partitions([int(p.partition) for p in partitions])
 
         def on_assign(_: Consumer, partitions: list[TopicPartition]) -> None:
             self.is_consuming = True

@@ -87,8 +87,14 @@ class Silence(BaseModel):
     @classmethod
     def create(cls, request: SilenceCreate, now: datetime) -> Silence:
         """A silence with a fresh id from a create request."""
-        starts = request.starts_at or now
-        ends = request.ends_at or starts + (request.duration or timedelta(0))
+        try:
+            starts = (request.starts_at or now).astimezone(UTC)
+            ends = (request.ends_at or starts + (request.duration or timedelta(0))).astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                "starts_at, ends_at and starts_at + duration must fall within years 1 to 9999 "
+                "in UTC"
+            ) from None
         if ends <= starts:
             raise ValueError("ends_at must be after starts_at")
         if ends <= now:

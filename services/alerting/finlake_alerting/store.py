@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -128,13 +129,24 @@ class StateStore:
 
     # -- the delivery log ----------------------------------------------------------------------
 
-    def statuses(self, event_id: str) -> dict[str, Status]:
-        """Target key -> status of every delivery of the event recorded so far."""
+    def statuses(self, event_id: str, targets: Sequence[Target] = ()) -> dict[str, Status]:
+        """Target key -> status of every delivery of the event recorded so far.
+
+        A row an older version wrote under a target's ``legacy_key`` counts for that target when
+        no other of the event's ``targets`` shares the legacy key (then it can only be its row),
+        so an upgrade sends nothing twice.
+        """
         with self._lock:
             rows = self._db.execute(
                 "SELECT target, status FROM deliveries WHERE event_id = ?", (event_id,)
             ).fetchall()
-        return {target: Status(status) for target, status in rows}
+        found = {target: Status(status) for target, status in rows}
+        legacy = Counter(t.legacy_key for t in targets)
+        for target in targets:
+            old = found.get(target.legacy_key)
+            if target.key not in found and old is not None and legacy[target.legacy_key] == 1:
+                found[target.key] = old
+        return found
 
     def mark(
         self, event_ids: Iterable[str], target: str, status: Status, *, attempts: int = 0,
@@ -183,11 +195,12 @@ class StateStore:
         """End a silence now (if it has not ended yet); None if there is no such silence."""
         with self._lock, self._db:
             row = self._db.execute(
-                "SELECT body FROM silences WHERE id = ?", (silence_id,)
+                "SELECT body, suppressed FROM silences WHERE id = ?", (silence_id,)
             ).fetchone()
             if row is None:
                 return None
-            silence = Silence.model_validate_json(row[0])
+            # The count is kept in its own column, not in the body.
+            silence = Silence.model_validate_json(row[0]).model_copy(update={"suppressed": row[1]})
             if silence.ends_at > now:
                 silence = silence.model_copy(
                     update={"ends_at": now, "starts_at": min(silence.starts_at, now)}
@@ -210,6 +223,6 @@ class StateStore:
         return bool(row and row[0])
 
     def mark_announced(self, silence_id: str) -> None:
-        """The silence's expiry was handed to the dashboard channel."""
+        """The silence's expiry notice was delivered or dead-lettered."""
         with self._lock, self._db:
             self._db.execute("UPDATE silences SET announced = 1 WHERE id = ?", (silence_id,))

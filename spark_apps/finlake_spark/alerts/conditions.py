@@ -6,12 +6,15 @@ import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from finlake.contracts.alert_rule import Baseline, Condition, ConditionType, Direction
+from finlake.contracts.alert_rule import (
+    MIN_HISTORY,
+    Baseline,
+    Condition,
+    ConditionType,
+    Direction,
+)
 from finlake.contracts.resources import format_duration
 from finlake_spark.alerts.state import DAY_MS, RuleState, SymbolState, Tick
-
-MIN_HISTORY = 3
-"""Buckets a rolling baseline (z-score, rolling volume) needs before it is trusted."""
 
 
 @dataclass(frozen=True)

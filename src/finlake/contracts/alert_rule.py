@@ -10,10 +10,11 @@ Conditions (``condition.type``), evaluated per symbol on event time:
 - ``percent_move``: the price moved at least ``percent`` % over ``window`` (``direction`` up, down
   or either), last price against the first price of the window.
 - ``return_zscore``: the return over one ``window`` is more than ``k`` standard deviations from
-  the mean of the returns of the windows in the previous ``lookback``.
+  the mean of the returns of the windows in the previous ``lookback`` (at least ``MIN_HISTORY``
+  of them, so lookback >= 3 x window).
 - ``volume_surge``: the volume of one ``window`` is at least ``ratio`` times the average volume of
-  the windows in ``lookback`` (``baseline`` rolling), or of the same time of day on previous days
-  (``baseline`` time_of_day).
+  the windows in ``lookback`` (``baseline`` rolling: lookback >= 3 x window, as for z-scores), or
+  of the same time of day on previous days (``baseline`` time_of_day).
 - ``gap``: the first price of a trading day is at least ``percent`` % away from the previous
   day's last price (``direction`` up, down or either).
 """
@@ -27,11 +28,14 @@ from typing import Any, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from finlake.contracts.resources import Duration, SpecModel, register_kind
+from finlake.contracts.resources import Duration, SpecModel, format_duration, register_kind
 from finlake.contracts.storage import PersistenceSpec
 
 KIND = "AlertRule"
 SYMBOL_PATTERN = r"^[A-Za-z0-9.^=_-]{1,20}$"
+MIN_HISTORY = 3
+"""Earlier windows a rolling baseline (return_zscore, volume_surge rolling) needs before it is
+trusted: the evaluator never fires with fewer, so lookback must span at least this many windows."""
 
 
 class ConditionType(StrEnum):
@@ -184,6 +188,8 @@ class Condition(SpecModel):
             raise ValueError("window must be longer than 0s")
         if self.window is not None and self.lookback is not None and self.lookback <= self.window:
             raise ValueError("lookback must be longer than window")
+        self._check_rolling_history()
+        self._check_reachable_move()
         if self.type is ConditionType.VOLUME_SURGE and self.baseline is Baseline.TIME_OF_DAY:
             # The baseline is the same bar on earlier days: bars must line up from day to day,
             # and the lookback must reach at least one day back, or the rule never fires.
@@ -192,6 +198,30 @@ class Condition(SpecModel):
             if self.lookback is not None and self.lookback < timedelta(days=1):
                 raise ValueError("baseline time_of_day needs a lookback of at least 1d")
         return self
+
+    def _check_rolling_history(self) -> None:
+        rolling = self.type is ConditionType.RETURN_ZSCORE or (
+            self.type is ConditionType.VOLUME_SURGE and self.baseline is Baseline.ROLLING
+        )
+        if not rolling or self.window is None or self.lookback is None:
+            return
+        # The baseline is the windows starting within lookback before the current one: there
+        # are lookback // window of them, and the evaluator needs MIN_HISTORY.
+        if self.lookback < MIN_HISTORY * self.window:
+            raise ValueError(
+                f"{self.type.value} never fires with lookback {format_duration(self.lookback)}: "
+                f"it compares the current window with at least {MIN_HISTORY} earlier ones, so "
+                f"lookback must be at least {MIN_HISTORY} x window "
+                f"({format_duration(MIN_HISTORY * self.window)})"
+            )
+
+    def _check_reachable_move(self) -> None:
+        # A price stays above 0, so it can fall by less than 100 %.
+        if self.direction is Direction.DOWN and self.percent is not None and self.percent >= 100:
+            raise ValueError(
+                f"{self.type.value} down by {self.percent:g}% never fires: a price cannot fall "
+                "100% or more (use a percent below 100)"
+            )
 
     @property
     def effective_direction(self) -> Direction:

@@ -104,6 +104,14 @@ def test_selector_matches_by_pattern() -> None:
           "channels": [{"type": "email", "to": ["nobody"]}]}, "not an email address"),
         ({"symbols": ["A"], "condition": {"type": "gap", "percent": 1}, "webhook": "x"},
          "Extra inputs are not permitted"),
+        ({"symbols": ["A"], "condition": {"type": "return_zscore", "k": 3, "window": "1m",
+          "lookback": "2m"}}, r"never fires with lookback 2m: .* at least 3 x window \(3m\)"),
+        ({"symbols": ["A"], "condition": {"type": "volume_surge", "ratio": 3, "window": "5m",
+          "lookback": "14m"}}, r"volume_surge never fires with lookback 14m"),
+        ({"symbols": ["A"], "condition": {"type": "percent_move", "percent": 100, "window": "5m",
+          "direction": "down"}}, "percent_move down by 100% never fires"),
+        ({"symbols": ["A"], "condition": {"type": "gap", "percent": 150, "direction": "down"}},
+         "gap down by 150% never fires"),
     ],
 )  # fmt: skip
 def test_invalid_specs_say_why(spec: dict[str, object], message: str) -> None:
@@ -140,3 +148,20 @@ def test_the_same_rule_twice_is_refused(tmp_path: Path) -> None:
     path.write_text(RULE + "---\n" + RULE)
     with pytest.raises(ResourceError, match="defined more than once"):
         load_resources([path])
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        # The shortest rolling lookbacks the evaluator fires with: MIN_HISTORY windows.
+        {"type": "return_zscore", "k": 3, "window": "1m", "lookback": "3m"},
+        {"type": "volume_surge", "ratio": 3, "window": "5m", "lookback": "15m"},
+        {"type": "volume_surge", "ratio": 3, "window": "1h", "lookback": "1d",
+         "baseline": "time_of_day"},
+        {"type": "percent_move", "percent": 99.9, "window": "5m", "direction": "down"},
+        {"type": "percent_move", "percent": 150, "window": "5m", "direction": "up"},
+        {"type": "gap", "percent": 150},
+    ],
+)  # fmt: skip
+def test_conditions_that_can_fire_are_accepted(condition: dict[str, object]) -> None:
+    AlertRuleSpec.model_validate({"symbols": ["A"], "condition": condition})

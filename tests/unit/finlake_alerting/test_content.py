@@ -6,6 +6,7 @@ from pydantic import SecretStr
 from finlake.contracts.alert_rule import Channel
 from finlake_alerting.channels.content import html_body, slack_blocks, subject, text_body
 from finlake_alerting.channels.mailer import build_email
+from finlake_alerting.config import ServiceSettings
 from finlake_alerting.credentials import MissingSecretError, Redactor, channel_secret
 from tests.unit.finlake_alerting.events import alert
 
@@ -55,3 +56,13 @@ def test_redactor_masks_every_secret() -> None:
     redact = Redactor(["https://hooks.example/abc", "pw12345"])
     masked = redact("POST https://hooks.example/abc failed, pw12345")
     assert masked == "POST ******** failed, ********"
+
+
+def test_the_largest_group_fits_slacks_50_blocks_and_names_every_alert() -> None:
+    largest = ServiceSettings(group_max=50).group_max  # the most the settings allow
+    events = [alert(n, symbol=f"S{n}") for n in range(largest)]
+    blocks = slack_blocks(events)
+    assert len(blocks) == 50
+    assert blocks[-2]["text"]["text"] == "And 3 more alert(s): S47, S48, S49"
+    assert all(e.event_id in blocks[-1]["elements"][0]["text"] for e in events)
+    assert len(slack_blocks(events[:48])) == 50  # 48 events: one section each, no summary

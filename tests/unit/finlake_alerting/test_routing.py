@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from finlake.contracts.alert_rule import AlertRuleSpec, ChannelType
-from finlake_alerting.config import Route
+from finlake.contracts.alert_rule import AlertRuleSpec, Channel, ChannelType
+from finlake_alerting.config import Route, ServiceSettings
 from finlake_alerting.routing import DASHBOARD, Target, is_cooling_down, plan, route_targets
 from finlake_alerting.silences import Matcher, Silence, SilenceCreate
 from tests.unit.finlake_alerting.events import T0, alert
@@ -99,3 +100,46 @@ def test_target_round_trips_its_channel() -> None:
     target = Target.of(RULE.channels[0])
     assert target.type is ChannelType.EMAIL
     assert target.channel.to == ["a@example.com", "b@example.com"]
+
+
+def _target(channel: dict[str, object]) -> Target:
+    return Target.of(Channel.model_validate(channel))
+
+
+def test_a_key_names_the_whole_destination_secret_key_and_email_credentials_included() -> None:
+    ops = _target({"type": "slack", "secretRef": {"name": "slack", "key": "ops-webhook"}})
+    dev = _target({"type": "slack", "secretRef": {"name": "slack", "key": "dev-webhook"}})
+    assert (ops.key, dev.key) == ("slack:slack/ops-webhook", "slack:slack/dev-webhook")
+    to = ["ops@example.com"]
+    smtp_a = _target({"type": "email", "to": to, "secretRef": {"name": "smtp-a"}})
+    smtp_b = _target({"type": "email", "to": to, "secretRef": {"name": "smtp-b"}})
+    plain = _target({"type": "email", "to": to})
+    assert len({smtp_a.key, smtp_b.key, plain.key}) == 3
+    named_default = _target({"type": "slack", "secretRef": {"name": "default"}})
+    assert named_default.key != _target({"type": "slack"}).key
+
+
+def test_keys_of_single_targets_are_those_older_versions_logged() -> None:
+    assert _target({"type": "slack", "secretRef": {"name": "slack"}}).key == "slack:slack"
+    assert _target({"type": "slack"}).key == "slack:default"
+    assert _target({"type": "email", "to": ["b@x.io", "a@x.io"]}).key == "email:a@x.io,b@x.io"
+
+
+def test_one_destination_spelled_twice_is_one_target() -> None:
+    channels = [
+        {"type": "slack", "secretRef": {"name": "slack"}},
+        {"type": "slack", "secretRef": {"name": "slack", "key": "webhook-url"}},
+        {"type": "slack", "secretRef": {"name": "slack", "key": "dev-webhook"}},
+    ]
+    rule = RULE.model_copy(update={"channels": [Channel.model_validate(c) for c in channels]})
+    keys = [t.key for t in route_targets(alert(), rule, [])]
+    assert keys == ["slack:slack", "slack:slack/dev-webhook"]
+
+
+def test_a_route_regex_that_does_not_compile_is_refused_with_the_settings() -> None:
+    routes = [{"match_re": {"symbol": "BRK.B|(AAPL"}, "channels": [{"type": "slack"}]}]
+    with pytest.raises(ValidationError) as refused:
+        ServiceSettings.model_validate({"routes": routes})
+    message = str(refused.value)
+    assert "routes.0.match_re" in message
+    assert "symbol: 'BRK.B|(AAPL' is not a regular expression" in message

@@ -10,6 +10,11 @@ from typing import Any
 from finlake.contracts.models import AlertEvent
 
 SILENCE_EXPIRED = "silence_expired"
+MAX_BLOCKS = 50
+"""Slack's limit of blocks in one message."""
+MAX_SECTIONS = MAX_BLOCKS - 2  # besides the header and the context line
+MAX_TEXT = 3000
+"""Slack's limit of characters in a section's text."""
 _ICONS = {
     "critical": ":red_circle:",
     "warning": ":large_orange_circle:",
@@ -82,6 +87,12 @@ def html_body(events: Sequence[AlertEvent]) -> str:
     )
 
 
+def _overflow(events: Sequence[AlertEvent]) -> dict[str, Any]:
+    symbols = ", ".join(dict.fromkeys(e.symbol for e in events))
+    text = f"And {len(events)} more alert(s): {symbols}"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_TEXT]}}
+
+
 def slack_blocks(events: Sequence[AlertEvent]) -> list[dict[str, Any]]:
     """A Block Kit message: a header, one section per event (fields), a context line of ids."""
     first = events[0]
@@ -92,8 +103,10 @@ def slack_blocks(events: Sequence[AlertEvent]) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}}
     ]
-    # Slack allows 50 blocks per message; the service groups at most 20 events.
-    for event in events:
+    # Slack refuses a message of more than 50 blocks (400: dead-lettered), and a group may hold
+    # group_max (up to 50) events: past the limit, one block summarises the rest.
+    shown = events if len(events) <= MAX_SECTIONS else events[: MAX_SECTIONS - 1]
+    for event in shown:
         blocks.append(
             {
                 "type": "section",
@@ -104,6 +117,8 @@ def slack_blocks(events: Sequence[AlertEvent]) -> list[dict[str, Any]]:
                 ],
             }
         )
+    if len(shown) < len(events):
+        blocks.append(_overflow(events[len(shown) :]))
     ids = ", ".join(e.event_id for e in events)
     blocks.append(
         {
