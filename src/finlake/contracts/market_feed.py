@@ -156,7 +156,11 @@ class MarketFeedSpec(SpecModel):
         default=timedelta(hours=1), description="History fetched for a new symbol."
     )
     request_budget_per_minute: int = Field(
-        default=60, ge=1, le=2000, description="Yahoo requests per rolling minute, at most."
+        default=60,
+        ge=2,
+        le=2000,
+        description="Yahoo requests per rolling minute, at most; at least 2 (a new symbol takes "
+        "two: yfinance probes its time zone first).",
     )
     topic: str = Field(default=MARKET_DATA, pattern=KAFKA_TOPIC, description="Kafka topic.")
     schema_subject: str = Field(

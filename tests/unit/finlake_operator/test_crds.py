@@ -54,7 +54,7 @@ def test_market_feed_schema_carries_enums_bounds_patterns_and_cel() -> None:
     spec = structural_schema(KINDS[0].spec)
     assert spec["required"] == ["source"]
     assert _resolve(spec, "source")["enum"] == ["yahoo", "simulate", "replay"]
-    assert _resolve(spec, "requestBudgetPerMinute")["minimum"] == 1
+    assert _resolve(spec, "requestBudgetPerMinute")["minimum"] == 2  # a new symbol: 2
     assert _resolve(spec, "symbols")["items"]["pattern"].startswith("^[A-Z0-9]")
     assert _resolve(spec, "pollInterval")["pattern"] == "^([0-9]+(ms|s|m|h|d))+$"
     rules = [v["rule"] for v in spec["x-kubernetes-validations"]]
