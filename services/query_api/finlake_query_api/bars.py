@@ -172,6 +172,10 @@ def render_bars_arrow(table: pa.Table) -> list[str] | None:
     return rendered
 
 
+CURSOR_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+CURSOR_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def encode_cursor(interval: Interval, after: datetime) -> str:
     """An opaque cursor: the next page starts after this bar."""
     raw = f"{interval.value}|{int(utc(after).timestamp() * 1_000_000)}"
@@ -188,6 +192,8 @@ def decode_cursor(cursor: str, interval: Interval) -> datetime:
         raise InvalidCursorError("cursor is not one this API returned") from error
     if kind != interval.value:
         raise InvalidCursorError(f"cursor belongs to interval {kind}, not {interval.value}")
+    if not CURSOR_EARLIEST <= after < CURSOR_LATEST:  # none this API returned; year 9999 + 1d
+        raise InvalidCursorError("cursor is not one this API returned")
     return after
 
 

@@ -107,6 +107,12 @@ class HotTable:
 
 FULL_RELOAD_EVERY = 500
 """Incremental refreshes between two full loads (a table rewritten by hand is caught then)."""
+REWRITE_MARGIN = timedelta(minutes=15)
+"""How far before the newest ``updated_at`` held a refresh reads again. Writers stamp
+``updated_at`` when their job starts and commit later, so a commit can land after another one
+whose stamps are newer (the hourly batch's MERGE finishing after a stream micro-batch): its bars
+are older than the newest stamp held, yet new to the hot tier. A writer whose commit comes more
+than this after its stamp is caught by the next full load."""
 
 
 class HotTier:
@@ -122,8 +128,9 @@ class HotTier:
         """Bring ``interval``'s bars up to the table's snapshot when it differs from the loaded one.
 
         Gold bars carry ``updated_at`` (when a batch last wrote them), so a new snapshot costs
-        reading the bars written since the newest one held (a micro-batch's worth), not the
-        whole window again: a week of 1-minute bars of 500 symbols is 5 M bars. Every
+        reading the bars written since shortly before the newest one held (``REWRITE_MARGIN``:
+        a few minutes of micro-batches), not the whole window again: a week of 1-minute bars of
+        500 symbols is 5 M bars. Every
         ``FULL_RELOAD_EVERY`` refreshes, and whenever nothing is held, the window is read whole.
         """
         loaded = self._tables.get(interval)
@@ -147,9 +154,9 @@ class HotTier:
         )
         if incremental:
             assert loaded is not None
-            # ">=": a batch that wrote at the same instant as the last one read is read again.
+            # Bars re-read replace themselves; a commit that landed late is not skipped.
             sql += " AND updated_at >= ?"
-            params.append(loaded.updated_through)
+            params.append(loaded.updated_through - REWRITE_MARGIN)
         rows = self.engine.query_arrow(sql + " ORDER BY symbol, window_start", params)
         changed = _by_symbol(rows)
         newest = pc.max(rows.column("updated_at")).as_py() if rows.num_rows else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from finlake.errors import FinlakeError
@@ -40,6 +40,12 @@ OUT_OF_BOUNDS = f"start and end must lie in [{EARLIEST:%Y}, {LATEST:%Y}]"
 def utc_now() -> datetime:
     """The current time, UTC."""
     return datetime.now(UTC)
+
+
+def day_boundary_from(moment: datetime) -> datetime:
+    """The first UTC midnight at or after ``moment``."""
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight == moment else midnight + timedelta(days=1)
 
 
 def request_bound(moment: datetime) -> datetime:
@@ -87,15 +93,22 @@ class Market:
             except TableNotFoundError:
                 tokens[spec.identifier] = MISSING
         with self._lock:
-            self.tokens = tokens
             for interval in (Interval.MINUTE, Interval.HOUR):
                 if tokens[interval.table] != MISSING:
                     self.hot.load(interval, tokens[interval.table])
+            # Published once the hot tier holds the new snapshots: a response computed while it
+            # loaded is cached under the old ids (so dropped), never under the new ones.
+            self.tokens = tokens
             self.is_ready = True
 
     def _ensure_polled(self) -> None:
         if not self.tokens:
-            self.refresh()
+            try:
+                self.refresh()
+            except LakeUnavailableError:
+                raise
+            except FinlakeError as error:  # before the first poll: as any lake failure, a 503
+                raise LakeUnavailableError(f"the lake could not answer: {error}") from error
 
     def cached(self, name: str, tables: Sequence[str], compute: Callable[[], Any]) -> Any:
         """``compute()``, recomputed only when one of ``tables`` has a new snapshot."""
@@ -233,9 +246,11 @@ class Market:
         self, symbol: str, interval: Interval, start: datetime, end: datetime,
         limit: int | None = None,
     ) -> tuple[list[Bar], list[str] | None, str]:  # fmt: skip
-        """Bars in [start, end): (bars, their JSON when served hot, source)."""
+        """The bars whose window starts in [start, end), each whole: (bars, their JSON when
+        served hot, source). Daily bars are UTC days built from the hourly bars: the days that
+        start in [start, end), from the hours of those days (the last one may still be filling)."""
         if interval is Interval.DAY:
-            start = start.replace(hour=0, minute=0, second=0, microsecond=0)
+            start, end = day_boundary_from(start), day_boundary_from(end)
         if self.hot.covers(interval, start):
             series = self.hot.series(interval, symbol)
             lo, hi = series.between(start, end)

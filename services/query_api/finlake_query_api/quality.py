@@ -43,9 +43,13 @@ class QualityState(NamedTuple):
 
 
 def _layer(market: Market, layer: str, table: str, column: str) -> LayerState:
+    """The layer's rows and its newest event time not ahead of the clock: bronze keeps every
+    tick, so one from a producer with a skewed clock (year 2099) would otherwise read as fresh
+    data for ever and hide a stalled feed."""
     if not market.has(table):
         return LayerState(layer, table, False, 0, None)
-    [(count, latest)] = market.query(f"SELECT count(*), max({column}) FROM {table}") or [(0, None)]
+    sql = f"SELECT count(*), max(CASE WHEN {column} <= ? THEN {column} END) FROM {table}"
+    [(count, latest)] = market.query(sql, [market.clock()]) or [(0, None)]
     return LayerState(layer, table, True, int(count), None if latest is None else utc(latest))
 
 

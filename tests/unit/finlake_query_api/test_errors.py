@@ -9,7 +9,13 @@ from fastapi.testclient import TestClient
 
 from finlake_query_api.config import Settings
 from finlake_query_api.main import create_app
-from tests.unit.finlake_query_api.conftest import API_KEY, CountingEngine, api_settings
+from tests.conftest import free_port
+from tests.unit.finlake_query_api.conftest import (
+    API_DEFAULTS,
+    API_KEY,
+    CountingEngine,
+    api_settings,
+)
 from tests.unit.finlake_query_api.lake_data import NOW
 
 PROBLEM = "application/problem+json"
@@ -50,6 +56,8 @@ def test_unknown_symbol_is_404(client: TestClient) -> None:
         ({"cursor": "bm9wZQ"}, 400, "cursor"),
         ({"cursor": "MWh8MA", "interval": "1m"}, 400, "interval 1h"),
         ({"cursor": "' OR 1=1 --"}, 422, "cursor"),
+        ({"cursor": "MWR8MjUzNDAyMzAwNzk5MDAwMDAw", "interval": "1d"}, 400, "cursor"),  # 9999-12-31
+        ({"cursor": "MW18MjUzNDAyMzAwNzk5MDAwMDAw", "interval": "1m"}, 400, "cursor"),
         ({"start": "2026-11-25T00:00:00Z'; DROP TABLE market.ohlc_1m; --"}, 422, "start"),
     ],
 )
@@ -147,3 +155,16 @@ def test_lake_without_tables_is_not_a_server_error(tmp_path: Path) -> None:
         _problem(client, "/v1/symbols/AAPL/ohlc", 404)
         layers = client.get("/v1/quality").json()["layers"]
         assert {layer["is_available"] for layer in layers} == {False}
+
+
+def test_a_lake_down_before_the_first_poll_is_a_503_not_a_500(tmp_path: Path) -> None:
+    """Trino unreachable from the start (the real client against a closed port): every data
+    endpoint says the lake is unavailable, as it does once polling has begun."""
+    settings = Settings.model_validate({
+        "home": tmp_path, "api": {**API_DEFAULTS, "engine": "trino"},
+        "trino": {"port": free_port(), "retries": 1, "request_timeout_s": 2},
+    })  # fmt: skip
+    with TestClient(create_app(settings, clock=lambda: NOW), headers={"X-API-Key": API_KEY}) as c:
+        for url in ("/v1/symbols", "/v1/symbols/AAPL/ohlc", "/v1/quotes/latest", "/v1/quality"):
+            assert "did not answer" in _problem(c, url, 503), url
+        assert c.get("/readyz").status_code == 503

@@ -2,9 +2,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from fastapi.testclient import TestClient
+
+from finlake_query_api.main import create_app
+from tests.unit.finlake_query_api.conftest import API_KEY, api_settings
+from tests.unit.finlake_query_api.lake_data import NOW, build_lake, ticks, write
 
 
 def test_symbols_carry_first_and_last_tick(client: TestClient) -> None:
@@ -74,3 +80,19 @@ def test_quality_reports_each_layer_with_counts_rules_and_lag(client: TestClient
     assert quality["quarantined_rows"] == 5
     assert quality["duplicate_rows"] == 6
     assert quality["last_run"]["batch_id"] == 1
+
+
+def test_a_tick_from_a_skewed_clock_does_not_make_a_stalled_bronze_look_fresh(
+    tmp_path: Path,
+) -> None:
+    settings = api_settings(tmp_path)
+    build_lake(settings, symbols=("AAPL",))
+    later = NOW + timedelta(hours=6)  # the feed stalled six hours ago
+    app = create_app(settings, clock=lambda: later)
+    write(settings, {"market.raw": ticks(["AAPL"], NOW, datetime(2099, 1, 1, tzinfo=UTC))})
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as client:
+        layers = {layer["layer"]: layer for layer in client.get("/v1/quality").json()["layers"]}
+    bronze = layers["bronze"]
+    assert bronze["row_count"] == 4  # the future tick is counted, not trusted as event time
+    assert bronze["max_event_time"] == "2026-11-26T16:00:00Z"
+    assert bronze["lag_seconds"] == 6 * 3600.0

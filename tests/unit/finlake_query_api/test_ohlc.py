@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ import pyarrow as pa
 from fastapi.testclient import TestClient
 
 from finlake.query import DuckDBEngine
+from finlake_query_api.bars import timestamp_text
 from finlake_query_api.config import Settings
 from finlake_query_api.main import create_app
 from finlake_query_api.schemas import OhlcPage
@@ -156,3 +157,74 @@ def test_a_new_snapshot_reads_only_the_bars_written_since_the_last_one(tmp_path:
         ]
         nvda = {"interval": "1m", "start": END, "end": (NOW + timedelta(hours=1)).isoformat()}
         assert len(_ohlc(client, "NVDA", **nvda)["bars"]) == 60
+
+
+def test_a_commit_landing_after_a_newer_stamped_one_still_reaches_the_hot_tier(
+    tmp_path: Path,
+) -> None:
+    """The hourly batch stamps its bars when it starts and MERGEs minutes later; a stream
+    micro-batch stamped in between commits first. The batch's bars are older than the newest
+    stamp held by then, yet new: the hot tier must serve them, as the lake does."""
+    from pyiceberg.expressions import And, EqualTo
+
+    from finlake.query import lake_catalog
+    from tests.unit.finlake_query_api.lake_data import build_lake, minute_bars
+
+    settings = api_settings(tmp_path, response_cache_entries=0)
+    build_lake(settings, symbols=("AAPL",))
+    clock = lambda: NOW + timedelta(hours=1)  # noqa: E731
+    app = create_app(settings, engine=DuckDBEngine(settings), clock=clock)
+    cold = create_app(
+        api_settings(tmp_path, hot_window_days=0, response_cache_entries=0), clock=clock
+    )
+
+    def stamped(bars: pa.Table, at: datetime) -> pa.Table:
+        stamps = pa.array([at] * bars.num_rows, pa.timestamp("us", tz="UTC"))
+        return bars.set_column(bars.schema.get_field_index("updated_at"), "updated_at", stamps)
+
+    window = {"interval": "1m", "start": (NOW - timedelta(hours=2)).isoformat(),
+              "end": (NOW + timedelta(hours=1)).isoformat(), "limit": 1000}  # fmt: skip
+    with (
+        TestClient(app, headers={"X-API-Key": API_KEY}) as client,
+        TestClient(cold, headers={"X-API-Key": API_KEY}) as lake,
+    ):
+        stream = stamped(minute_bars(["AAPL"], NOW, 60), NOW + timedelta(minutes=5))
+        write(settings, {"market.ohlc_1m": stream})
+        app.state.finlake.market.refresh()
+        target = NOW - timedelta(hours=1)
+        batch = stamped(
+            minute_bars(["AAPL"], target, 60, seed=99).slice(0, 1), NOW + timedelta(minutes=2)
+        )
+        lake_catalog(settings).load_table("market.ohlc_1m").overwrite(
+            batch, And(EqualTo("symbol", "AAPL"), EqualTo("window_start", target.isoformat()))
+        )
+        app.state.finlake.market.refresh()
+        cold.state.finlake.market.refresh()
+        hot = _ohlc(client, **window)
+        assert hot["source"] == "hot"
+        assert hot["bars"] == _ohlc(lake, **window)["bars"]
+        rewritten = next(b for b in hot["bars"] if b["window_start"] == timestamp_text(target))
+        assert Decimal(rewritten["open"]) == Decimal(str(batch.column("open")[0].as_py()))
+
+
+def test_daily_bars_are_the_whole_utc_days_starting_in_the_window(client: TestClient) -> None:
+    """As with 1m and 1h bars: the bars whose window starts in [start, end), each whole. A
+    start inside a day does not pull that day's earlier hours in; an end inside a day does not
+    cut the last day short."""
+    window = {"start": "2026-11-23T20:00:00Z", "end": "2026-11-25T04:00:00Z"}
+    days = _ohlc(client, interval="1d", **window)
+    assert (days["start"], days["end"]) == (window["start"], window["end"])
+    assert [(b["window_start"], b["window_end"]) for b in days["bars"]] == [
+        ("2026-11-24T00:00:00Z", "2026-11-25T00:00:00Z"),
+        ("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z"),
+    ]
+    hours = _ohlc(client, interval="1h", start="2026-11-24T00:00:00Z",
+                  end="2026-11-26T00:00:00Z")["bars"]  # fmt: skip
+    for day in days["bars"]:
+        of_day = [h for h in hours if h["window_start"][:10] == day["window_start"][:10]]
+        assert len(of_day) == 24
+        assert day["volume"] == sum(h["volume"] for h in of_day)
+        assert (day["open"], day["close"]) == (of_day[0]["open"], of_day[-1]["close"])
+    metrics = client.get("/v1/symbols/AAPL/metrics", params={"interval": "1d", **window}).json()
+    assert metrics["bar_count"] == 2
+    assert metrics["volume"] == sum(day["volume"] for day in days["bars"])

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from finlake_query_api.bars import Interval
 from finlake_query_api.config import Settings
 from finlake_query_api.main import create_app
 from tests.unit.finlake_query_api.conftest import API_KEY, CountingEngine
@@ -108,3 +110,38 @@ def test_a_cached_page_gets_the_cors_headers_of_each_request_origin(
             response = _page_from(client, origin)
             assert response.headers["x-cache"] == "hit"
             assert response.headers.get("access-control-allow-origin") == allowed, origin
+
+
+def test_a_page_read_while_a_new_snapshot_loads_is_not_cached_as_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller loads the hot tier for a new snapshot while requests keep coming: a page
+    computed from the old bars in that moment must not be served once the new bars are in."""
+    from finlake.query import DuckDBEngine
+    from tests.unit.finlake_query_api.conftest import api_settings
+    from tests.unit.finlake_query_api.lake_data import build_lake, minute_bars, write
+
+    settings = api_settings(tmp_path, response_cache_entries=64)
+    build_lake(settings, symbols=("AAPL",))
+    later = NOW + timedelta(hours=1)
+    app = create_app(settings, engine=DuckDBEngine(settings), clock=lambda: later)
+    params = {"interval": "1m", "start": NOW.isoformat(), "end": later.isoformat()}
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as client:
+        url = "/v1/symbols/AAPL/ohlc"
+        assert client.get(url, params=params).json()["bars"] == []
+        write(settings, {"market.ohlc_1m": minute_bars(["AAPL"], NOW, 60)})
+        market = app.state.finlake.market
+        load = market.hot.load
+        during: list[int] = []
+
+        def load_while_a_request_comes(interval: Interval, snapshot_id: int | None) -> None:
+            if interval is Interval.MINUTE:
+                during.append(len(client.get(url, params=params).json()["bars"]))
+            load(interval, snapshot_id)
+
+        monkeypatch.setattr(market.hot, "load", load_while_a_request_comes)
+        market.refresh()
+        monkeypatch.setattr(market.hot, "load", load)
+        assert during == [0]  # the old snapshot's answer, while the new one loaded
+        after = client.get(url, params=params)
+        assert len(after.json()["bars"]) == 60, after.headers.get("x-cache")

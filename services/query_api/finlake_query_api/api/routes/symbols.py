@@ -26,7 +26,11 @@ SymbolPath = Annotated[
 ]
 IntervalQuery = Annotated[Interval, Query(description="Bar width: 1m, 1h or 1d.")]
 Start = Annotated[
-    datetime | None, Query(description="Inclusive start (UTC if no offset); default: end - span.")
+    datetime | None,
+    Query(
+        description="Inclusive start (UTC if no offset); default: end - span. Bars whose window "
+        "starts in [start, end) are returned whole; daily bars are UTC days."
+    ),
 ]
 End = Annotated[
     datetime | None, Query(description="Exclusive end (UTC if no offset); default: now.")
