@@ -41,11 +41,18 @@ class UploadPublic(BaseModel):
     received_at: datetime = Field(description="When the upload (the first, for a repeat) landed.")
     rows_total: int = Field(description="Records written to transactions.raw.")
     rows_flagged: int = Field(description="Records the file itself garbles (field count, bytes).")
-    flagged_by_issue: dict[str, int] = Field(description="Garbled records per kind of problem.")
-    rows_failing_rules: int = Field(description="Records the batch will quarantine.")
-    failing_by_rule: dict[str, int] = Field(description="Records to be quarantined, per rule.")
-    rows_expected_valid: int = Field(
-        description="Records that pass every rule (before the batch's dedupe on transaction_id)."
+    flagged_by_issue: dict[str, int] | None = Field(
+        description="Garbled records per kind of problem; null: unknown (see message)."
+    )
+    rows_failing_rules: int | None = Field(
+        description="Records the batch will quarantine; null: unknown (see message)."
+    )
+    failing_by_rule: dict[str, int] | None = Field(
+        description="Records to be quarantined, per rule; null: unknown (see message)."
+    )
+    rows_expected_valid: int | None = Field(
+        description="Records that pass every rule (before the batch's dedupe on transaction_id); "
+        "null: unknown (see message)."
     )
     message: str = Field(description="One line for people.")
 
@@ -54,6 +61,8 @@ class UploadPublic(BaseModel):
         """The response for an upload result."""
         if result.is_duplicate:
             message = f"same content as upload {result.upload_id}; nothing uploaded"
+            if not result.counts_known:
+                message += "; its rows are no longer in transactions.raw: rule counts unknown"
         else:
             message = (
                 f"{result.rows_total} rows in transactions.raw; the next batch run validates them"
@@ -69,12 +78,20 @@ class UploadPublic(BaseModel):
             received_at=result.received_at,
             rows_total=result.rows_total,
             rows_flagged=result.rows_flagged,
-            flagged_by_issue=result.flagged_by_issue,
-            rows_failing_rules=sum(result.failing_by_rule.values()),
-            failing_by_rule=result.failing_by_rule,
-            rows_expected_valid=result.rows_expected_valid,
             message=message,
+            **_rule_counts(result),
         )
+
+
+def _rule_counts(result: UploadResult) -> dict[str, Any]:
+    # Unknown counts are null, never zero: zero failing would claim every row valid.
+    known = result.counts_known
+    return {
+        "flagged_by_issue": result.flagged_by_issue if known else None,
+        "rows_failing_rules": sum(result.failing_by_rule.values()) if known else None,
+        "failing_by_rule": result.failing_by_rule if known else None,
+        "rows_expected_valid": result.rows_expected_valid if known else None,
+    }
 
 
 class SummaryWindow(BaseModel):

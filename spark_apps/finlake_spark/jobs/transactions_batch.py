@@ -4,7 +4,10 @@ Incremental: a run reads the bronze snapshots committed after the last successfu
 ``transactions.batch_runs``). Idempotent: silver only takes transaction ids it does not hold yet,
 quarantine only rows (upload id, row number) it does not hold yet, and summaries are recomputed
 from silver for the (account, day) pairs that got new rows; so re-running an hour, or a run that
-died half-way, changes nothing that is already right.
+died half-way, changes nothing that is already right. One run at a time: a run classifies its rows
+against silver as it stands, then appends, so two at once (the hourly schedule and a ``--once``)
+would both append a transaction they both found new. Runs take turns under the lake's lock
+:data:`BATCH_LOCK` (``finlake.lake.locks``, as uploads do); a run that waits says so.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import operator
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
@@ -24,6 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from finlake.config import FinlakeSettings
+from finlake.lake.locks import catalog_lock
 from finlake.lake.tables import (
     TRANSACTIONS_BATCH_RUNS,
     TRANSACTIONS_QUARANTINE,
@@ -34,6 +39,7 @@ from finlake.lake.tables import (
 )
 from finlake.spark.session import build_session
 from finlake.transactions.rules import DUPLICATE_RULE
+from finlake.transactions.upload import open_lake
 from finlake.transforms.transactions import (
     RULE,
     to_account_summaries,
@@ -55,6 +61,10 @@ BATCH_JAVA_OPTIONS = "-XX:+UseParallelGC"
 collector, not G1: the batch holds its checkpointed rows on the heap while it aggregates, and G1's
 concurrent work took CPU from the two tasks (bench_transactions: 1M rows 36.5 -> 29.1 s, 10M rows
 177.7 -> 144.3 s, with the run record below written without Python workers)."""
+BATCH_LOCK = "transactions-batch"
+"""Name of the lake lock a run holds from reading its bronze range to recording the run."""
+WAIT_NOTICE_S = 2.0
+"""How long a run waits for the lock silently before it says that another run holds it."""
 
 
 @dataclass
@@ -373,18 +383,52 @@ def batch_session(settings: FinlakeSettings, app_name: str = APP_NAME) -> SparkS
     return build_session(settings, app_name=app_name, extra=options)
 
 
+@contextlib.contextmanager
+def batch_lock(
+    settings: FinlakeSettings,
+    *,
+    report: Callable[[str], None] = log.warning,
+    notice_after_s: float = WAIT_NOTICE_S,
+) -> Iterator[None]:
+    """Hold the lake's transactions batch lock within the block, waiting for another run first.
+
+    ``report`` is told once when the lock is still held by another run after ``notice_after_s``.
+    """
+    catalog, _ = open_lake(settings)
+    acquired = threading.Event()
+
+    def notice() -> None:
+        if not acquired.is_set():
+            report(
+                "transactions: another batch run is in progress on this lake; "
+                "waiting for it to finish"
+            )
+
+    timer = threading.Timer(notice_after_s, notice)
+    timer.daemon = True
+    timer.start()
+    try:
+        with catalog_lock(catalog, BATCH_LOCK):
+            acquired.set()
+            timer.cancel()
+            yield
+    finally:
+        timer.cancel()
+
+
 def run_once(
     settings: FinlakeSettings,
     *,
     hour: datetime | None = None,
     spark: SparkSession | None = None,
 ) -> RunResult:
-    """One run: incremental, or the bronze received in ``hour`` again."""
+    """One run: incremental, or the bronze received in ``hour`` again (one run at a time)."""
     session = spark or batch_session(settings)
     try:
-        ensure_tables(session, settings, TRANSACTIONS_TABLES)
-        batch = TransactionsBatch(session, settings.spark.catalog)
-        result = batch.run_hour(hour) if hour is not None else batch.run_incremental()
+        with batch_lock(settings):
+            ensure_tables(session, settings, TRANSACTIONS_TABLES)
+            batch = TransactionsBatch(session, settings.spark.catalog)
+            result = batch.run_hour(hour) if hour is not None else batch.run_incremental()
     finally:
         if spark is None:
             session.stop()

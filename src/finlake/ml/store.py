@@ -213,22 +213,34 @@ class FraudFeatureStore:
         # a view has rows for its key but all of them later (a first visit to a merchant), so the
         # views are joined separately and a missing match stays a null (no history).
         for view, keys in VIEW_KEYS.items():
-            refs = [ref for ref in FEATURE_REFS if ref.startswith(f"{view}:")]
-            try:
-                found = (
-                    self.offline()
-                    .get_historical_features(
-                        entity_df=entities[["row_key", *keys, "event_timestamp"]], features=refs
-                    )
-                    .to_df()
-                )
-            except FeastObjectNotFoundException as error:  # files, but no definitions here
-                raise FeatureStoreError(
-                    f"no feature definitions in this home ({error}): run `finlake ml features`"
-                ) from error
-            names = [ref.split(":", 1)[1] for ref in refs]
-            entities = entities.merge(found[["row_key", *names]], on="row_key", how="left")
+            entities = entities.merge(
+                self._view_features(view, entities[[*keys, "event_timestamp"]]),
+                on=[*keys, "event_timestamp"],
+                how="left",
+            )
         return entities.sort_values("row_key").drop(columns=["row_key"]).reset_index(drop=True)
+
+    def _view_features(self, view: str, lookups: pd.DataFrame) -> pd.DataFrame:
+        """One view's features for each distinct (keys, event_timestamp) of ``lookups``.
+
+        Feast's file store keeps one entity row per join keys and timestamp (drop_duplicates,
+        keep="last"): two transactions of an account at the same moment would lose all features
+        of one of them. Their features are the same anyway (both see only what lies strictly
+        before that moment, neither the other), so each pair is asked for once and joined back
+        onto every row that shares it.
+        """
+        refs = [ref for ref in FEATURE_REFS if ref.startswith(f"{view}:")]
+        pairs = lookups.drop_duplicates().reset_index(drop=True)
+        pairs["pair_key"] = range(len(pairs))
+        try:
+            found = self.offline().get_historical_features(entity_df=pairs, features=refs).to_df()
+        except FeastObjectNotFoundException as error:  # files, but no definitions here
+            raise FeatureStoreError(
+                f"no feature definitions in this home ({error}): run `finlake ml features`"
+            ) from error
+        names = [ref.split(":", 1)[1] for ref in refs]
+        features = pairs.merge(found[["pair_key", *names]], on="pair_key", how="left")
+        return features.drop(columns=["pair_key"])
 
     def online(self, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         """Raw features of new transactions from the online store (latest state per key)."""

@@ -76,23 +76,48 @@ class CsvLayout:
 
 def detect_encoding(head: bytes, encoding: str | None = None) -> str:
     """The file's encoding: a BOM wins, then ``encoding`` if given, else UTF-8."""
+    # A named encoding is checked even when a BOM overrides it: a bad parameter is an error.
+    named = None if encoding is None else text_encoding(encoding)
     for bom, name in _BOMS:
         if head.startswith(bom):
             return name
     if not head:
         raise UnreadableFileError("the file is empty")
-    if encoding is None:
+    if named is None:
         if b"\x00" in head:
             offset = head.index(b"\x00")
             raise UnreadableFileError(
                 f"the file looks binary (a NUL byte at offset {offset}), not a CSV text file"
             )
         return "utf-8"
+    return named
+
+
+def text_encoding(encoding: str) -> str:
+    """The codec name of ``encoding``, if it decodes bytes to text the ways an upload needs.
+
+    ``b"".decode(encoding)`` proves little: rot13 and hex are codecs but not from bytes to text,
+    and idna or punycode refuse the error handlers the reading uses ("replace" for the header,
+    the byte-escaping one for the records). Each would only fail later, as a traceback.
+    """
     try:
-        b"".decode(encoding)  # LookupError also for codecs that are no text encoding (rot13)
-        return codecs.lookup(encoding).name
+        info = codecs.lookup(encoding)
     except LookupError as error:
         raise UnreadableFileError(f"unknown text encoding {encoding!r}") from error
+    if not info._is_text_encoding:
+        raise UnreadableFileError(
+            f"{encoding!r} is a codec but not a text encoding; name the file's text encoding, "
+            "e.g. utf-8 or cp1252"
+        )
+    for errors in ("strict", "replace", _ESCAPE_ERRORS):
+        try:
+            codecs.getincrementaldecoder(info.name)(errors=errors).decode(b"a")
+        except (ValueError, LookupError, TypeError) as error:  # UnicodeError is a ValueError
+            raise UnreadableFileError(
+                f"text encoding {encoding!r} cannot read a CSV file ({error}); name the file's "
+                "text encoding, e.g. utf-8 or cp1252"
+            ) from error
+    return info.name
 
 
 def _normalise(name: str) -> str:

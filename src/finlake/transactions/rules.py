@@ -6,6 +6,11 @@ decide each row's fate, in the order a failing row is attributed. Both are plain
 subset Spark SQL and DuckDB share (but for how a regex is matched: :func:`transaction_expectations`
 takes the dialect), so the Spark batch and the DuckDB peer of the benchmark apply exactly the same
 rules. The uploaded text stays available to the rules as ``in_<column>``.
+
+A timestamp and an amount are cast only when their text has the shape :data:`TIMESTAMP_SHAPE` /
+:data:`AMOUNT_SHAPE` describe: the engines' casts disagree beyond it (Spark reads "2024-05" as the
+first of the month and "10:15:00" as today, DuckDB reads hour 24 as the next day and "1_000" as a
+thousand), and the batch must keep what the upload's preview counted as valid, and only that.
 """
 
 from __future__ import annotations
@@ -75,6 +80,28 @@ def country_codes() -> tuple[str, ...]:
     return tuple(sorted(country.alpha_2 for country in pycountry.countries))
 
 
+TIMESTAMP_SHAPE = (
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]"
+    "(:[0-5][0-9]([.][0-9]{1,9})?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?"
+)
+"""A full date and time: ``YYYY-MM-DD``, ``T`` or a space, ``hh:mm``, then optionally ``:ss``, a
+fraction and a zone (``Z`` or an offset up to 14 hours); no zone is UTC. Both engines read every
+text of this shape alike (an impossible date such as 02-30 is null in both)."""
+AMOUNT_SHAPE = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)"
+"""ASCII digits with an optional sign and decimal point: no exponent, grouping or underscore."""
+# regexp_extract is in both engines with the same meaning; the whole text must be the match
+# (an anchored `$` would differ: Java's also matches before a final line break). No backslash in
+# the patterns: Spark's string literals unescape them, DuckDB's do not.
+
+
+def _has_shape(text: str, shape: str) -> str:
+    return f"regexp_extract({text}, '{shape}', 0) = {text}"
+
+
+def _cast_if_shaped(text: str, shape: str, sql_type: str) -> str:
+    return f"CASE WHEN {_has_shape(text, shape)} THEN TRY_CAST({text} AS {sql_type}) END"
+
+
 Dialect = Literal["duckdb", "spark"]
 """The SQL engines the rules are written for; they differ only in how a regex is matched."""
 
@@ -97,8 +124,8 @@ def typed_columns(timestamp_type: str = "TIMESTAMP") -> dict[str, str]:
         "transaction_id": "trim(in_transaction_id)",
         "account_id": "trim(in_account_id)",
         "card_id": "nullif(trim(in_card_id), '')",
-        "timestamp": f"TRY_CAST(trim(in_timestamp) AS {timestamp_type})",
-        "amount": "TRY_CAST(trim(in_amount) AS DECIMAL(18,2))",
+        "timestamp": _cast_if_shaped("trim(in_timestamp)", TIMESTAMP_SHAPE, timestamp_type),
+        "amount": _cast_if_shaped("trim(in_amount)", AMOUNT_SHAPE, "DECIMAL(18,2)"),
         "currency": "upper(trim(in_currency))",
         "merchant": "trim(in_merchant)",
         "merchant_category": "trim(in_merchant_category)",
@@ -168,7 +195,8 @@ def transaction_expectations(dialect: Dialect = "duckdb") -> tuple[Expectation, 
         Expectation(
             name="timestamp_valid",
             condition="timestamp IS NOT NULL",
-            description="timestamp is an ISO 8601 date-time (UTC, or with an offset)",
+            description="timestamp is an ISO 8601 date and time, "
+            "YYYY-MM-DDThh:mm[:ss[.f][Z|±hh[:mm]]] (T or a space; no zone: UTC)",
         ),
         Expectation(
             name="timestamp_not_in_future",
@@ -178,7 +206,7 @@ def transaction_expectations(dialect: Dialect = "duckdb") -> tuple[Expectation, 
         Expectation(
             name="amount_valid",
             condition="amount IS NOT NULL",
-            description="amount is a decimal number below 10^16",
+            description="amount is a decimal number below 10^16 (digits, optional sign and point)",
         ),
         Expectation(
             name="amount_two_decimals",

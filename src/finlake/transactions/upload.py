@@ -7,7 +7,9 @@ upload are committed in one Iceberg transaction (all or nothing); the ledger row
 a crash fall between the two commits, the next upload of the same content finds the bronze commit
 by its snapshot property and only writes the ledger row. The same content uploaded twice at once
 (a client retrying a slow upload, two API replicas) takes turns under a lock named after its
-upload id (``finlake.lake.locks``): the second finds the first's ledger row.
+upload id (``finlake.lake.locks``): the second finds the first's ledger row. A repeat reports the
+same per-issue and per-rule counts as the first upload: the ledger keeps only totals, so they are
+counted again from that upload's bronze rows.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import BinaryIO
 
@@ -80,6 +82,8 @@ class UploadResult:
     is_duplicate: bool = False
     flagged_by_issue: dict[str, int] = field(default_factory=dict)
     failing_by_rule: dict[str, int] = field(default_factory=dict)
+    counts_known: bool = True
+    """False: a repeat whose bronze rows are no longer all there; the two dicts are empty."""
 
     @property
     def rows_expected_valid(self) -> int:
@@ -97,23 +101,49 @@ def _hash(stream: BinaryIO) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _previous_upload(uploads: Table, upload_id: str) -> UploadResult | None:
+def _previous_upload(uploads: Table, raw: Table, upload_id: str) -> UploadResult | None:
     found = uploads.scan(row_filter=EqualTo(term="upload_id", value=upload_id)).to_arrow()
     if found.num_rows == 0:
         return None
     row = found.slice(0, 1).to_pylist()[0]
-    return UploadResult(
-        upload_id=row["upload_id"],
-        file_name=row["file_name"],
-        content_sha256=row["content_sha256"],
-        size_bytes=row["size_bytes"],
-        encoding=row["encoding"],
-        delimiter=row["delimiter"],
-        rows_total=row["rows_total"],
-        rows_flagged=row["rows_flagged"],
-        received_at=row["received_at"],
-        is_duplicate=True,
+    return _recounted(
+        UploadResult(
+            upload_id=row["upload_id"],
+            file_name=row["file_name"],
+            content_sha256=row["content_sha256"],
+            size_bytes=row["size_bytes"],
+            encoding=row["encoding"],
+            delimiter=row["delimiter"],
+            rows_total=row["rows_total"],
+            rows_flagged=row["rows_flagged"],
+            received_at=row["received_at"],
+            is_duplicate=True,
+        ),
+        raw,
     )
+
+
+def _recounted(previous: UploadResult, raw: Table) -> UploadResult:
+    """The repeat with its per-issue and per-rule counts, counted again from its bronze rows.
+
+    The ledger holds only totals; without this a repeat claimed every row valid.
+    """
+    flagged: Counter[str] = Counter()
+    preview = RulePreview()
+    total = 0
+    scan = raw.refresh().scan(row_filter=EqualTo(term="upload_id", value=previous.upload_id))
+    for batch in scan.to_arrow_batch_reader():
+        total += batch.num_rows
+        _count_issues(batch.column("upload_issue"), flagged)
+        preview.add(pa.Table.from_batches([batch]))
+    if total != previous.rows_total:  # bronze rows gone (a dropped table): say so, not zero
+        return replace(previous, counts_known=False)
+    return replace(previous, flagged_by_issue=dict(flagged), failing_by_rule=preview.counts())
+
+
+def _count_issues(issues: pa.Array | pa.ChunkedArray, flagged: Counter[str]) -> None:
+    for issue in issues.drop_null().to_pylist():
+        flagged[issue.split(":")[0]] += 1
 
 
 def _committed_to_bronze(raw: Table, upload_id: str) -> bool:
@@ -181,13 +211,14 @@ def upload_transactions(
     content_sha256, size = _hash(stream)
     upload_id = upload_id_of(content_sha256, layout)
     uploads = ensure_table(catalog, TRANSACTIONS_UPLOADS, warehouse)
-    previous = _previous_upload(uploads, upload_id)
+    raw = ensure_table(catalog, TRANSACTIONS_RAW, warehouse)
+    previous = _previous_upload(uploads, raw, upload_id)
     if previous is not None:
         return previous
     # The same content uploaded at the same time (a client retrying a slow upload, two API
     # replicas): one appends, the other waits, then finds its ledger row.
     with catalog_lock(catalog, f"transactions-upload/{upload_id}"):
-        previous = _previous_upload(uploads.refresh(), upload_id)
+        previous = _previous_upload(uploads.refresh(), raw, upload_id)
         if previous is not None:
             return previous
         return _append_upload(
@@ -220,8 +251,7 @@ def _append_upload(
         nonlocal total
         for batch in batches:
             total += batch.num_rows
-            for issue in batch.column("upload_issue").drop_null().to_pylist():
-                flagged[issue.split(":")[0]] += 1
+            _count_issues(batch.column("upload_issue"), flagged)
             if progress is not None:
                 progress(stream.tell())
             yield batch

@@ -86,6 +86,33 @@ def test_a_transaction_sees_only_transactions_strictly_before_it(
     assert features.loc["b", "seconds_since_previous"] == 600.0
 
 
+def test_transactions_at_the_same_moment_keep_their_history(store: FraudFeatureStore) -> None:
+    # b and c share account and timestamp: Feast's file store keeps one entity row per key and
+    # timestamp, so one of them used to come back without features (a "new" account). Both
+    # see a only: neither itself nor its same-moment sibling.
+    table = rows(
+        ("a", "A", timedelta(0), "10.00", "m1", "DE"),
+        ("b", "A", timedelta(hours=1), "20.00", "m2", "DE"),
+        ("c", "A", timedelta(hours=1), "30.00", "m1", "DE"),
+        ("d", "A", timedelta(hours=2), "40.00", "m1", "DE"),
+    )
+    store.refresh(table, until=T0 + timedelta(days=1))
+    joined = store.historical(table.to_pandas())
+    assert joined.transaction_id.tolist() == ["a", "b", "c", "d"]
+    assert joined.history_count.fillna(0).tolist() == [0, 1, 1, 3]
+    assert joined.country_tx_count.fillna(0).tolist() == [0, 1, 1, 3]
+    assert joined.merchant_tx_count.fillna(0).tolist() == [0, 0, 1, 2]
+    features = derive(joined).set_index(joined.transaction_id)
+    for sibling in ("b", "c"):
+        assert features.loc[sibling, "tx_count_24h"] == 1.0
+        assert features.loc[sibling, "amount_sum_24h"] == 10.0
+        assert features.loc[sibling, "seconds_since_previous"] == 3600.0
+        assert features.loc[sibling, "is_new_country"] == 0.0
+    assert features.loc["b", "is_new_merchant"] == 1.0
+    assert features.loc["c", "is_new_merchant"] == 0.0
+    assert features.loc["d", "tx_count_24h"] == 3.0
+
+
 def test_windows_are_moved_to_the_scored_transactions_time(store: FraudFeatureStore) -> None:
     # A burst of three, then one payment 30 minutes later and one three days later: the stored
     # windows end at the previous transaction; the model must see the scored one's own windows.

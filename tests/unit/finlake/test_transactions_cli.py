@@ -40,6 +40,18 @@ def test_an_unreadable_file_is_one_line_on_stderr_and_exit_1(tmp_path: Path) -> 
     ]
 
 
+def test_an_encoding_that_is_no_text_encoding_is_one_line_on_stderr(tmp_path: Path) -> None:
+    csv = tmp_path / "day.csv"
+    csv.write_text(f"{HEADER}\n{ROW.format(n=1)}\n")
+    env = {"FINLAKE_HOME": str(tmp_path / "home")}
+    result = run_cli("transactions", "upload", str(csv), "--encoding", "rot13", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: 'rot13' is a codec but not a text encoding; name the file's text encoding, "
+        "e.g. utf-8 or cp1252"
+    ]
+
+
 def test_pipeline_run_transactions_refuses_a_schedule_with_once(tmp_path: Path) -> None:
     result = run_cli(
         "pipeline", "run", "transactions", "--once", "--schedule", "hourly",

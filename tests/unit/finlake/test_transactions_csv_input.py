@@ -153,3 +153,27 @@ def test_what_cannot_be_read_at_all_is_one_clear_error(data: bytes, message: str
 def test_blank_lines_are_no_records() -> None:
     rows = read(f"{HEADER}\n\n{ROW}\n\n".encode())
     assert [r["row_number"] for r in rows] == [1]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("no-such-encoding", "unknown text encoding 'no-such-encoding'"),
+        ("rot13", "'rot13' is a codec but not a text encoding"),
+        ("hex", "'hex' is a codec but not a text encoding"),
+        ("bz2_codec", "not a text encoding"),
+        ("idna", "text encoding 'idna' cannot read a CSV file"),
+        ("punycode", "text encoding 'punycode' cannot read a CSV file"),
+        ("undefined", "text encoding 'undefined' cannot read a CSV file"),
+    ],
+)
+def test_an_encoding_that_cannot_read_text_is_one_clear_error(encoding: str, message: str) -> None:
+    for data in (f"{HEADER}\n{ROW}\n".encode(), f"{HEADER}\n{ROW}\n".encode("utf-16")):
+        with pytest.raises(UnreadableFileError, match=message):
+            read(data, encoding=encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf_8_sig", "latin-1", "utf-16-le", "unicode_escape"])
+def test_text_encodings_by_any_of_their_names_are_read(encoding: str) -> None:
+    [record] = read(f"{HEADER}\n{ROW}\n".encode(encoding), encoding=encoding)
+    assert (record["transaction_id"], record["upload_issue"]) == ("tx1", None)

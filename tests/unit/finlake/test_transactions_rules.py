@@ -8,6 +8,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from finlake.transactions.preview import RulePreview
 from finlake.transactions.rules import (
@@ -18,6 +20,7 @@ from finlake.transactions.rules import (
     typed_select_sql,
 )
 from finlake.transactions.upload import TRANSACTIONS_RAW_ARROW
+from finlake.transforms.transactions import RULE, with_failed_rule, with_typed_columns
 
 RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 GOOD = {
@@ -119,3 +122,60 @@ def test_the_preview_counts_failures_per_rule_over_several_tables() -> None:
     preview.add(bronze({}, {"currency": "XYZ"}))
     preview.add(bronze({"currency": "ABC"}, {"merchant": "=1+1"}))
     assert preview.counts() == {"currency_known": 2, "formula_injection": 1}
+
+
+SHAPES = [
+    # (column, text, passes): both engines must agree with the documented shapes.
+    ("timestamp", "2026-05-01T10:00:00Z", True),
+    ("timestamp", "2026-05-01 10:00", True),
+    ("timestamp", "2026-05-01T10:00:00.123456789", True),
+    ("timestamp", "2026-05-01T12:00:00+0200", True),
+    ("timestamp", "2026-05-01T12:00:00+02", True),
+    ("timestamp", "2026-05-01T00:00:00-10:00", True),
+    ("timestamp", "2026-05-01T20:00:00+14:00", True),
+    ("timestamp", "2024", False),  # Spark: 2024-01-01
+    ("timestamp", "2024-05", False),  # Spark: 2024-05-01
+    ("timestamp", "2024-05-01", False),  # no time of day
+    ("timestamp", "10:15:00", False),  # Spark: today
+    ("timestamp", "T10:15:00", False),  # Spark: today
+    ("timestamp", "2026-04-30T24:00:00Z", False),  # DuckDB: the next day
+    ("timestamp", "2026-05-01T10:00:00CET", False),  # Spark: a zone name
+    ("timestamp", "2026-05-01T10:00:00 +02:00", False),  # Spark: a spaced offset
+    ("timestamp", "2026-05-01T10:00:00+18:30", False),  # DuckDB: beyond Spark's range
+    ("timestamp", "2026-05-01  10:00:00", False),  # DuckDB: two spaces
+    ("timestamp", "2026-02-30T10:00:00Z", False),
+    ("amount", "12.50", True),
+    ("amount", "+5", True),
+    ("amount", "-.5", True),
+    ("amount", "5.", True),
+    ("amount", "1_000", False),  # DuckDB: 1000
+    ("amount", "\u0661\u0662", False),  # Spark: Arabic-Indic digits are 12
+    ("amount", "\uff11\uff12.50", False),  # Spark: full-width digits
+    ("amount", "1e3", False),
+    ("amount", "12,50", False),
+]
+
+
+def spark_verdicts(spark: SparkSession, table: pa.Table) -> list[str | None]:
+    types = {pa.string(): StringType(), pa.int64(): LongType()}
+    schema = StructType(
+        [StructField(f.name, types.get(f.type, TimestampType())) for f in table.schema]
+    )
+    frame = spark.createDataFrame(table.to_pylist(), schema=schema)
+    tagged = with_failed_rule(with_typed_columns(frame))
+    return [row[RULE] for row in tagged.orderBy("row_number").collect()]
+
+
+def test_both_engines_accept_exactly_the_documented_timestamp_and_amount_shapes(
+    spark: SparkSession,
+) -> None:
+    rule = {"timestamp": "timestamp_valid", "amount": "amount_valid"}
+    table = bronze(*({column: text} for column, text, _ in SHAPES))
+    expected = [None if passes else rule[column] for column, _, passes in SHAPES]
+    found = {"duckdb": verdicts(table), "spark": spark_verdicts(spark, table)}
+    wrong = {
+        engine: [(shape, got) for shape, got, want in zip(SHAPES, rules, expected, strict=True)
+                 if got != want]
+        for engine, rules in found.items()
+    }  # fmt: skip
+    assert wrong == {"duckdb": [], "spark": []}

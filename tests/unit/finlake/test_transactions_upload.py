@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import EqualTo
 
 from finlake.config import FinlakeSettings
 from finlake.lake.tables import TRANSACTIONS_RAW, TRANSACTIONS_UPLOADS
@@ -75,6 +76,42 @@ def test_the_same_content_again_is_a_no_op_that_says_so(lake: tuple[Catalog, str
     assert raw.scan().to_arrow().num_rows == 1
     uploads = lake[0].load_table(TRANSACTIONS_UPLOADS.identifier).scan().to_arrow()
     assert uploads.column("content_sha256").to_pylist() == [first.content_sha256]
+
+
+def test_a_repeat_reports_the_first_upload_s_issue_and_rule_counts(
+    lake: tuple[Catalog, str],
+) -> None:
+    data = csv_of(
+        ROW.format(n=1),
+        ROW.format(n=2).replace("12.50", "oops"),
+        ROW.format(n=3).replace("Corner Grocer", "=X(1)"),
+        "tx4,acc1,only,three",
+    )
+    first = upload(lake, data)
+    again = upload(lake, data)
+    assert again.is_duplicate
+    assert again.counts_known
+    assert (
+        (again.rows_total, again.rows_flagged) == (first.rows_total, first.rows_flagged) == (4, 1)
+    )
+    assert again.flagged_by_issue == first.flagged_by_issue == {"field count": 1}
+    assert again.failing_by_rule == first.failing_by_rule
+    assert set(first.failing_by_rule) == {"amount_valid", "formula_injection", "record_readable"}
+    assert again.rows_expected_valid == first.rows_expected_valid == 1
+
+
+def test_a_repeat_whose_bronze_rows_are_gone_says_its_counts_are_unknown(
+    lake: tuple[Catalog, str],
+) -> None:
+    data = csv_of(ROW.format(n=1), ROW.format(n=2).replace("12.50", "oops"))
+    first = upload(lake, data)
+    lake[0].load_table(TRANSACTIONS_RAW.identifier).delete(
+        EqualTo(term="upload_id", value=first.upload_id)
+    )
+    again = upload(lake, data)
+    assert again.is_duplicate
+    assert not again.counts_known
+    assert (again.rows_total, again.failing_by_rule) == (2, {})
 
 
 def test_the_same_bytes_read_with_another_encoding_are_a_new_upload(

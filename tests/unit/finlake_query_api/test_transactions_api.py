@@ -10,8 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
+from pyiceberg.expressions import EqualTo
 
-from finlake.lake.tables import TRANSACTIONS_SUMMARY
+from finlake.lake.tables import TRANSACTIONS_RAW, TRANSACTIONS_SUMMARY
 from finlake.transactions.iceberg import ensure_table
 from finlake.transactions.rules import TEXT_COLUMNS
 from finlake.transactions.upload import open_lake
@@ -54,6 +55,27 @@ def test_an_upload_answers_its_id_and_counts_and_a_repeat_is_a_no_op(client: Tes
     assert again.json()["is_duplicate"] is True
     assert again.json()["upload_id"] == answer["upload_id"]
     assert "nothing uploaded" in again.json()["message"]
+    counts = ("rows_flagged", "flagged_by_issue", "rows_failing_rules", "failing_by_rule")
+    for name in (*counts, "rows_expected_valid", "rows_total"):
+        assert again.json()[name] == answer[name], name
+
+
+def test_a_repeat_whose_bronze_rows_are_gone_answers_null_counts(
+    client: TestClient, home: Path
+) -> None:
+    body = csv_of(ROW.format(n=1), ROW.format(n=2).replace("Corner Grocer", "=HYPERLINK(1)"))
+    first = client.post(UPLOADS, content=body).json()
+    catalog, _ = open_lake(api_settings(home, max_upload_mb=1))
+    catalog.load_table(TRANSACTIONS_RAW.identifier).delete(
+        EqualTo(term="upload_id", value=first["upload_id"])
+    )
+    again = client.post(UPLOADS, content=body)
+    assert again.status_code == 200
+    answer = again.json()
+    assert answer["rows_total"] == 2
+    assert answer["failing_by_rule"] is None
+    assert answer["rows_expected_valid"] is None
+    assert "counts unknown" in answer["message"]
 
 
 def test_a_body_that_is_no_csv_is_a_422_problem(client: TestClient) -> None:
@@ -64,6 +86,21 @@ def test_a_body_that_is_no_csv_is_a_422_problem(client: TestClient) -> None:
     ]:
         response = client.post(UPLOADS, params={"file_name": "x.csv"}, content=body)
         assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        assert words in response.json()["detail"]
+
+
+def test_an_encoding_that_cannot_read_text_is_a_422_problem(client: TestClient) -> None:
+    body = csv_of(ROW.format(n=1))
+    for encoding, words in [
+        ("rot13", "not a text encoding"),
+        ("hex", "not a text encoding"),
+        ("idna", "cannot read a CSV file"),
+        ("undefined", "cannot read a CSV file"),
+        ("nope", "unknown text encoding"),
+    ]:
+        response = client.post(UPLOADS, params={"encoding": encoding}, content=body)
+        assert response.status_code == 422, (encoding, response.text)
         assert response.headers["content-type"] == "application/problem+json"
         assert words in response.json()["detail"]
 
