@@ -73,6 +73,26 @@ def _finished_s(run: dict[str, Any]) -> float | None:
         return None
 
 
+def newest_completed_run(runs: Sequence[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
+    """The schedule's run that finished successfully last, with when (epoch seconds)."""
+    completed = [
+        (finished, run)
+        for run in runs
+        if _state(run) == "COMPLETED" and (finished := _finished_s(run)) is not None
+    ]
+    return max(completed, key=lambda item: item[0]) if completed else None
+
+
+def last_success(runs: Sequence[dict[str, Any]]) -> str | None:
+    """When the schedule's last successful run finished (its terminationTime), from its runs.
+
+    Not from the schedule's status: the spark-operator sets lastRunName to the run it has just
+    created, then fills pastSuccessfulRunNames with COMPLETED runs only, so the last run is never
+    among the successful ones (and lastRun is when a run started, not when it succeeded)."""
+    newest = newest_completed_run(runs)
+    return None if newest is None else str(newest[1]["status"]["terminationTime"])
+
+
 def evaluate_batch_freshness(
     runs: Sequence[dict[str, Any]],
     objective: FreshnessSpec,
@@ -84,13 +104,9 @@ def evaluate_batch_freshness(
     quality = _condition(
         QUALITY_OK, "Unknown", Reason.NOT_APPLICABLE, BATCH_QUALITY_NOT_APPLICABLE, now, generation
     )
-    completed = [
-        (finished, run)
-        for run in runs
-        if _state(run) == "COMPLETED" and (finished := _finished_s(run)) is not None
-    ]
-    if completed:
-        finished, run = max(completed, key=lambda item: item[0])
+    newest = newest_completed_run(runs)
+    if newest is not None:
+        finished, run = newest
         lag_delta = timedelta(seconds=max(0, round(now_s - finished)))
         lag, limit = format_duration(lag_delta), format_duration(objective.max_lag)
         name = run["metadata"]["name"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ _DEGRADED: tuple[tuple[str, ConditionStatus], ...] = (
     (DEGRADED, "True"),
 )
 FAILED_SPARK_STATES = {"FAILED", "SUBMISSION_FAILED", "FAILING", "INVALIDATING"}
+FAILED_VALIDATION = "FailedValidation"
+SUSPENDED = "suspended, as its spec asks: no new run starts until suspend is false"
 
 
 @dataclass(frozen=True)
@@ -44,16 +47,7 @@ def observe_child(desired: dict[str, Any], actual: dict[str, Any] | None) -> Obs
         return result("Missing", False)
     status = actual.get("status") or {}
     if kind == "Deployment":
-        wanted = actual.get("spec", {}).get("replicas", 1)
-        for condition in status.get("conditions", []):
-            if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
-                return result("Failed", False, True, condition.get("message", ""))
-        current = status.get("observedGeneration", 0) >= actual["metadata"].get("generation", 0)
-        if wanted == 0:
-            return result("ScaledToZero", True)
-        if current and status.get("availableReplicas", 0) >= wanted:
-            return result("Available", True)
-        return result("Progressing", False)
+        return _observe_deployment(actual, result)
     if kind == "SparkApplication":
         state = (status.get("applicationState") or {}).get("state") or "Pending"
         message = (status.get("applicationState") or {}).get("errorMessage", "")
@@ -61,11 +55,53 @@ def observe_child(desired: dict[str, Any], actual: dict[str, Any] | None) -> Obs
             return result(state.title(), False, True, message)
         return result(state.title(), state == "RUNNING")
     if kind == "ScheduledSparkApplication":
+        # The spark-operator returns before touching the status of a suspended schedule: its
+        # state stays empty (or what it was), and suspended is what the spec asked for.
+        if (actual.get("spec") or {}).get("suspend"):
+            return result("Suspended", True, detail=SUSPENDED)
         state = status.get("scheduleState") or "Pending"
-        if state == "FailedValidation":
+        if state == FAILED_VALIDATION:
             return result(state, False, True, status.get("reason", ""))
         return result(state, state == "Scheduled")
     return result("Applied", True)
+
+
+def _observe_deployment(actual: dict[str, Any], result: Callable[..., Observed]) -> Observed:
+    """A Deployment is ready once its rollout is done, as ``kubectl rollout status`` decides:
+    the controller saw this generation, every wanted replica runs the new template and is
+    available, no old one is left; ProgressDeadlineExceeded is a failed rollout."""
+    status = actual.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    failure = conditions.get("ReplicaFailure") or {}
+    if failure.get("status") == "True":
+        return result("Failed", False, True, failure.get("message", ""))
+    wanted = (actual.get("spec") or {}).get("replicas", 1)
+    if wanted == 0:
+        return result("ScaledToZero", True)
+    if status.get("observedGeneration", 0) < actual["metadata"].get("generation", 0):
+        return result("Progressing", False)  # its conditions are still the last rollout's
+    progress = conditions.get("Progressing") or {}
+    if progress.get("status") == "False" and progress.get("reason") == "ProgressDeadlineExceeded":
+        message = progress.get("message") or "the rollout exceeded its progress deadline"
+        return result("RolloutFailed", False, True, message)
+    updated = status.get("updatedReplicas", 0)
+    done = (
+        updated >= wanted
+        and status.get("replicas", 0) <= updated
+        and status.get("availableReplicas", 0) >= updated
+    )
+    return result("Available", True) if done else result("Progressing", False)
+
+
+def needs_recreation(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    """True for a ScheduledSparkApplication in FailedValidation whose schedule or time zone
+    the desired one changes: the spark-operator never validates a schedule again once it
+    failed (not even after a fix), so only a new object gets the fixed one validated."""
+    if live is None or (live.get("status") or {}).get("scheduleState") != FAILED_VALIDATION:
+        return False
+    fields = ("schedule", "timeZone")
+    live_spec, desired_spec = live.get("spec") or {}, desired.get("spec") or {}
+    return any(live_spec.get(field) != desired_spec.get(field) for field in fields)
 
 
 def availability_conditions(observed: list[Observed], generation: int, now: str) -> list[Condition]:
@@ -104,6 +140,9 @@ def availability_conditions(observed: list[Observed], generation: int, now: str)
             condition(DEGRADED, False, Reason.AS_EXPECTED, ""),
         ]
     message = f"{len(observed)} children up to date and ready"
+    notes = [f"{o.state.kind} {o.state.name} is {o.detail}" for o in observed if o.detail]
+    if notes:
+        message += " (" + "; ".join(notes) + ")"
     return [
         condition(READY, True, Reason.RECONCILED, message),
         condition(PROGRESSING, False, Reason.RECONCILED, message),

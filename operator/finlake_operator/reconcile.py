@@ -19,6 +19,7 @@ from finlake_operator.observe import (
     Observed,
     availability_conditions,
     degraded_conditions,
+    needs_recreation,
     observe_child,
     paused_conditions,
 )
@@ -165,7 +166,10 @@ def reconcile(
 
 
 def _apply(kube: Kube, child: dict[str, Any]) -> Observed:
+    """Apply one child and observe it; an API error is Degraded with the server's message (and
+    retried with backoff: a 5xx, such as a list the server cannot merge, as much as a 4xx)."""
     try:
+        _recreate_if_stuck(kube, child)
         actual = _apply_clearing_strategy(kube, child)
     except ApiException as error:
         ref = ObjectRef.of(child)
@@ -179,8 +183,21 @@ def _apply(kube: Kube, child: dict[str, Any]) -> Observed:
             raise Degradation(
                 Reason.APPLY_FAILED, f"{ref} was refused: {api_error_message(error)}"
             ) from error
-        raise
+        raise Degradation(
+            Reason.APPLY_FAILED,
+            f"{ref} could not be applied (HTTP {error.status}): {api_error_message(error)}",
+        ) from error
     return observe_child(child, actual)
+
+
+def _recreate_if_stuck(kube: Kube, child: dict[str, Any]) -> None:
+    """Delete a ScheduledSparkApplication stuck in FailedValidation whose schedule the spec
+    has since changed: the spark-operator never validates it again, the new one it does."""
+    if child["kind"] != "ScheduledSparkApplication":
+        return
+    ref = ObjectRef.of(child)
+    if needs_recreation(child, kube.get(ref)):
+        kube.delete(ref)
 
 
 def _apply_clearing_strategy(kube: Kube, child: dict[str, Any]) -> dict[str, Any]:

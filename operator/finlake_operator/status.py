@@ -82,7 +82,8 @@ class ResourceStatus(_Status):
         "batch run finished).",
     )
     last_success: str | None = Field(
-        default=None, description="MedallionPipeline: last successful batch run (RFC 3339)."
+        default=None,
+        description="MedallionPipeline: when the last successful batch run finished (RFC 3339).",
     )
 
 

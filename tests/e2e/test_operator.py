@@ -117,6 +117,7 @@ def test_pipeline_is_ready_fresh_and_quality_ok_from_its_metrics(examples: Clust
     rows.labels("market", "silver", "quarantined").inc(10)
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    runs: list[str] = []
     try:
         examples.kubectl(
             "patch", "medallionpipeline", "market", "-n", NAMESPACE, "--type=merge", "-p",
@@ -129,12 +130,16 @@ def test_pipeline_is_ready_fresh_and_quality_ok_from_its_metrics(examples: Clust
             _patch_status(examples, "sparkapplication", name, {
                 "applicationState": {"state": "RUNNING"}, "driverInfo": {}
             })  # fmt: skip
+        runs = _batch_runs_as_the_spark_operator_leaves_them(examples, "market-batch")
         for name in ("market-batch", "market-maintenance"):
+            # spark-operator v2.5.2 sets lastRunName to the run it has just created, then lists
+            # the COMPLETED runs (newest first) in pastSuccessfulRunNames: never the last run.
             _patch_status(examples, "scheduledsparkapplication", name, {
                 "scheduleState": "Scheduled",
                 "lastRun": "2026-01-01T10:05:00Z",
-                "lastRunName": f"{name}-1",
-                "pastSuccessfulRunNames": [f"{name}-1"],
+                "lastRunName": f"{name}-1767261900000000000",
+                "pastSuccessfulRunNames": runs[1:] if name == "market-batch" else [],
+                "nextRun": "2026-01-01T11:05:00Z",
             })  # fmt: skip
         for condition in ("Ready", "Fresh", "QualityOK"):
             examples.kubectl(
@@ -143,7 +148,8 @@ def test_pipeline_is_ready_fresh_and_quality_ok_from_its_metrics(examples: Clust
             )  # fmt: skip
         pipeline = examples.get("medallionpipeline", "market")
         assert pipeline is not None
-        assert pipeline["status"]["lastSuccess"] == "2026-01-01T10:05:00Z"
+        # When the newest completed run finished, not when the running one started.
+        assert pipeline["status"]["lastSuccess"] == "2026-01-01T09:41:00Z"
         lag = parse_duration(pipeline["status"]["lag"])
         assert timedelta(seconds=29) <= lag <= timedelta(minutes=5)
         newest.labels("market").set(time.time() - 3600)
@@ -156,6 +162,35 @@ def test_pipeline_is_ready_fresh_and_quality_ok_from_its_metrics(examples: Clust
     finally:
         server.shutdown()
         thread.join()
+        for run in runs:
+            examples.kubectl("delete", "sparkapplication", run, "-n", NAMESPACE)
+
+
+def _batch_runs_as_the_spark_operator_leaves_them(cluster: Cluster, schedule: str) -> list[str]:
+    """The run ``schedule`` has just started and two completed before it (names, newest first)."""
+    template = eventually(lambda: cluster.get("scheduledsparkapplication", schedule))
+    runs = [  # (name, state, terminationTime)
+        (f"{schedule}-1767261900000000000", "RUNNING", None),
+        (f"{schedule}-1767258300000000000", "COMPLETED", "2026-01-01T09:41:00Z"),
+        (f"{schedule}-1767254700000000000", "COMPLETED", "2026-01-01T08:39:00Z"),
+    ]
+    for name, state, finished in runs:
+        run = {
+            "apiVersion": "sparkoperator.k8s.io/v1beta2",
+            "kind": "SparkApplication",
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": {"sparkoperator.k8s.io/scheduled-app-name": schedule},
+            },
+            "spec": template["spec"]["template"],
+        }
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(run))
+        status: dict[str, Any] = {"applicationState": {"state": state}, "driverInfo": {}}
+        if finished is not None:
+            status["terminationTime"] = finished
+        _patch_status(cluster, "sparkapplication", name, status)
+    return [name for name, _, _ in runs]
 
 
 class _SlowMetrics(BaseHTTPRequestHandler):

@@ -93,15 +93,43 @@ def build_rules_entry(owner: Owner, rule: AlertRuleSpec | None) -> dict[str, Any
     return share
 
 
-def _secret_env(rule: AlertRuleSpec) -> list[dict[str, Any]]:
-    env = []
-    for channel in rule.channels:
+def _secret_sources(rule: AlertRuleSpec) -> list[tuple[int, str, SecretKeyRef]]:
+    """(channel index, variable, (Secret, key)) of every channel reading a Secret."""
+    sources = []
+    for index, channel in enumerate(rule.channels):
         name, key = channel.secret_env(), channel.secret_key()
-        if channel.secret_ref is None or name is None or key is None:
-            continue
-        ref = {"name": channel.secret_ref.name, "key": key}
-        env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
-    return env
+        if channel.secret_ref is not None and name is not None and key is not None:
+            sources.append((index, name, (channel.secret_ref.name, key)))
+    return sources
+
+
+def _secret_env(rule: AlertRuleSpec) -> list[dict[str, Any]]:
+    """One variable per Secret key, however many channels share it: the API server refuses a
+    Deployment naming a variable twice (a keyed list), and one value serves them all."""
+    env: dict[str, dict[str, Any]] = {}
+    for _, name, (secret, key) in _secret_sources(rule):
+        ref = {"name": secret, "key": key}
+        env.setdefault(name, {"name": name, "valueFrom": {"secretKeyRef": ref}})
+    return list(env.values())
+
+
+def secret_env_conflicts(rule: AlertRuleSpec) -> list[str]:
+    """Channels whose different Secret keys would reach the alert service as one variable.
+
+    The variable is made from the Secret's and the key's names (``secret_env_name``), so Secret
+    ``a-b`` key ``c`` and Secret ``a`` key ``b-c`` are both FINLAKE_SECRET_A_B_C: one variable
+    cannot hold two values."""
+    claimed: dict[str, tuple[int, SecretKeyRef]] = {}
+    conflicts = []
+    for index, name, source in _secret_sources(rule):
+        first, taken = claimed.setdefault(name, (index, source))
+        if taken != source:
+            conflicts.append(
+                f"spec.channels[{index}].secretRef: Secret {source[0]} key {source[1]} would "
+                f"reach the alert service as {name}, which spec.channels[{first}] already takes "
+                f"for Secret {taken[0]} key {taken[1]}; rename the Secret or the key"
+            )
+    return conflicts
 
 
 def alerting_settings(owner: Owner) -> dict[str, str]:

@@ -11,6 +11,7 @@ ConfigMap, the hourly ``transactions-batch`` and the daily maintenance."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -23,6 +24,7 @@ from finlake.contracts.medallion_pipeline import (
     detection_env,
     stream_env,
 )
+from finlake.contracts.pipeline_jobs import ConcurrencyPolicy
 from finlake.contracts.resources import API_VERSION, format_duration
 from finlake_operator.builders.alert_rule import RULES_CONFIG_MAP, RULES_MOUNT
 from finlake_operator.builders.common import (
@@ -48,6 +50,22 @@ STATE_MOUNT = "/var/lib/finlake"
 SPARK_GID = 185
 """The group of the apache/spark image's ``spark`` user, which the drivers run as."""
 STREAMING_JOBS = (SparkJob.STREAM, SparkJob.ALERT_DETECTION)
+DOCUMENT_READ_BY: dict[SparkJob, tuple[str, ...]] = {
+    SparkJob.STREAM: ("flow", "layers", "expectations"),
+    SparkJob.ALERT_DETECTION: ("flow",),
+}
+"""The spec fields a streaming job reads from the mounted pipeline document when it starts;
+everything else it takes from its own SparkApplication (env, arguments, sizes, sparkConf)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a ScheduledSparkApplication runs: cron, time zone, overlap policy, suspended or not."""
+
+    schedule: str
+    time_zone: str
+    concurrency_policy: ConcurrencyPolicy
+    suspend: bool
 
 
 def spec_config_map_name(owner: Owner) -> str:
@@ -112,6 +130,21 @@ def build_spec_config_map(owner: Owner, pipeline: MedallionPipelineSpec) -> dict
     }
 
 
+def document_hash(owner: Owner, pipeline: MedallionPipelineSpec, job: SparkJob) -> str:
+    """The driver's config hash: of the spec fields the job reads from the pipeline document.
+
+    The spark-operator resubmits a SparkApplication on any change of its spec, so a streaming
+    driver's hash covers only what that driver reads (an edit of the batch, the maintenance or
+    the freshness objective leaves the stream and detection running). A scheduled run reads the
+    document when it starts: its template carries the hash of the whole spec, which restarts
+    nothing."""
+    fields = DOCUMENT_READ_BY.get(job)
+    if fields is None:
+        return config_hash(pipeline_document(owner, pipeline))
+    wired = pipeline.wire()
+    return config_hash({field: wired.get(field) for field in fields})
+
+
 def _env(pipeline: MedallionPipelineSpec, owner: Owner, job: SparkJob) -> list[dict[str, str]]:
     values = {
         "FINLAKE_PIPELINE_FILE": f"{SPEC_MOUNT}/{SPEC_FILE}",
@@ -142,7 +175,7 @@ def _application_spec(
         "serviceAccount": spark.service_account,
         "labels": labels,
         "annotations": {
-            CONFIG_HASH_ANNOTATION: config_hash(pipeline_document(owner, pipeline)),
+            CONFIG_HASH_ANNOTATION: document_hash(owner, pipeline, job),
         },
         "env": _env(pipeline, owner, job),
         "envFrom": env_from,
@@ -266,7 +299,7 @@ def _scheduled(
     pipeline: MedallionPipelineSpec,
     name: str,
     job: SparkJob,
-    schedule: str,
+    timing: Timing,
     arguments: list[str],
 ) -> dict[str, Any]:
     template = _application_spec(owner, pipeline, job, arguments)
@@ -282,11 +315,11 @@ def _scheduled(
         "kind": "ScheduledSparkApplication",
         "metadata": metadata(owner, name, job.value, APP),
         "spec": {
-            "schedule": schedule,
+            "schedule": timing.schedule,
             # Explicit: a cron without a time zone runs in the controller's local time.
-            "timeZone": pipeline.batch.time_zone,
-            "concurrencyPolicy": pipeline.batch.concurrency_policy.value,
-            "suspend": pipeline.batch.suspend,
+            "timeZone": timing.time_zone,
+            "concurrencyPolicy": timing.concurrency_policy.value,
+            "suspend": timing.suspend,
             "successfulRunHistoryLimit": HISTORY_LIMIT,
             "failedRunHistoryLimit": HISTORY_LIMIT,
             "template": template,
@@ -304,8 +337,21 @@ def batch_job(pipeline: MedallionPipelineSpec) -> SparkJob:
 def build_batch_schedule(owner: Owner, pipeline: MedallionPipelineSpec) -> dict[str, Any]:
     """The hourly batch run in the pipeline's time zone: the market gold recomputation (late
     data), or the transactions batch (new bronze -> silver -> summaries, then the features)."""
-    return _scheduled(
-        owner, pipeline, batch_name(owner), batch_job(pipeline), pipeline.batch.schedule, []
+    batch = pipeline.batch
+    timing = Timing(batch.schedule, batch.time_zone, batch.concurrency_policy, batch.suspend)
+    return _scheduled(owner, pipeline, batch_name(owner), batch_job(pipeline), timing, [])
+
+
+def maintenance_timing(pipeline: MedallionPipelineSpec) -> Timing:
+    """The maintenance's own timing: suspending the batch leaves compaction and snapshot expiry
+    running; in the batch's time zone unless it names its own; never two runs at once (two
+    compactions of one table would conflict at commit)."""
+    maintenance = pipeline.maintenance
+    return Timing(
+        schedule=maintenance.schedule,
+        time_zone=maintenance.time_zone or pipeline.batch.time_zone,
+        concurrency_policy=ConcurrencyPolicy.FORBID,
+        suspend=maintenance.suspend,
     )
 
 
@@ -324,7 +370,7 @@ def build_maintenance_schedule(owner: Owner, pipeline: MedallionPipelineSpec) ->
         pipeline,
         maintenance_name(owner),
         SparkJob.MAINTENANCE,
-        maintenance.schedule,
+        maintenance_timing(pipeline),
         arguments,
     )
 

@@ -10,6 +10,7 @@ from finlake_operator.builders.alert_rule import (
     build_alerting_service,
     build_alerting_state_claim,
     build_rules_entry,
+    secret_env_conflicts,
 )
 from finlake_operator.builders.common import (
     Owner,
@@ -19,7 +20,8 @@ from finlake_operator.builders.common import (
 )
 from finlake_operator.handlers.medallion_pipeline import require_platform_secrets, require_secret
 from finlake_operator.kube import Kube, ObjectRef
-from finlake_operator.reconcile import Plan
+from finlake_operator.reconcile import Degradation, Plan
+from finlake_operator.status import Reason
 
 KIND = "AlertRule"
 PLURAL = "alertrules"
@@ -39,6 +41,9 @@ def plan_alert_rule(
     defaults: PlatformDefaults | None = None,
 ) -> Plan:
     """The rule's children; its rules entry is applied under its own field manager first."""
+    conflicts = secret_env_conflicts(rule)
+    if conflicts:
+        raise Degradation(Reason.INVALID_SPEC, "; ".join(conflicts), retry=False)
     for index, channel in enumerate(rule.channels):
         if channel.secret_ref is not None:
             require_secret(

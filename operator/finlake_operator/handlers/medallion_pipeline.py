@@ -28,6 +28,7 @@ from finlake_operator.freshness import (
     evaluate_batch_freshness,
     evaluate_freshness,
     fetch_metrics,
+    last_success,
 )
 from finlake_operator.kube import Kube, ObjectRef
 from finlake_operator.observe import Observed
@@ -44,15 +45,6 @@ def require_secret(kube: Kube, namespace: str, name: str, field: str) -> None:
         raise Degradation(
             Reason.SECRET_NOT_FOUND, f"{field}: Secret {name} not found in {namespace}"
         )
-
-
-def last_success(schedule: dict[str, Any] | None) -> str | None:
-    """When the last successful run of a ScheduledSparkApplication started."""
-    status = (schedule or {}).get("status") or {}
-    if status.get("lastRunName") in (status.get("pastSuccessfulRunNames") or []):
-        value = status.get("lastRun")
-        return str(value) if value else None
-    return None
 
 
 def children_refs(owner: Owner) -> list[ObjectRef]:
@@ -123,12 +115,7 @@ def plan_medallion_pipeline(
     pipeline = with_platform_image(pipeline, defaults)
     if pipeline.catalog_secret is not None:
         require_secret(kube, owner.namespace, pipeline.catalog_secret.name, "spec.catalogSecret")
-    batch = kube.get(
-        ObjectRef(
-            SPARK_API_VERSION, "ScheduledSparkApplication", owner.namespace, batch_name(owner)
-        )
-    )
-    summary: dict[str, Any] = {"lastSuccess": last_success(batch)}
+    summary: dict[str, Any] = {}
     children = build_medallion_pipeline_children(owner, pipeline)
     with_pull_secrets(children, defaults.image_pull_secrets)
     with_registry_password(children, defaults.registry_password)
@@ -138,10 +125,13 @@ def plan_medallion_pipeline(
     obsolete = [ref for ref in children_refs(owner) if (ref.kind, ref.name) not in wanted]
 
     def freshness(_: list[Observed], now: str) -> list[Condition]:
+        # Listed once the children are applied: a missing spark-operator CRD is Degraded there.
+        runs = batch_runs(owner, kube)
+        summary["lastSuccess"] = last_success(runs)
         result: Freshness
         if pipeline.flow is PipelineFlow.TRANSACTIONS:
             result = evaluate_batch_freshness(
-                batch_runs(owner, kube), pipeline.freshness, time.time(), now, owner.generation
+                runs, pipeline.freshness, time.time(), now, owner.generation
             )
         else:
             url = pipeline.freshness.metrics_url or default_metrics_url(owner, pipeline)

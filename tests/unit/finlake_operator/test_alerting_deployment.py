@@ -148,3 +148,43 @@ def test_the_platform_dashboard_key_reaches_the_service_as_its_dashboard_setting
     plain = build_alerting_deployment(OWNER, RULE)
     annotations = [d["spec"]["template"]["metadata"]["annotations"] for d in (deployment, plain)]
     assert annotations[0] != annotations[1]
+
+
+def _channels(*secrets: dict[str, str]) -> AlertRuleSpec:
+    return AlertRuleSpec.model_validate(
+        {
+            "symbols": ["AAPL"],
+            "condition": {"type": "price_cross", "level": 200, "direction": "above"},
+            "channels": [
+                {"type": "email", "to": [f"desk{i}@example.com"], "secretRef": secret}
+                for i, secret in enumerate(secrets)
+            ],
+        }
+    )
+
+
+def test_channels_sharing_a_secret_key_set_its_variable_once() -> None:
+    # The API server refuses (HTTP 500) a Deployment naming a variable twice: a keyed list.
+    rule = _channels({"name": "smtp"}, {"name": "smtp"})
+    (container,) = build_alerting_deployment(OWNER, rule)["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names))
+    assert names.count("FINLAKE_SECRET_SMTP_PASSWORD") == 1
+
+
+def test_two_secret_keys_claiming_one_variable_are_an_invalid_spec() -> None:
+    from finlake_operator.handlers.alert_rule import plan_alert_rule
+    from finlake_operator.reconcile import Degradation
+
+    rule = _channels(
+        {"name": "smtp-relay", "key": "password"}, {"name": "smtp", "key": "relay-password"}
+    )
+    with pytest.raises(Degradation) as raised:
+        plan_alert_rule(OWNER, rule, kube=None, image="x")  # type: ignore[arg-type]  # refused first
+    assert raised.value.reason == "InvalidSpec"
+    assert raised.value.retry is False
+    assert raised.value.message == (
+        "spec.channels[1].secretRef: Secret smtp key relay-password would reach the alert service "
+        "as FINLAKE_SECRET_SMTP_RELAY_PASSWORD, which spec.channels[0] already takes for Secret "
+        "smtp-relay key password; rename the Secret or the key"
+    )

@@ -1,5 +1,7 @@
 from typing import Any
 
+import pytest
+
 from finlake.contracts.alert_rule import AlertRuleSpec
 from finlake.contracts.market_feed import MarketFeedSpec
 from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
@@ -254,3 +256,70 @@ def test_detection_switched_off_builds_no_detection() -> None:
     names = [child["metadata"]["name"] for child in children]
     assert "market-alert-detection" not in names
     assert "market-stream" in names
+
+
+def _drivers(extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The stream's and detection's SparkApplications of the pipeline with ``extra``."""
+    pipeline = MedallionPipelineSpec.model_validate({"layers": LAYERS, **extra})
+    children = build_medallion_pipeline_children(PIPELINE_OWNER, pipeline)
+    return {c["metadata"]["name"]: c for c in children if c["kind"] == "SparkApplication"}
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"batch": {"suspend": True}},
+        {"batch": {"schedule": "10 * * * *", "timeZone": "Europe/Paris"}},
+        {"freshness": {"maxLag": "15m"}},
+        {"maintenance": {"schedule": "0 3 * * *", "snapshotRetention": "3d"}},
+    ],
+)
+def test_a_batch_maintenance_or_freshness_edit_leaves_the_streaming_drivers_alone(
+    edit: dict[str, Any],
+) -> None:
+    # The spark-operator resubmits a SparkApplication on any change of its spec.
+    assert _drivers(edit) == _drivers({})
+
+
+def test_an_edit_a_streaming_job_reads_restarts_that_job_only() -> None:
+    before = _drivers({})
+    rules = [{"name": "positive_price", "condition": "price > 0"}]
+    after = _drivers({"expectations": rules})
+    assert after["market-stream"] != before["market-stream"]  # read from the pipeline document
+    assert after["market-alert-detection"] == before["market-alert-detection"]
+    moved = _drivers({"layers": {**LAYERS, "gold": {"tables": ["market.bars_1m"]}}})
+    assert moved["market-stream"] != before["market-stream"]
+    tuned = _drivers({"detection": {"statePartitions": 4}})
+    assert tuned["market-alert-detection"] != before["market-alert-detection"]
+    assert tuned["market-stream"] == before["market-stream"]
+
+
+def test_suspending_the_batch_leaves_the_maintenance_scheduled() -> None:
+    pipeline = MedallionPipelineSpec.model_validate(
+        {"layers": LAYERS, "batch": {"suspend": True, "timeZone": "America/New_York"}}
+    )
+    children = build_medallion_pipeline_children(PIPELINE_OWNER, pipeline)
+    schedules = {
+        c["metadata"]["name"]: c["spec"]
+        for c in children
+        if c["kind"] == "ScheduledSparkApplication"
+    }
+    assert schedules["market-batch"]["suspend"] is True
+    maintenance = schedules["market-maintenance"]
+    assert maintenance["suspend"] is False
+    assert maintenance["timeZone"] == "America/New_York"  # the batch's, unless it names its own
+    assert maintenance["concurrencyPolicy"] == "Forbid"
+    own = MedallionPipelineSpec.model_validate(
+        {"layers": LAYERS, "maintenance": {"suspend": True, "timeZone": "Europe/Paris"}}
+    )
+    children = build_medallion_pipeline_children(PIPELINE_OWNER, own)
+    schedules = {
+        c["metadata"]["name"]: c["spec"]
+        for c in children
+        if c["kind"] == "ScheduledSparkApplication"
+    }
+    assert (schedules["market-maintenance"]["suspend"], schedules["market-batch"]["suspend"]) == (
+        True, False,
+    )  # fmt: skip
+    assert schedules["market-maintenance"]["timeZone"] == "Europe/Paris"
+    assert schedules["market-batch"]["timeZone"] == "UTC"

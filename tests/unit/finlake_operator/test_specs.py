@@ -191,3 +191,55 @@ def test_a_market_pipeline_detects_alerts_unless_told_not_to() -> None:
         MedallionPipelineSpec.model_validate(
             {"layers": LAYERS, "detection": {"statePartitions": 0}}
         )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"batch": {"schedule": "61 * * * *"}},
+            "spec.batch.schedule: cron '61 * * * *': minute 61 is out of range 0-59",
+        ),
+        (
+            {"batch": {"timeZone": "Europe/Pari"}},
+            "spec.batch.timeZone: 'Europe/Pari' is not an IANA time zone, e.g. UTC or Europe/Paris",
+        ),
+        (
+            {"maintenance": {"schedule": "30 25 * * *"}},
+            "spec.maintenance.schedule: cron '30 25 * * *': hour 25 is out of range 0-23",
+        ),
+        (
+            {"maintenance": {"timeZone": "America/Nowhere"}},
+            "spec.maintenance.timeZone: 'America/Nowhere' is not an IANA time zone",
+        ),
+        (
+            {"batch": {"schedule": "0 0 * * 7"}},
+            "day of week 7 is out of range 0-6 (Sunday is 0 or SUN)",
+        ),
+        ({"batch": {"schedule": "0 0 32 * *"}}, "day of month 32 is out of range 1-31"),
+        ({"batch": {"schedule": "0 0 * 13 *"}}, "month 13 is out of range 1-12"),
+        ({"batch": {"schedule": "*/0 * * * *"}}, "minute '*/0': the step after / must be"),
+        ({"batch": {"schedule": "0 9-5 * * *"}}, "hour '9-5': the range starts after it ends"),
+        ({"batch": {"schedule": "0 0 * * MON-FRY"}}, "day of week 'FRY' is not a number or a name"),
+    ],
+)
+def test_a_schedule_the_spark_operator_would_not_parse_is_an_invalid_spec(
+    spec: dict[str, object], message: str
+) -> None:
+    from finlake_operator.reconcile import Degradation, parse_spec
+
+    with pytest.raises(Degradation) as raised:
+        parse_spec(MedallionPipelineSpec, {"layers": LAYERS, **spec})
+    assert message in raised.value.message
+    assert raised.value.reason == "InvalidSpec"
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["5 * * * *", "*/15 0-23/2 1,15 JAN-jun mon-FRI", "5/10 * ? * *", "0 0 * * 0,6", "0 0 31 12 6"],
+)
+def test_every_cron_shape_the_spark_operator_parses_is_taken(schedule: str) -> None:
+    pipeline = MedallionPipelineSpec.model_validate(
+        {"layers": LAYERS, "batch": {"schedule": schedule}, "maintenance": {"schedule": schedule}}
+    )
+    assert pipeline.batch.schedule == pipeline.maintenance.schedule == schedule

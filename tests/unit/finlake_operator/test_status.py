@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Any
 
 from finlake.contracts.medallion_pipeline import FreshnessSpec
 from finlake_operator.freshness import evaluate_freshness
@@ -30,7 +31,12 @@ def _deployment(available: int, generation: int = 2, observed: int = 2) -> dict[
         "kind": "Deployment",
         "metadata": {"name": "d", "generation": generation},
         "spec": {"replicas": 1},
-        "status": {"availableReplicas": available, "observedGeneration": observed},
+        "status": {
+            "replicas": 1,
+            "updatedReplicas": 1,
+            "availableReplicas": available,
+            "observedGeneration": observed,
+        },
     }
 
 
@@ -149,3 +155,131 @@ def test_transactions_freshness_before_any_successful_run() -> None:
         "no batch run succeeded yet; 2 failed, the last: tx-batch-11:00 (no catalog)"
     )
     assert failed.lag is None
+
+
+# spark-operator v2.5.2 right after it started the 11:05 run: lastRunName is that new run, and
+# pastSuccessfulRunNames lists only COMPLETED runs, so the two never meet.
+SCHEDULE_STATUS = {
+    "scheduleState": "Scheduled",
+    "lastRun": "2026-01-01T11:05:00Z",
+    "lastRunName": "market-batch-11:05",
+    "pastSuccessfulRunNames": ["market-batch-10:05", "market-batch-09:05"],
+    "nextRun": "2026-01-01T12:05:00Z",
+}
+BATCH_RUNS = [
+    _run("market-batch-11:05", "RUNNING"),
+    _run("market-batch-10:05", "COMPLETED", "2026-01-01T10:41:00Z"),
+    _run("market-batch-09:05", "COMPLETED", "2026-01-01T09:39:00Z"),
+]
+
+
+def test_last_success_is_when_the_newest_completed_run_finished() -> None:
+    from finlake_operator.freshness import last_success
+
+    assert last_success(BATCH_RUNS) == "2026-01-01T10:41:00Z"
+    assert last_success([_run("market-batch-12:05", "FAILED", "2026-01-01T12:06:00Z")]) is None
+    assert last_success([]) is None
+
+
+def test_a_market_pipeline_reports_its_last_successful_batch_run() -> None:
+    from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
+    from finlake_operator.builders.common import Owner
+    from finlake_operator.handlers.medallion_pipeline import plan_medallion_pipeline
+    from finlake_operator.kube import ObjectRef
+
+    class SparkOperatorState:
+        """The schedule as the spark-operator leaves it, and its runs (the batch's label)."""
+
+        def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+            if ref.kind == "ScheduledSparkApplication":
+                return {"status": SCHEDULE_STATUS}
+            return None
+
+        def list(self, ref: ObjectRef, selector: str) -> list[dict[str, Any]]:
+            assert ref.kind == "SparkApplication"
+            assert selector == "sparkoperator.k8s.io/scheduled-app-name=market-batch"
+            return BATCH_RUNS
+
+    owner = Owner(kind="MedallionPipeline", name="market", namespace="markets", uid="uid-2")
+    layers = {
+        "bronze": {"table": "market.raw"},
+        "silver": {"table": "market.cleaned", "quarantineTable": "market.quarantine"},
+        "gold": {"tables": ["market.ohlc_1m"]},
+    }
+    unreachable = {"metricsUrl": "http://127.0.0.1:9/metrics"}  # discard port: refused at once
+    pipeline = MedallionPipelineSpec.model_validate({"layers": layers, "freshness": unreachable})
+    plan = plan_medallion_pipeline(owner, pipeline, SparkOperatorState(), metrics_timeout_s=0.5)  # type: ignore[arg-type]
+    assert plan.extra_conditions is not None
+    plan.extra_conditions([], T0)  # after the children are applied
+    assert plan.summary["lastSuccess"] == "2026-01-01T10:41:00Z"
+
+
+def _rollout(**status: object) -> dict[str, Any]:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "f-producer", "generation": 2},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 2, **status},
+    }
+
+
+def test_a_deployment_is_ready_only_once_its_rollout_is_done() -> None:
+    desired = {"kind": "Deployment", "metadata": {"name": "f-producer"}}
+    deadline = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "f-producer-7d9" has timed out progressing.',
+    }
+    # The old pod still serves, the new one crash-loops past the progress deadline: failed.
+    failed = observe_child(desired, _rollout(
+        replicas=2, updatedReplicas=1, availableReplicas=1, unavailableReplicas=1,
+        conditions=[{"type": "Available", "status": "True"}, deadline],
+    ))  # fmt: skip
+    assert (failed.is_ready, failed.is_failed) == (False, True)
+    by_type = {c.type: c for c in availability_conditions([failed], 2, T0)}
+    assert by_type["Degraded"].status == "True"
+    assert 'ReplicaSet "f-producer-7d9" has timed out progressing.' in by_type["Degraded"].message
+    # Within the deadline: the new pod is not available yet, or an old one is still there.
+    for status in (
+        {"replicas": 1, "updatedReplicas": 1, "availableReplicas": 0},
+        {"replicas": 2, "updatedReplicas": 1, "availableReplicas": 1},
+        {"replicas": 1, "updatedReplicas": 0, "availableReplicas": 1},
+    ):
+        waiting = observe_child(desired, _rollout(**status))
+        assert (waiting.is_ready, waiting.is_failed, waiting.state.state) == (
+            False, False, "Progressing",
+        ), status  # fmt: skip
+    done = observe_child(desired, _rollout(replicas=1, updatedReplicas=1, availableReplicas=1))
+    assert (done.is_ready, done.state.state) == (True, "Available")
+    # A deadline the controller has not re-evaluated for this generation is not this rollout's.
+    stale = _rollout(conditions=[deadline])
+    stale["status"]["observedGeneration"] = 1
+    assert observe_child(desired, stale).is_failed is False
+
+
+def test_a_suspended_schedule_counts_as_ready_and_says_so() -> None:
+    desired = {"kind": "ScheduledSparkApplication", "metadata": {"name": "p-batch"}}
+    # The spark-operator returns before writing any status while a schedule is suspended.
+    suspended = observe_child(desired, {"spec": {"suspend": True}, "status": {}})
+    assert (suspended.is_ready, suspended.state.state) == (True, "Suspended")
+    by_type = {c.type: c for c in availability_conditions([suspended], 1, T0)}
+    assert by_type["Ready"].status == "True"
+    assert "ScheduledSparkApplication p-batch is suspended" in by_type["Ready"].message
+    not_yet = observe_child(desired, {"spec": {"suspend": False}, "status": {}})
+    assert (not_yet.is_ready, not_yet.state.state) == (False, "Pending")
+
+
+def test_a_schedule_stuck_in_failed_validation_is_recreated_once_its_spec_changes() -> None:
+    from finlake_operator.observe import needs_recreation
+
+    desired = {"spec": {"schedule": "5 * * * *", "timeZone": "Europe/Paris", "suspend": False}}
+    stuck = {
+        "spec": {"schedule": "5 * * * *", "timeZone": "Europe/Pari"},
+        "status": {"scheduleState": "FailedValidation", "reason": "Invalid timezone"},
+    }
+    assert needs_recreation(desired, stuck) is True
+    # The same (still invalid) schedule, a healthy one, none yet: left to the apply.
+    assert needs_recreation({"spec": stuck["spec"]}, stuck) is False
+    assert needs_recreation(desired, {**stuck, "status": {"scheduleState": "Scheduled"}}) is False
+    assert needs_recreation(desired, None) is False
