@@ -11,11 +11,22 @@ from pyspark.sql.avro.functions import from_avro
 MAGIC_BYTE = 0
 
 
+MAX_SCHEMA_ID = 2**31 - 1
+"""Registry ids are positive Java ints; 4 header bytes past it belong to no wire-format record."""
+
+
 def with_wire_header(records: DataFrame) -> DataFrame:
-    """Add ``magic`` and ``schema_id`` from the 5-byte Confluent header (null when too short)."""
+    """Add ``magic`` and ``schema_id`` from the 5-byte Confluent header (null when too short).
+
+    Every record gets both, wire format or not, so the id bytes are read as a long first: a
+    record that is no Avro at all (a byte order mark, gzip, text) can read past the int range,
+    and under ANSI casts an int overflow would fail the whole micro-batch instead of sending
+    that record to the dead letter. Past the range, ``schema_id`` is null.
+    """
     long_enough = F.length("value") >= 5
     magic = F.conv(F.hex(F.substring("value", 1, 1)), 16, 10).cast("int")
-    schema_id = F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("int")
+    id_bytes = F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("long")
+    schema_id = F.when(id_bytes <= MAX_SCHEMA_ID, id_bytes.cast("int"))
     return records.withColumn("magic", F.when(long_enough, magic)).withColumn(
         "schema_id", F.when(long_enough, schema_id)
     )

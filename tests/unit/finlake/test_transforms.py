@@ -322,3 +322,19 @@ def test_decode_by_schema_without_writer_schemas_decodes_nothing(spark: SparkSes
     decoded = decode_by_schema(with_wire_header(records), {}, schema_text("market_tick"))
     assert [r.tick for r in decoded.collect()] == [None]
     assert decoded.schema["tick"].dataType.simpleString().startswith("struct<symbol:string")
+
+
+def test_a_header_whose_id_bytes_pass_the_int_range_is_no_wire_format(spark: SparkSession) -> None:
+    """A record that only looks like a header: its 4 id bytes read as more than 2^31 - 1 (a UTF-8
+    byte order mark, gzip, text starting with a non-ASCII letter, or magic 0 with a high byte).
+    Under ANSI casts that overflow failed the whole micro-batch, again at every restart; it must
+    be a record without a schema id (the dead letter), the batch going on."""
+    values = [
+        (0, '\ufeff{"symbol": "AAA"}'.encode()),  # EF BB BF 7B ...
+        (1, b"\x1f\x8b\x08\x00\x00\x00\x00\x00"),  # gzip
+        (2, b"\x00\xff\xff\xff\xfftick"),  # magic 0, an id no registry hands out
+        (3, b"\x00\x00\x00\x00\x07tick"),
+    ]
+    records = spark.createDataFrame(values, "offset long, value binary")
+    rows = {r.offset: (r.magic, r.schema_id) for r in with_wire_header(records).collect()}
+    assert rows == {0: (0xEF, None), 1: (0x1F, None), 2: (0, None), 3: (0, 7)}
