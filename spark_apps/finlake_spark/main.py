@@ -190,7 +190,7 @@ def maintenance(
 ) -> JobRequest:
     """Daily compaction and snapshot expiry of the pipeline's tables."""
     pipeline = load_pipeline(os.environ)
-    known = {table for _, table in pipeline.spec.layers.named_tables()}
+    known = set(pipeline.spec.maintained_tables())
     for table in tables:
         if not re.fullmatch(TABLE, table) or table not in known:
             raise typer.BadParameter(f"{table!r} is not a table of pipeline {pipeline.name}")

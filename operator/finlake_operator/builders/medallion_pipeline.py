@@ -363,7 +363,7 @@ def build_maintenance_schedule(owner: Owner, pipeline: MedallionPipelineSpec) ->
         str(maintenance.target_file_size_mb),
         "--snapshot-retention",
         format_duration(maintenance.snapshot_retention),
-        *[table for _, table in pipeline.layers.named_tables()],
+        *pipeline.maintained_tables(),
     ]
     return _scheduled(
         owner,

@@ -26,9 +26,13 @@ from finlake.contracts.resources import Duration, SpecModel, cel, register_kind
 from finlake.contracts.storage import PersistenceSpec
 from finlake.contracts.topics import MARKET_DATA
 from finlake.lake.tables import (
+    MARKET_DEAD_LETTER,
+    MARKET_RUNS,
+    TRANSACTIONS_BATCH_RUNS,
     TRANSACTIONS_QUARANTINE,
     TRANSACTIONS_RAW,
     TRANSACTIONS_SUMMARY,
+    TRANSACTIONS_UPLOADS,
     TRANSACTIONS_VALIDATED,
 )
 from finlake.quality import MARKET_TICK_EXPECTATIONS, Expectation
@@ -199,6 +203,16 @@ def _spec_schema(schema: JsonDict) -> None:
     ]
 
 
+BOOKKEEPING_TABLES: dict[PipelineFlow, tuple[str, ...]] = {
+    PipelineFlow.MARKET: (MARKET_DEAD_LETTER.identifier, MARKET_RUNS.identifier),
+    PipelineFlow.TRANSACTIONS: (
+        TRANSACTIONS_UPLOADS.identifier,
+        TRANSACTIONS_BATCH_RUNS.identifier,
+    ),
+}
+"""Tables a flow's jobs write besides its layers (fixed names, not in the spec)."""
+
+
 class MedallionPipelineSpec(SpecModel):
     """A medallion pipeline: a market topic streamed through the layers, or transactions batches."""
 
@@ -293,6 +307,14 @@ class MedallionPipelineSpec(SpecModel):
                 "has none (its freshness comes from its batch runs)"
             )
         return self
+
+    def maintained_tables(self) -> list[str]:
+        """The tables the daily maintenance compacts and expires: the layers, and the flow's own
+        bookkeeping (the market stream MERGEs a run record per micro-batch, thousands of small
+        commits a day, and reads it back at every batch)."""
+        layers = [table for _, table in self.layers.named_tables()]
+        own = BOOKKEEPING_TABLES[self.flow]
+        return layers + [table for table in own if table not in layers]
 
     def wire(self) -> dict[str, Any]:
         """The spec as its YAML holds it (camelCase), without the fields its flow does not read."""

@@ -122,6 +122,12 @@ def test_pipeline_builds_stream_batch_and_maintenance() -> None:
         "7d",
     ]
     assert "market.ohlc_1h" in maintenance["template"]["arguments"]
+    # The stream's own tables too: a run record MERGEd per micro-batch is thousands of commits a
+    # day, read back by every batch.
+    assert maintenance["template"]["arguments"][-2:] == [
+        "market.dead_letter",
+        "market.pipeline_runs",
+    ]
 
 
 def test_pipeline_config_map_holds_the_document_a_local_run_loads(tmp_path: Any) -> None:
@@ -181,11 +187,13 @@ def test_a_transactions_pipeline_builds_its_hourly_batch_and_maintenance_and_no_
     assert not [name for name in env if name.startswith("FINLAKE_MARKET__")]  # no stream here
     maintenance = children[2]["spec"]["template"]["arguments"]
     assert maintenance[0] == "maintenance"
-    assert maintenance[-4:] == [
+    assert maintenance[-6:] == [
         "transactions.raw",
         "transactions.validated",
         "transactions.quarantine",
         "transactions.summary",
+        "transactions.uploads",
+        "transactions.batch_runs",
     ]
 
 

@@ -97,13 +97,14 @@ def test_every_application_s_arguments_parse_into_its_job(
     transactions = requests[SparkJob.MAINTENANCE, TRANSACTIONS_EXAMPLE]
     assert transactions.tables == (
         "transactions.raw", "transactions.validated", "transactions.quarantine",
-        "transactions.summary",
+        "transactions.summary", "transactions.uploads", "transactions.batch_runs",
     )  # fmt: skip
     batch = requests[SparkJob.TRANSACTIONS_BATCH, TRANSACTIONS_EXAMPLE]
     assert (batch.hour, batch.features) == (None, True)
     upkeep = requests[SparkJob.MAINTENANCE, EXAMPLE]
     assert upkeep.tables == (
         "market.raw", "market.cleaned", "market.quarantine", "market.ohlc_1m", "market.ohlc_1h",
+        "market.dead_letter", "market.pipeline_runs",
     )  # fmt: skip
     assert upkeep.target_file_size_mb == 128
     assert upkeep.snapshot_retention == timedelta(days=7)
