@@ -4,6 +4,7 @@ or on the master spark-submit was given."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -94,12 +95,27 @@ def session_config(
     }
 
 
+def drive_in_utc() -> None:
+    """Make this process's local time UTC, as the session's is.
+
+    PySpark hands timestamps to Python as naive local times and reads naive ``datetime``s back
+    (``F.lit``, ``createDataFrame``) as local times too: off UTC, the hour a clock change
+    repeats goes out as one instant and comes back as another, so a driver on a laptop in Berlin
+    would shift the batches' partition maxima and time bounds by an hour once a year. Set
+    before the JVM starts, the JVM and the Python workers it launches inherit it.
+    """
+    if os.environ.get("TZ") != "UTC":
+        os.environ["TZ"] = "UTC"
+        time.tzset()
+
+
 def build_session(
     settings: FinlakeSettings, app_name: str = "finlake", extra: Mapping[str, str] | None = None
 ) -> SparkSession:
     """A Spark session with the pinned connectors (downloaded on first use unless the runtime
     provides them) and the lake's catalog, plus ``extra`` conf; local unless a master is set or
     spark-submit was given one."""
+    drive_in_utc()
     lake = lake_connection(settings)
     master = spark_master(settings)
     if master.startswith("k8s://") and lake.is_local:

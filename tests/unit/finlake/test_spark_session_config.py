@@ -70,3 +70,29 @@ def test_a_kubernetes_master_refuses_a_lake_only_the_driver_can_see(tmp_path: Pa
     settings = FinlakeSettings.model_validate({"home": tmp_path, "spark": {"master": master}})
     with pytest.raises(ConfigurationError, match="FINLAKE_LAKE__CATALOG_URL"):
         build_session(settings)
+
+
+def test_the_driver_works_in_utc_so_naive_times_survive_a_clock_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PySpark turns timestamps into naive local times and back with the process's time zone
+    (``fromtimestamp`` / ``mktime``). In Berlin, 00:30 UTC on 2026-10-25 is the first 02:30 of
+    the two: back from its naive form it would be 01:30 UTC. The driver runs in UTC instead."""
+    import time
+    from datetime import UTC, datetime
+
+    from finlake.spark.session import drive_in_utc
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        moment = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+        naive = datetime.fromtimestamp(moment.timestamp())
+        assert time.mktime(naive.timetuple()) != moment.timestamp()  # the trap, in Berlin
+        drive_in_utc()
+        naive = datetime.fromtimestamp(moment.timestamp())
+        assert naive == moment.replace(tzinfo=None)
+        assert time.mktime(naive.timetuple()) == moment.timestamp()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
