@@ -302,16 +302,21 @@ def test_an_edit_a_streaming_job_reads_restarts_that_job_only() -> None:
     assert tuned["market-stream"] == before["market-stream"]
 
 
-def test_suspending_the_batch_leaves_the_maintenance_scheduled() -> None:
-    pipeline = MedallionPipelineSpec.model_validate(
-        {"layers": LAYERS, "batch": {"suspend": True, "timeZone": "America/New_York"}}
-    )
+def _schedules(pipeline: MedallionPipelineSpec) -> dict[str, dict[str, Any]]:
+    """The specs of the pipeline's ScheduledSparkApplications, by name."""
     children = build_medallion_pipeline_children(PIPELINE_OWNER, pipeline)
-    schedules = {
+    return {
         c["metadata"]["name"]: c["spec"]
         for c in children
         if c["kind"] == "ScheduledSparkApplication"
     }
+
+
+def test_suspending_the_batch_leaves_the_maintenance_scheduled() -> None:
+    pipeline = MedallionPipelineSpec.model_validate(
+        {"layers": LAYERS, "batch": {"suspend": True, "timeZone": "America/New_York"}}
+    )
+    schedules = _schedules(pipeline)
     assert schedules["market-batch"]["suspend"] is True
     maintenance = schedules["market-maintenance"]
     assert maintenance["suspend"] is False
@@ -320,12 +325,7 @@ def test_suspending_the_batch_leaves_the_maintenance_scheduled() -> None:
     own = MedallionPipelineSpec.model_validate(
         {"layers": LAYERS, "maintenance": {"suspend": True, "timeZone": "Europe/Paris"}}
     )
-    children = build_medallion_pipeline_children(PIPELINE_OWNER, own)
-    schedules = {
-        c["metadata"]["name"]: c["spec"]
-        for c in children
-        if c["kind"] == "ScheduledSparkApplication"
-    }
+    schedules = _schedules(own)
     assert (schedules["market-maintenance"]["suspend"], schedules["market-batch"]["suspend"]) == (
         True, False,
     )  # fmt: skip
