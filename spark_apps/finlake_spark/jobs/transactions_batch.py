@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import operator
-import threading
 import time
 import uuid
 from collections import Counter
@@ -28,7 +27,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from finlake.config import FinlakeSettings
-from finlake.lake.locks import catalog_lock
+from finlake.lake.locks import catalog_lock_telling
 from finlake.lake.tables import (
     TRANSACTIONS_BATCH_RUNS,
     TRANSACTIONS_QUARANTINE,
@@ -390,30 +389,14 @@ def batch_lock(
     report: Callable[[str], None] = log.warning,
     notice_after_s: float = WAIT_NOTICE_S,
 ) -> Iterator[None]:
-    """Hold the lake's transactions batch lock within the block, waiting for another run first.
-
-    ``report`` is told once when the lock is still held by another run after ``notice_after_s``.
-    """
+    """Hold the lake's transactions batch lock within the block, waiting for another run first;
+    ``report`` is told once if that run still holds it after ``notice_after_s``."""
     catalog, _ = open_lake(settings)
-    acquired = threading.Event()
-
-    def notice() -> None:
-        if not acquired.is_set():
-            report(
-                "transactions: another batch run is in progress on this lake; "
-                "waiting for it to finish"
-            )
-
-    timer = threading.Timer(notice_after_s, notice)
-    timer.daemon = True
-    timer.start()
-    try:
-        with catalog_lock(catalog, BATCH_LOCK):
-            acquired.set()
-            timer.cancel()
-            yield
-    finally:
-        timer.cancel()
+    said = "transactions: another batch run is in progress on this lake; waiting for it to finish"
+    with catalog_lock_telling(
+        catalog, BATCH_LOCK, waiting=lambda: report(said), after_s=notice_after_s
+    ):
+        yield
 
 
 def run_once(

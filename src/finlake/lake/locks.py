@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock
@@ -57,3 +58,27 @@ def catalog_lock(catalog: Catalog, name: str) -> Iterator[None]:
             yield
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+
+
+@contextlib.contextmanager
+def catalog_lock_telling(
+    catalog: Catalog, name: str, *, waiting: Callable[[], None], after_s: float
+) -> Iterator[None]:
+    """``catalog_lock``, calling ``waiting`` once if another holder keeps the lock past
+    ``after_s`` (a writer that waits says why it does not start)."""
+    acquired = threading.Event()
+
+    def tell() -> None:
+        if not acquired.is_set():
+            waiting()
+
+    timer = threading.Timer(after_s, tell)
+    timer.daemon = True
+    timer.start()
+    try:
+        with catalog_lock(catalog, name):
+            acquired.set()
+            timer.cancel()
+            yield
+    finally:
+        timer.cancel()
