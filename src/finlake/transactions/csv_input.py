@@ -102,7 +102,7 @@ def text_encoding(encoding: str) -> str:
     """
     try:
         info = codecs.lookup(encoding)
-    except LookupError as error:
+    except (LookupError, ValueError) as error:  # ValueError: a name with a NUL character
         raise UnreadableFileError(f"unknown text encoding {encoding!r}") from error
     if not info._is_text_encoding:
         raise UnreadableFileError(

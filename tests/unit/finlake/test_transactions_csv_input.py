@@ -159,6 +159,7 @@ def test_blank_lines_are_no_records() -> None:
     ("encoding", "message"),
     [
         ("no-such-encoding", "unknown text encoding 'no-such-encoding'"),
+        ("utf\x008", "unknown text encoding 'utf\\\\x008'"),
         ("rot13", "'rot13' is a codec but not a text encoding"),
         ("hex", "'hex' is a codec but not a text encoding"),
         ("bz2_codec", "not a text encoding"),

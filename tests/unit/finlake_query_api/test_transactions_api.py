@@ -98,6 +98,7 @@ def test_an_encoding_that_cannot_read_text_is_a_422_problem(client: TestClient) 
         ("idna", "cannot read a CSV file"),
         ("undefined", "cannot read a CSV file"),
         ("nope", "unknown text encoding"),
+        ("\x00", "unknown text encoding"),
     ]:
         response = client.post(UPLOADS, params={"encoding": encoding}, content=body)
         assert response.status_code == 422, (encoding, response.text)
