@@ -7,11 +7,12 @@ functions, ``LIMIT ?``), names lake tables as ``namespace.table`` and binds para
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
+import sqlalchemy.exc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.table import Table
@@ -41,6 +43,20 @@ class QueryError(FinlakeError, ValueError):
 
 class TableNotFoundError(QueryError, LookupError):
     """The SQL names a lake table that the catalog does not have (yet)."""
+
+
+class CatalogUnavailableError(FinlakeError, ConnectionError):
+    """The lake's catalog database did not answer (down, unreachable, refusing the login)."""
+
+
+@contextlib.contextmanager
+def asking_the_catalog() -> Iterator[None]:
+    """Catalog calls inside: the database's failure to answer is a CatalogUnavailableError."""
+    try:
+        yield
+    except sqlalchemy.exc.OperationalError as error:
+        first = str(error.orig or error).strip().splitlines()[0]
+        raise CatalogUnavailableError(f"the lake's catalog did not answer: {first}") from error
 
 
 class Engine(Protocol):
@@ -138,7 +154,9 @@ class DuckDBEngine:
 
     def __init__(self, settings: FinlakeSettings, *, metadata_ttl_s: float = 0.0) -> None:
         settings.catalog_db.parent.mkdir(parents=True, exist_ok=True)
-        self.catalog = lake_catalog(settings)
+        self._settings = settings
+        self._catalog: Catalog | None = None
+        self._catalog_lock = threading.Lock()
         self.connection = duckdb_connection()
         # How long a bound view may serve before the catalog is asked again; snapshot_id() always
         # asks, and rebinds, so a caller that watches snapshots never reads an older one.
@@ -151,6 +169,15 @@ class DuckDBEngine:
         self._lock = threading.Lock()
         self._clock: Callable[[], float] = time.monotonic
         self.pruned_queries = 0  # queries that read a planned subset of files (for tests)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The lake's catalog, opened on first use and until it opens: a catalog database that
+        is down when a service starts fails the queries that need it, not the service."""
+        with self._catalog_lock:
+            if self._catalog is None:
+                self._catalog = lake_catalog(self._settings)
+            return self._catalog
 
     def _namespaces(self) -> set[str]:
         return {namespace[0].lower() for namespace in self.catalog.list_namespaces()}
@@ -254,7 +281,7 @@ class DuckDBEngine:
         return pa.table({}) if table is None else table
 
     def _arrow(self, sql: str, params: Sequence[object]) -> pa.Table | None:
-        with self._lock:
+        with self._lock, asking_the_catalog():
             self._bind(sql)
             sql = self._pruned(sql, params)
         cursor = self.connection.cursor()  # one cursor per call: callers run on many threads
@@ -269,7 +296,7 @@ class DuckDBEngine:
     def snapshot_id(self, table: str) -> int | None:
         """Current snapshot id of ``namespace.table``, read from the catalog (view rebound)."""
         namespace, _, name = table.partition(".")
-        with self._lock:
+        with self._lock, asking_the_catalog():
             return self._bind_table(namespace, name)
 
 

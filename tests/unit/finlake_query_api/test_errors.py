@@ -168,3 +168,23 @@ def test_a_lake_down_before_the_first_poll_is_a_503_not_a_500(tmp_path: Path) ->
         for url in ("/v1/symbols", "/v1/symbols/AAPL/ohlc", "/v1/quotes/latest", "/v1/quality"):
             assert "did not answer" in _problem(c, url, 503), url
         assert c.get("/readyz").status_code == 503
+
+
+def test_a_catalog_database_down_at_start_is_a_503_until_it_answers(tmp_path: Path) -> None:
+    """The DuckDB engine's catalog DB cannot be opened when the API starts (its folder is not
+    there yet: a real SQLite error, as a PostgreSQL that is still starting): the API starts,
+    answers 503 saying so, and serves once the database can be opened."""
+    catalog_db = tmp_path / "not-yet" / "catalog.db"
+    settings = Settings.model_validate({
+        "home": tmp_path, "api": API_DEFAULTS,
+        "lake": {"catalog_url": f"jdbc:sqlite:{catalog_db}", "warehouse": tmp_path.as_uri()},
+    })  # fmt: skip
+    with TestClient(create_app(settings, clock=lambda: NOW), headers={"X-API-Key": API_KEY}) as c:
+        for url in ("/v1/symbols", "/v1/quotes/latest", "/v1/quality"):
+            assert "the lake's catalog did not answer" in _problem(c, url, 503), url
+        assert c.get("/readyz").status_code == 503
+        upload = c.post("/v1/transactions/uploads", content=b"transaction_id\n")
+        assert upload.status_code == 503, upload.text
+        assert "the lake's catalog did not answer" in upload.json()["detail"]
+        catalog_db.parent.mkdir()
+        assert c.get("/v1/symbols").json() == {"symbols": []}

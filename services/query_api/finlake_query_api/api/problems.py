@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from finlake.errors import FinlakeError
+from finlake.query import CatalogUnavailableError
 from finlake_query_api.errors import (
     FeedUnavailableError,
     InvalidCursorError,
@@ -33,6 +34,7 @@ STATUS_OF: dict[type[FinlakeError], int] = {
     NotAuthenticatedError: 401,
     RateLimitedError: 429,
     LakeUnavailableError: 503,
+    CatalogUnavailableError: 503,
     FeedUnavailableError: 503,
 }
 _SCHEMA = {"$ref": "#/components/schemas/Problem"}

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from finlake.lake.tables import TRANSACTIONS_SUMMARY
-from finlake.query import Engine, QueryError, QueryResult
+from finlake.query import Engine, QueryError, QueryResult, asking_the_catalog
 from finlake.transactions.csv_input import UnreadableFileError
 from finlake.transactions.upload import open_lake, upload_transactions
 from finlake_query_api.api.deps import ApiKeyDep, MarketDep, StateDep
@@ -76,16 +76,17 @@ async def create_upload(
     except UploadTooLargeError as error:
         raise HTTPException(413, str(error)) from error
     try:
-        catalog, warehouse = await run_in_threadpool(open_lake, state.settings)
-        result = await run_in_threadpool(
-            upload_transactions,
-            catalog,
-            warehouse,
-            spool,  # type: ignore[arg-type]  # SpooledTemporaryFile is a binary file
-            file_name=file_name,
-            encoding=encoding,
-            delimiter=delimiter,
-        )
+        with asking_the_catalog():
+            catalog, warehouse = await run_in_threadpool(open_lake, state.settings)
+            result = await run_in_threadpool(
+                upload_transactions,
+                catalog,
+                warehouse,
+                spool,  # type: ignore[arg-type]  # SpooledTemporaryFile is a binary file
+                file_name=file_name,
+                encoding=encoding,
+                delimiter=delimiter,
+            )
     except UnreadableFileError as error:
         raise HTTPException(422, f"{file_name}: {error}") from error
     finally:
