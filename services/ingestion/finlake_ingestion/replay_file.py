@@ -26,6 +26,9 @@ MAPPED = (*REQUIRED, "currency", "exchange")
 EXTRA_HEADER_PREFIX = "finlake.extra."
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INTEGER = re.compile(r"^[+-]?\d+$")
+# Whole numbers read as epoch milliseconds in 1970-01-12..1973-03-03 are epoch seconds of
+# 2001-09-09..5138-11-16 far more likely than ticks of the early 1970s: refused, not misread.
+_SECONDS_LIKE = (10**9, 10**11)
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1  # Avro's long, the wire type of volume
 # Excel's "CSV UTF-8" starts the file with a byte order mark; it is not part of the first name.
 _CSV_ENCODING = "utf-8-sig"
@@ -238,9 +241,19 @@ def parse_timestamp(value: Any, where: str) -> datetime:
 
 def _from_epoch_millis(value: int | str, where: str) -> datetime:
     try:
-        return _EPOCH + timedelta(milliseconds=int(value))
+        millis = int(value)
+        moment = _EPOCH + timedelta(milliseconds=millis)
     except (OverflowError, ValueError):  # after year 9999, or more digits than int() reads
         raise _out_of_range(value, where) from None
+    if _SECONDS_LIKE[0] <= millis < _SECONDS_LIKE[1]:
+        seconds = _EPOCH + timedelta(seconds=millis)
+        raise ReplayFileError(
+            f"{where}: timestamp {str(value)!r} looks like epoch seconds "
+            f"({seconds:%Y-%m-%dT%H:%M:%SZ}); as epoch milliseconds it would be "
+            f"{moment:%Y-%m-%dT%H:%M:%S.%fZ}. Give epoch milliseconds (seconds x 1000) or "
+            "ISO-8601 text"
+        )
+    return moment
 
 
 def _from_float_millis(value: float, where: str) -> datetime:

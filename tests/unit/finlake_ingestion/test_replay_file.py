@@ -44,6 +44,16 @@ def test_timestamp_keeps_milliseconds() -> None:
     assert parse_timestamp("1795530600123", "f:2").microsecond == 123000
 
 
+@pytest.mark.parametrize("value", ["1795530600", 1795530600, 1795530600.0])
+def test_epoch_seconds_are_refused_not_read_as_1970_milliseconds(value: object) -> None:
+    with pytest.raises(
+        ReplayFileError,
+        match=r"f:4: timestamp '1795530600(\.0)?' looks like epoch seconds "
+        r"\(2026-11-24T14:30:00Z\); as epoch milliseconds it would be 1970-01-21T18:45:30.600000Z",
+    ):
+        parse_timestamp(value, "f:4")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
