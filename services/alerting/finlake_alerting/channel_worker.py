@@ -1,6 +1,8 @@
-"""One worker thread and queue per channel: group, rate-limit, send with retries, log, dead-letter.
+"""One worker thread and queue per delivery target: group, rate-limit, send with retries, log,
+dead-letter.
 
-A slow or failing channel only holds up its own queue; the others keep delivering.
+A slow or failing target (one Slack webhook answering 500s) only holds up its own queue; the other
+targets, of its channel type too, keep delivering (``delivery_pool`` makes one worker per target).
 """
 
 from __future__ import annotations
@@ -63,28 +65,43 @@ def _is_retryable(error: BaseException) -> bool:
     return not (isinstance(error, DeliveryError) and error.permanent)
 
 
+@dataclass(frozen=True)
+class Outcomes:
+    """Where every worker records and reports what became of its jobs."""
+
+    store: StateStore
+    dead_letters: DeadLetters
+    metrics: Metrics
+    settings: ServiceSettings
+    redact: Redactor
+    on_done: Callable[[Job], None]
+    """Called (from the worker's thread) once a job is delivered or dead-lettered."""
+
+
 class ChannelWorker:
-    """Delivers the jobs of one channel type in order, in its own thread."""
+    """Delivers the jobs of one target (``key``) in order, in its own thread.
+
+    ``channel`` (the channel type) labels the metrics; ``sender`` may be shared with the other
+    targets' workers of that type, so it must be thread-safe."""
 
     def __init__(
-        self, channel: str, sender: Sender, *, store: StateStore, dead_letters: DeadLetters,
-        metrics: Metrics, settings: ServiceSettings, rate_limit: str, redact: Redactor,
-        on_done: Callable[[Job], None],
-    ) -> None:  # fmt: skip
+        self, channel: str, key: str, sender: Sender, *, rate_limit: str, outcomes: Outcomes
+    ) -> None:
         self.channel = channel
+        self.key = key
         self.sender = sender
-        self.store = store
-        self.dead_letters = dead_letters
-        self.metrics = metrics
-        self.settings = settings
-        self.redact = redact
-        self.on_done = on_done
+        self.store = outcomes.store
+        self.dead_letters = outcomes.dead_letters
+        self.metrics = outcomes.metrics
+        self.settings = outcomes.settings
+        self.redact = outcomes.redact
+        self.on_done = outcomes.on_done
         self._rate = parse(rate_limit)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._queue: queue.Queue[Job] = queue.Queue()
         self._backlog: deque[Job] = deque()
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"channel-{channel}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"deliver-{key}", daemon=True)
 
     def start(self) -> ChannelWorker:
         """Start the thread."""
@@ -92,22 +109,28 @@ class ChannelWorker:
         return self
 
     def submit(self, job: Job) -> None:
-        """Queue a delivery."""
+        """Queue a delivery (of this worker's target)."""
         self._queue.put(job)
         self.metrics.queued.labels(self.channel).inc()
 
     @property
     def pending(self) -> int:
-        """Jobs not finished yet."""
+        """Jobs waiting (not counting a group being sent or retried)."""
         return self._queue.qsize() + len(self._backlog)
 
-    def stop(self, deadline: float) -> None:
-        """Finish queued jobs until ``deadline`` (monotonic), then stop; the rest is redelivered."""
-        while self.pending and time.monotonic() < deadline and self._thread.is_alive():
-            time.sleep(0.05)
+    @property
+    def is_alive(self) -> bool:
+        """The thread runs."""
+        return self._thread.is_alive()
+
+    def halt(self) -> None:
+        """Stop at the next turn or backoff; what is left is redelivered by the next run."""
         self._stopping.set()
-        self._thread.join(timeout=max(1.0, deadline - time.monotonic()))
-        self.sender.close()
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the thread to end (after ``halt``)."""
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -124,7 +147,7 @@ class ChannelWorker:
             except _Stopping:
                 return
             except Exception as error:  # e.g. Kafka down for a dead letter: keep it, try again
-                log.error("channel %s: %s", self.channel, self.redact(str(error)))
+                log.error("target %s: %s", self.key, self.redact(str(error)))
                 self._backlog.extendleft(reversed(group))
                 self._stopping.wait(1.0)
 
@@ -167,7 +190,7 @@ class ChannelWorker:
         self.metrics.retried.labels(self.channel).inc()
         error = state.outcome.exception() if state.outcome else None
         log.warning(
-            "channel %s: attempt %d failed, retrying: %s", self.channel, state.attempt_number,
+            "target %s: attempt %d failed, retrying: %s", self.key, state.attempt_number,
             self.redact(str(error)),
         )  # fmt: skip
 

@@ -1,5 +1,5 @@
 """The alert service: consume ``alerts``, decide (dedupe, silences, cooldown, routes), hand each
-delivery to its channel's worker, and commit an offset only once every channel of every event
+delivery to its target's worker, and commit an offset only once every channel of every event
 below it was delivered or dead-lettered."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from finlake.contracts.serde import ContractDeserializer, registry_client
 from finlake.errors import ContractViolation
 from finlake.kafka_io import producer_config
 from finlake.stack.kafka import CLIENT_LOGGER
-from finlake_alerting.channel_worker import ChannelWorker, Job, dead_letter
+from finlake_alerting.channel_worker import Job, Outcomes, dead_letter
 from finlake_alerting.channels import Sender
 from finlake_alerting.channels.content import SILENCE_EXPIRED
 from finlake_alerting.channels.dashboard_feed import DashboardSender
@@ -30,6 +30,7 @@ from finlake_alerting.channels.slack_webhook import SlackSender
 from finlake_alerting.config import Settings
 from finlake_alerting.credentials import Redactor
 from finlake_alerting.dead_letters import DeadLetters
+from finlake_alerting.delivery_pool import DeliveryPool, stop_pools
 from finlake_alerting.metrics import Metrics
 from finlake_alerting.offsets import OffsetTracker
 from finlake_alerting.routing import DASHBOARD, Plan, plan
@@ -54,7 +55,10 @@ def collect_secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]
 
 
 class AlertService:
-    """Owns the consumer, the channel workers, the state store and the silences."""
+    """Owns the consumer, the delivery workers (one per target), the state store and the silences.
+
+    ``senders`` (one per channel type, for tests) are shared by the workers of their type's
+    targets, so each must be thread-safe."""
 
     def __init__(
         self, settings: Settings, *, senders: Mapping[ChannelType, Sender] | None = None,
@@ -86,17 +90,13 @@ class AlertService:
         limits = {ChannelType.DASHBOARD: config.dashboard.rate_limit,
                   ChannelType.EMAIL: config.smtp.rate_limit,
                   ChannelType.SLACK: config.slack.rate_limit}  # fmt: skip
-        self.workers = {
-            channel: ChannelWorker(
-                channel.value,
-                senders[channel],
-                store=self.store,
-                dead_letters=self.dead_letters,
-                metrics=self.metrics,
-                settings=config,
-                rate_limit=limits[channel],
-                redact=self.redact,
-                on_done=self._done.put,
+        outcomes = Outcomes(
+            store=self.store, dead_letters=self.dead_letters, metrics=self.metrics,
+            settings=config, redact=self.redact, on_done=self._done.put,
+        )  # fmt: skip
+        self.pools = {
+            channel: DeliveryPool(
+                channel.value, senders[channel], rate_limit=limits[channel], outcomes=outcomes
             )
             for channel in ChannelType
         }
@@ -132,12 +132,18 @@ class AlertService:
         return time.monotonic() - self._heartbeat <= stale_after_s
 
     def status(self) -> dict[str, Any]:
-        """Queues, outstanding deliveries, delivery-log counts, rules."""
+        """Queues (per channel type, and per target), outstanding deliveries, delivery-log counts,
+        rules."""
         return {
             "consuming": self.is_consuming,
             "rules": len(self.rules),
             "outstanding": self.tracker.outstanding,
-            "queued": {c.value: w.pending for c, w in self.workers.items()},
+            "queued": {c.value: pool.pending for c, pool in self.pools.items()},
+            "queued_by_target": {
+                key: pending
+                for pool in self.pools.values()
+                for key, pending in pool.pending_by_target().items()
+            },
             "deliveries": self.store.counts(),
         }
 
@@ -207,7 +213,7 @@ class AlertService:
                 log.warning("in doubt", extra={"event": event.event_id, "channel": target.key})
                 continue
             self._in_flight[(event.event_id, target.key)] = [origin[1:]] if origin else []
-            self.workers[target.type].submit(job)
+            self.pools[target.type].submit(job)
             queued += 1
         return queued
 
@@ -296,7 +302,7 @@ class AlertService:
                 self.store.mark_announced(silence.id)  # the last run stopped before recording it
                 continue
             self._in_flight[(notice_id, DASHBOARD.key)] = []
-            self.workers[ChannelType.DASHBOARD].submit(Job(notice, DASHBOARD))
+            self.pools[ChannelType.DASHBOARD].submit(Job(notice, DASHBOARD))
             log.info("silence expired", extra={"silence": silence.id})
         with self._silences_lock:
             active = sum(s.state(now) is SilenceState.ACTIVE for s in self._silences)
@@ -334,8 +340,8 @@ class AlertService:
         decode = ContractDeserializer(
             registry_client(self.settings.registry), config.topic, AlertEvent
         )
-        for worker in self.workers.values():
-            worker.start()
+        for pool in self.pools.values():
+            pool.start()
         consumer = self._consumer()
         next_check = 0.0
         log.info("alert service consuming", extra={"topic": config.topic, "rules": len(self.rules)})
@@ -355,8 +361,7 @@ class AlertService:
             self.metrics.ready.set(0)
             log.info("stopping: finishing queued deliveries")
             deadline = time.monotonic() + config.shutdown_grace_s
-            for worker in self.workers.values():
-                worker.stop(deadline)
+            stop_pools(self.pools.values(), deadline)
             self._drain_done()
             self._commit(consumer, asynchronous=False)
             consumer.close()

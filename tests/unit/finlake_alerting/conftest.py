@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from finlake_alerting.config import Settings
+from finlake_alerting.delivery_pool import stop_pools
 from finlake_alerting.service import AlertService
 from tests.conftest import free_port
 from tests.receivers import WebhookServer
@@ -30,7 +31,7 @@ spec:
 @pytest.fixture
 def make_service(tmp_path: Path, webhook: Callable[..., WebhookServer]) -> Iterator[MakeService]:
     """``make_service(channels, **alerting)``: rule ``r`` (every symbol) with these channels,
-    its channel workers started (and stopped before the webhooks)."""
+    its delivery pools started (and stopped before the webhooks)."""
     del webhook  # requested only to be torn down after the service
     made: list[AlertService] = []
 
@@ -51,14 +52,13 @@ def make_service(tmp_path: Path, webhook: Callable[..., WebhookServer]) -> Itera
         )
         service = AlertService(settings)
         made.append(service)
-        for worker in service.workers.values():
-            worker.start()
+        for pool in service.pools.values():
+            pool.start()
         return service
 
     yield make
     for service in made:
-        for worker in service.workers.values():
-            worker.stop(0)
+        stop_pools(service.pools.values(), 0)
         service.dead_letters.close()
         service.store.close()
 

@@ -4,7 +4,13 @@ import pytest
 from pydantic import SecretStr
 
 from finlake.contracts.alert_rule import Channel
-from finlake_alerting.channels.content import html_body, slack_blocks, subject, text_body
+from finlake_alerting.channels.content import (
+    MAX_TEXT,
+    html_body,
+    slack_blocks,
+    subject,
+    text_body,
+)
 from finlake_alerting.channels.mailer import build_email
 from finlake_alerting.config import ServiceSettings
 from finlake_alerting.credentials import MissingSecretError, Redactor, channel_secret
@@ -66,3 +72,18 @@ def test_the_largest_group_fits_slacks_50_blocks_and_names_every_alert() -> None
     assert blocks[-2]["text"]["text"] == "And 3 more alert(s): S47, S48, S49"
     assert all(e.event_id in blocks[-1]["elements"][0]["text"] for e in events)
     assert len(slack_blocks(events[:48])) == 50  # 48 events: one section each, no summary
+
+
+def test_the_context_line_of_many_long_ids_stays_under_slacks_3000_characters() -> None:
+    # 50 ids of about 110 characters: listing them all would take some 5,600.
+    events = [alert(n, event_id=f"id-{n}-{'x' * 105}") for n in range(50)]
+    text = slack_blocks(events)[-1]["elements"][0]["text"]
+    assert len(text) <= MAX_TEXT
+    listed, left_out = text.split("ids: ")[1].rsplit(" … and ", 1)
+    names = listed.split(", ")
+    assert names == [e.event_id for e in events[: len(names)]], "the first ids, in order"
+    assert left_out == f"{50 - len(names)} more"
+    assert len(names) >= 20, "as many as fit are named"
+    # One id longer than the limit: none named, but the count says there was one.
+    (huge,) = slack_blocks([alert(0, event_id="x" * MAX_TEXT)])[-1]["elements"]
+    assert huge["text"].endswith("ids: … and 1 more")

@@ -18,7 +18,11 @@ class DeliveryError(Exception):
 
 
 class Sender(Protocol):
-    """Sends one message carrying ``events`` to ``target``."""
+    """Sends one message carrying ``events`` to ``target``.
+
+    One sender serves every target of its channel type, each target from its own worker thread:
+    ``send`` must be safe to call from several threads at once. ``close`` is called once, after
+    every worker stopped."""
 
     def send(self, events: Sequence[AlertEvent], target: Target) -> None:
         """Deliver or raise (DeliveryError, or any error: retried)."""

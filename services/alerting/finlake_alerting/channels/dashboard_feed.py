@@ -21,7 +21,8 @@ class DashboardSender:
 
     The API key is the channel's (its ``secretRef``), else the service's
     (``FINLAKE_ALERTING__DASHBOARD__API_KEY``, which the operator sets on every rule's service
-    from the chart's ``alerting.dashboard.apiKeySecret``)."""
+    from the chart's ``alerting.dashboard.apiKeySecret``). Thread-safe: an ``httpx.Client`` "can be
+    shared between threads" (its docstring)."""
 
     def __init__(self, settings: DashboardSettings) -> None:
         self.settings = settings

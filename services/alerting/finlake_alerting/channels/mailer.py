@@ -33,7 +33,10 @@ def build_email(events: Sequence[AlertEvent], sender: str, to: Sequence[str]) ->
 
 
 class SmtpSender:
-    """Sends each group as one email; a new session per message (no idle connection to lose)."""
+    """Sends each group as one email; a new session per message (no idle connection to lose).
+
+    Thread-safe: nothing is shared between sends but the settings and the TLS context (an
+    ``ssl.SSLContext`` may wrap sockets in several threads at once)."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings

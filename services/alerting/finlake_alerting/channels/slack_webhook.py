@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 
 from slack_sdk.webhook import WebhookClient
@@ -20,24 +21,29 @@ _quiet.setLevel(logging.WARNING)
 
 
 class SlackSender:
-    """One WebhookClient per webhook; retries are the service's (tenacity), not the SDK's."""
+    """One WebhookClient per webhook; retries are the service's (tenacity), not the SDK's.
+
+    Thread-safe: a WebhookClient keeps no connection (one urllib request per send), and the
+    lock guards the map of clients the workers of several webhooks fill."""
 
     def __init__(self, settings: SlackSettings) -> None:
         self.settings = settings
         self._clients: dict[str, WebhookClient] = {}
+        self._lock = threading.Lock()
 
     def _client(self, target: Target) -> WebhookClient:
         secret = channel_secret(target.channel, self.settings.webhook_url)
         if secret is None:
             raise MissingSecretError("slack channel: no webhook URL configured")
         url = secret.get_secret_value()
-        client = self._clients.get(url)
-        if client is None:
-            client = WebhookClient(
-                url, timeout=int(max(1, self.settings.timeout_s)), logger=_quiet,
-                retry_handlers=[],
-            )  # fmt: skip
-            self._clients[url] = client
+        with self._lock:
+            client = self._clients.get(url)
+            if client is None:
+                client = WebhookClient(
+                    url, timeout=int(max(1, self.settings.timeout_s)), logger=_quiet,
+                    retry_handlers=[],
+                )  # fmt: skip
+                self._clients[url] = client
         return client
 
     def send(self, events: Sequence[AlertEvent], target: Target) -> None:
@@ -55,4 +61,5 @@ class SlackSender:
 
     def close(self) -> None:
         """Drop the clients."""
-        self._clients.clear()
+        with self._lock:
+            self._clients.clear()

@@ -1,0 +1,117 @@
+"""One delivery worker per target: a Slack webhook that keeps failing holds up only its own
+alerts (two real webhooks on loopback, the service's real senders and workers)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from finlake.contracts.alert_rule import secret_env_name
+from finlake.contracts.models import AlertEvent
+from finlake_alerting.delivery_pool import stop_pools
+from finlake_alerting.service import AlertService
+from finlake_alerting.store import FINAL
+from tests.receivers import WebhookServer, wait_until
+from tests.unit.finlake_alerting.conftest import MakeService
+from tests.unit.finlake_alerting.events import alert
+
+Webhook = Callable[..., WebhookServer]
+FAILING, HEALTHY = "slack:slack/failing", "slack:slack/healthy"
+# The failing webhook comes first: one queue for all of Slack would put its jobs ahead.
+CHANNELS = (
+    "[{type: slack, secretRef: {name: slack, key: failing}}, "
+    "{type: slack, secretRef: {name: slack, key: healthy}}]"
+)
+
+
+def delivered_ids(server: WebhookServer) -> list[str]:
+    """Event ids of the messages the webhook accepted, in the order they arrived."""
+    return [
+        event_id
+        for body in server.bodies()
+        for event_id in body["blocks"][-1]["elements"][0]["text"].split("ids: ")[1].split(", ")
+    ]
+
+
+def two_webhooks(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, failing_up: threading.Event
+) -> tuple[WebhookServer, WebhookServer]:
+    """A webhook answering 500 slowly until ``failing_up`` is set, and a healthy one."""
+
+    def failing_status(_: dict[str, Any]) -> int:
+        if failing_up.is_set():
+            return 200
+        time.sleep(0.2)
+        return 500
+
+    failing, healthy = webhook(status=failing_status), webhook()
+    monkeypatch.setenv(secret_env_name("slack", "failing"), failing.url)
+    monkeypatch.setenv(secret_env_name("slack", "healthy"), healthy.url)
+    return failing, healthy
+
+
+def dispatch(service: AlertService, events: list[AlertEvent]) -> None:
+    for offset, event in enumerate(events):
+        service.tracker.track(0, offset, service.dispatch(event, b"x", ("alerts", 0, offset)))
+
+
+def test_a_failing_webhook_holds_up_only_its_own_alerts(
+    make_service: MakeService, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing_up = threading.Event()
+    failing, healthy = two_webhooks(webhook, monkeypatch, failing_up)
+    service = make_service(CHANNELS, max_attempts=50)
+    events = [alert(n, rule="r") for n in range(3)]
+    ids = [event.event_id for event in events]
+    dispatch(service, events)
+
+    wait_until(lambda: len(delivered_ids(healthy)) == 3, 20, "the healthy webhook's alerts")
+    assert delivered_ids(healthy) == ids, "in order, each once"
+    # Meanwhile the failing webhook was tried and is still being retried: no alert got through,
+    # and the commit stays at the first record (each record waits for its failing delivery).
+    service._drain_done()
+    assert failing.requests >= 1
+    assert failing.bodies() == []
+    assert all((event_id, FAILING) in service._in_flight for event_id in ids)
+    assert all((event_id, HEALTHY) not in service._in_flight for event_id in ids)
+    assert service.tracker.committable() == {0: 0}
+    status = service.status()
+    assert set(status["queued"]) == {"dashboard", "email", "slack"}
+    assert set(status["queued_by_target"]) == {FAILING, HEALTHY}
+    assert status["queued_by_target"][HEALTHY] == 0
+
+    failing_up.set()
+
+    def committable() -> dict[int, int]:
+        service._drain_done()
+        return service.tracker.committable()
+
+    wait_until(lambda: committable() == {0: 3}, 20, "the failing webhook's alerts once it recovers")
+    assert delivered_ids(failing) == ids, "in order, each once"
+    assert delivered_ids(healthy) == ids
+    assert service.status()["queued"]["slack"] == 0
+
+
+def test_stopping_ends_every_targets_worker_and_leaves_the_undelivered_for_the_next_run(
+    make_service: MakeService, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing, healthy = two_webhooks(webhook, monkeypatch, threading.Event())
+    service = make_service(CHANNELS, max_attempts=50)
+    event = alert(0, rule="r")
+    dispatch(service, [event])
+    wait_until(lambda: bool(healthy.bodies()) and failing.requests >= 2, 20, "both webhooks")
+
+    stop_pools(service.pools.values(), time.monotonic() + 0.5)
+
+    workers = [worker for pool in service.pools.values() for worker in pool.workers()]
+    assert sorted(worker.key for worker in workers) == [FAILING, HEALTHY]
+    assert not any(worker.is_alive for worker in workers)
+    statuses = service.store.statuses(event.event_id)
+    assert statuses[HEALTHY] in FINAL
+    assert statuses[FAILING] not in FINAL, "left for the next run to deliver"
+    service._drain_done()
+    assert service.tracker.committable() == {0: 0}, "the next run reads the record again"
