@@ -4,6 +4,7 @@ frames, the Kafka stream source."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -165,13 +166,19 @@ def append_newer_bars(
     writer.overwrite(F.col("window_start") >= F.lit(first))
 
 
-def merge_bars(bars: DataFrame, table: TableSpec, catalog: str) -> int:
+def merge_bars(
+    bars: DataFrame, table: TableSpec, catalog: str, *, read_at: datetime | None = None
+) -> int:
     """Upsert bars on (symbol, window_start): a recomputed window replaces the stored one.
 
     Returns how many bars were merged. When every bar is newer than the table's latest window,
     they are appended instead (a MERGE costs a join and a rewrite), with the same protection
     against a concurrent writer (e.g. the market batch) that a MERGE has: the commit fails if
     a bar at or after the first new window was committed since the table was looked at.
+
+    ``read_at``: the bars were computed from silver as read at that time or later (the market
+    batch). A stored bar updated after it is left as it is: the stream wrote it meanwhile from
+    every tick silver had then, so it is at least as recent as the one computed here.
     """
     spark = bars.sparkSession
     # Spark 4.1 cannot plan a MERGE whose source still reads an Iceberg table through the
@@ -192,7 +199,7 @@ def merge_bars(bars: DataFrame, table: TableSpec, catalog: str) -> int:
         MERGE INTO {table.qualified(catalog)} AS t
         USING {view} AS s
         ON t.symbol = s.symbol AND t.window_start = s.window_start
-        WHEN MATCHED THEN UPDATE SET *
+        WHEN MATCHED{_stored_no_later_than(read_at)} THEN UPDATE SET *
         WHEN NOT MATCHED THEN INSERT *
         """
     )
@@ -215,3 +222,10 @@ def _literal(value: object, data_type: DataType) -> Column:
         entries = [F.lit(part) for pair in value.items() for part in pair]
         return (F.create_map(*entries) if entries else F.expr("map()")).cast(data_type)
     return F.lit(value).cast(data_type)
+
+
+def _stored_no_later_than(read_at: datetime | None) -> str:
+    if read_at is None:
+        return ""
+    moment = read_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%fZ")
+    return f" AND t.updated_at <= TIMESTAMP '{moment}'"

@@ -3,7 +3,8 @@
 The stream already merges the bars of the windows each micro-batch touches; the batch makes the
 gold tables converge whatever happened to the stream (a late tick merged after its window's bars, a
 restart between the silver and the gold write). The MERGE on (symbol, window_start) is idempotent,
-so a rerun changes nothing.
+so a rerun changes nothing. A bar the stream merged after the batch read silver is left alone:
+it holds every tick the batch saw, and maybe newer ones.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def run(
     catalog = settings.spark.catalog
     ensure_tables(spark, settings, MARKET_TABLES)
     since = window_floor(now or datetime.now(UTC), lookback)
+    # Before silver is read: a bar the stream merges after this keeps its newer ticks.
+    read_at = datetime.now(UTC)
     silver = spark.table(MARKET_CLEANED.qualified(catalog)).filter(
         F.col("timestamp") >= F.lit(since)
     )
@@ -42,6 +45,6 @@ def run(
     for unit, table in (("minute", MARKET_OHLC_1M), ("hour", MARKET_OHLC_1H)):
         bars = to_bars(silver, unit).withColumn("updated_at", F.current_timestamp())
         merged[table.identifier] = bars.count()
-        merge_bars(bars, table, catalog)
+        merge_bars(bars, table, catalog, read_at=read_at)
     log.info("market batch since %s: %s", since.isoformat(), merged)
     return merged

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -83,6 +84,35 @@ def test_bars_newer_than_the_table_are_appended_and_older_ones_merged(
         ("A", 3): "5.00",
     }
     assert commits(spark, MARKET_OHLC_1M, catalog) == 3  # nothing to merge: no commit
+
+
+def test_a_batch_merge_keeps_the_bars_the_stream_updated_after_the_batch_read_silver(
+    lake: tuple[SparkSession, str],
+) -> None:
+    """The market batch computes bars from silver as read at ``read_at``; a bar the stream
+    merged after that came from every tick silver had then and is kept, the older ones are
+    replaced, the missing ones inserted."""
+    spark, catalog = lake
+    merge_bars(bars(spark, [("A", 0, "1.00")]), MARKET_OHLC_1M, catalog)
+    read_at = datetime.now(UTC)
+    time.sleep(0.01)
+    merge_bars(bars(spark, [("A", 1, "2.00"), ("B", 1, "3.00")]), MARKET_OHLC_1M, catalog)
+    merged = merge_bars(
+        bars(spark, [("A", 0, "7.00"), ("A", 1, "8.00"), ("B", 1, "9.00"), ("B", 0, "6.00")]),
+        MARKET_OHLC_1M,
+        catalog,
+        read_at=read_at,
+    )
+    assert merged == 4
+    assert stored(spark, MARKET_OHLC_1M, catalog) == {
+        ("A", 0): "7.00",
+        ("A", 1): "2.00",
+        ("B", 1): "3.00",
+        ("B", 0): "6.00",
+    }
+    # Without read_at (the stream's own merges) the newest computation always wins.
+    merge_bars(bars(spark, [("A", 1, "8.00")]), MARKET_OHLC_1M, catalog)
+    assert stored(spark, MARKET_OHLC_1M, catalog)[("A", 1)] == "8.00"
 
 
 def test_an_append_of_new_bars_fails_when_a_concurrent_commit_added_one(
