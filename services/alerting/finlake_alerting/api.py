@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Response, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
@@ -24,23 +27,39 @@ def _public(silence: Silence, now: datetime) -> SilencePublic:
 
 
 class Problem(BaseModel):
-    """An error answer."""
+    """An error answer: one line, and for a malformed request each field's error."""
 
     detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+async def _invalid_request(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in error.errors()
+    ]
+    detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    body = Problem(detail=detail or "invalid request", errors=jsonable_encoder(errors))
+    return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 def create_api(service: AlertService) -> FastAPI:
     """The ASGI app over a running (or starting) service."""
     app = FastAPI(title="finlake alert service", version="1.0.0")
-    silences = APIRouter(prefix="/api/v1/silences", tags=["silences"])
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    silences = APIRouter(
+        prefix="/api/v1/silences", tags=["silences"],
+        responses={422: {"model": Problem, "description": "A malformed or refused request."}},
+    )  # fmt: skip
 
-    @app.get("/healthz", tags=["probes"])
+    @app.get("/healthz", tags=["probes"], responses={503: {"description": "The loop stalled."}})
     def healthz(response: Response) -> dict[str, str]:
         alive = service.is_alive()
         response.status_code = 200 if alive else 503
         return {"status": "ok" if alive else "stalled"}
 
-    @app.get("/readyz", tags=["probes"])
+    @app.get("/readyz", tags=["probes"], responses={503: {"description": "Not consuming yet."}})
     def readyz(response: Response) -> dict[str, str]:
         ready = service.is_consuming
         response.status_code = 200 if ready else 503
@@ -54,7 +73,7 @@ def create_api(service: AlertService) -> FastAPI:
     def service_status() -> dict[str, Any]:
         return service.status()
 
-    @silences.post("", status_code=status.HTTP_201_CREATED, responses={422: {"model": Problem}})
+    @silences.post("", status_code=status.HTTP_201_CREATED)
     def create_silence(request: SilenceCreate) -> SilencePublic:
         try:
             silence = service.add_silence(request)

@@ -43,3 +43,15 @@ def test_expiring_a_silence_answers_with_how_many_events_it_suppressed(
         assert service.dispatch(alert(n, rule="r"), b"x", ("alerts", 0, n)) == 0
     expired = client.delete(f"/api/v1/silences/{silence_id}").json()
     assert (expired["status"], expired["suppressed"]) == ("expired", 3)
+
+
+def test_a_malformed_request_is_a_one_line_422_naming_the_field(make_service: MakeService) -> None:
+    client = TestClient(create_api(make_service("[{type: dashboard}]")))
+    response = client.post("/api/v1/silences", json={"matchers": AAPL, "duration": "soon"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["detail"].startswith("body.duration: "), body
+    assert [error["loc"] for error in body["errors"]] == [["body", "duration"]]
+    listed = client.get("/api/v1/silences", params={"state": "asleep"})
+    assert listed.status_code == 422
+    assert listed.json()["detail"].startswith("query.state: ")
