@@ -87,3 +87,11 @@ def test_the_context_line_of_many_long_ids_stays_under_slacks_3000_characters() 
     # One id longer than the limit: none named, but the count says there was one.
     (huge,) = slack_blocks([alert(0, event_id="x" * MAX_TEXT)])[-1]["elements"]
     assert huge["text"].endswith("ids: … and 1 more")
+
+
+def test_a_long_message_is_cut_to_slacks_limits_not_refused() -> None:
+    (section,) = slack_blocks([alert(0, message="m" * 5000, kind="k" * 2500)])[1:2]
+    assert len(section["text"]["text"]) == MAX_TEXT
+    assert section["text"]["text"].endswith("m…")
+    assert all(len(field["text"]) <= 2000 for field in section["fields"])
+    assert section["fields"][0]["text"].endswith("k…")

@@ -15,6 +15,8 @@ MAX_BLOCKS = 50
 MAX_SECTIONS = MAX_BLOCKS - 2  # besides the header and the context line
 MAX_TEXT = 3000
 """Slack's limit of characters in a text object (a section's text, a context element)."""
+MAX_FIELD = 2000
+"""Slack's limit of characters in one of a section's fields."""
 _ICONS = {
     "critical": ":red_circle:",
     "warning": ":large_orange_circle:",
@@ -110,6 +112,11 @@ def _context_text(events: Sequence[AlertEvent]) -> str:
     return text[:MAX_TEXT]  # not reached: with every id listed, the text was too long
 
 
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked (Slack refuses a longer one: 400)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _left_out(count: int) -> str:
     return f" … and {count} more" if count else ""
 
@@ -131,9 +138,12 @@ def slack_blocks(events: Sequence[AlertEvent]) -> list[dict[str, Any]]:
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"{icon} *{event.symbol}* {event.message}"},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": _clip(f"{icon} *{event.symbol}* {event.message}", MAX_TEXT),
+                },
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*{name}*\n{value}"}
+                    {"type": "mrkdwn", "text": _clip(f"*{name}*\n{value}", MAX_FIELD)}
                     for name, value in _facts(event)[1:5]
                 ],
             }
