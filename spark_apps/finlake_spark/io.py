@@ -4,7 +4,7 @@ frames, the Kafka stream source."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -130,6 +130,19 @@ def current_snapshot(spark: SparkSession, table: TableSpec, catalog: str) -> int
     return int(rows[0].snapshot_id) if rows else None
 
 
+def committed_at(
+    spark: SparkSession, table: TableSpec, catalog: str, snapshot: int | None
+) -> datetime | None:
+    """When ``snapshot`` of the table was committed (by its writer's clock), in UTC."""
+    if snapshot is None:
+        return None
+    rows = spark.sql(
+        f"SELECT unix_micros(committed_at) AS micros FROM {table.qualified(catalog)}.snapshots "
+        f"WHERE snapshot_id = {int(snapshot)}"
+    ).collect()
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=rows[0].micros)
+
+
 def as_of(spark: SparkSession, table: TableSpec, catalog: str, snapshot: int | None) -> DataFrame:
     """The table as of ``snapshot`` (None: before its first commit, so empty)."""
     name = table.qualified(catalog)
@@ -171,14 +184,15 @@ def merge_bars(
 ) -> int:
     """Upsert bars on (symbol, window_start): a recomputed window replaces the stored one.
 
-    Returns how many bars were merged. When every bar is newer than the table's latest window,
+    Returns how many bars were given (with ``read_at``, some may have been kept as stored).
+    When every bar is newer than the table's latest window,
     they are appended instead (a MERGE costs a join and a rewrite), with the same protection
     against a concurrent writer (e.g. the market batch) that a MERGE has: the commit fails if
     a bar at or after the first new window was committed since the table was looked at.
 
-    ``read_at``: the bars were computed from silver as read at that time or later (the market
-    batch). A stored bar updated after it is left as it is: the stream wrote it meanwhile from
-    every tick silver had then, so it is at least as recent as the one computed here.
+    ``read_at``: the bars were computed from the silver snapshot committed then (the market
+    batch). A stored bar updated after it is left as it is: the stream computed it after its
+    own silver commit, from every tick of that snapshot, so it is at least as recent.
     """
     spark = bars.sparkSession
     # Spark 4.1 cannot plan a MERGE whose source still reads an Iceberg table through the

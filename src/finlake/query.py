@@ -28,7 +28,7 @@ from pyiceberg.table import Table
 
 from finlake.config import FinlakeSettings
 from finlake.errors import ConfigurationError, FinlakeError
-from finlake.lake.connection import open_catalog
+from finlake.lake.connection import lake_connection, open_catalog
 from finlake.lake.pruning import DataFileStats, ScanShape, plan_files, scan_shape
 
 _TABLE_REF = re.compile(r"\b([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\b", re.IGNORECASE)
@@ -55,7 +55,7 @@ def asking_the_catalog() -> Iterator[None]:
     try:
         yield
     except sqlalchemy.exc.OperationalError as error:
-        first = str(error.orig or error).strip().splitlines()[0]
+        first = (str(error.orig or error).strip().splitlines() or [type(error).__name__])[0]
         raise CatalogUnavailableError(f"the lake's catalog did not answer: {first}") from error
 
 
@@ -155,6 +155,7 @@ class DuckDBEngine:
     def __init__(self, settings: FinlakeSettings, *, metadata_ttl_s: float = 0.0) -> None:
         settings.catalog_db.parent.mkdir(parents=True, exist_ok=True)
         self._settings = settings
+        lake_connection(settings)  # a configuration error stops the caller now, not each query
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
         self.connection = duckdb_connection()

@@ -72,10 +72,6 @@ class DeliveryPool:
         """Jobs waiting, summed over the targets."""
         return sum(worker.pending for worker in self.workers())
 
-    def pending_by_target(self) -> dict[str, int]:
-        """Jobs waiting, per target key."""
-        return {worker.key: worker.pending for worker in self.workers()}
-
     def wait_idle(self, deadline: float) -> None:
         """Let the running workers finish their queues, until ``deadline`` (monotonic)."""
         while time.monotonic() < deadline:

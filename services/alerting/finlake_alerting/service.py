@@ -132,18 +132,13 @@ class AlertService:
         return time.monotonic() - self._heartbeat <= stale_after_s
 
     def status(self) -> dict[str, Any]:
-        """Queues (per channel type, and per target), outstanding deliveries, delivery-log counts,
-        rules."""
+        """Queues (per channel type; target keys name email recipients, so they are not shown),
+        outstanding deliveries, delivery-log counts, rules."""
         return {
             "consuming": self.is_consuming,
             "rules": len(self.rules),
             "outstanding": self.tracker.outstanding,
             "queued": {c.value: pool.pending for c, pool in self.pools.items()},
-            "queued_by_target": {
-                key: pending
-                for pool in self.pools.values()
-                for key, pending in pool.pending_by_target().items()
-            },
             "deliveries": self.store.counts(),
         }
 

@@ -3,8 +3,8 @@
 The stream already merges the bars of the windows each micro-batch touches; the batch makes the
 gold tables converge whatever happened to the stream (a late tick merged after its window's bars, a
 restart between the silver and the gold write). The MERGE on (symbol, window_start) is idempotent,
-so a rerun changes nothing. A bar the stream merged after the batch read silver is left alone:
-it holds every tick the batch saw, and maybe newer ones.
+so a rerun changes nothing. A bar the stream merged after the silver snapshot the batch reads was
+committed is left alone: it holds every tick of that snapshot, and maybe newer ones.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from finlake.lake.tables import MARKET_CLEANED, MARKET_OHLC_1H, MARKET_OHLC_1M, 
 from finlake.spark.session import build_session
 from finlake.transforms.gold import to_bars
 from finlake_spark.config import SparkAppSettings
-from finlake_spark.io import ensure_tables, merge_bars
+from finlake_spark.io import as_of, committed_at, current_snapshot, ensure_tables, merge_bars
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,11 @@ def run(
     catalog = settings.spark.catalog
     ensure_tables(spark, settings, MARKET_TABLES)
     since = window_floor(now or datetime.now(UTC), lookback)
-    # Before silver is read: a bar the stream merges after this keeps its newer ticks.
-    read_at = datetime.now(UTC)
-    silver = spark.table(MARKET_CLEANED.qualified(catalog)).filter(
+    # One silver snapshot for every bar; a bar the stream merged after that snapshot's commit
+    # holds its ticks and maybe newer ones, so it is kept. Both times are the stream driver's.
+    snapshot = current_snapshot(spark, MARKET_CLEANED, catalog)
+    read_at = committed_at(spark, MARKET_CLEANED, catalog, snapshot)
+    silver = as_of(spark, MARKET_CLEANED, catalog, snapshot).filter(
         F.col("timestamp") >= F.lit(since)
     )
     merged: dict[str, int] = {}

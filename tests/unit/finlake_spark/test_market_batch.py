@@ -65,10 +65,9 @@ def test_the_batch_recomputes_gold_from_silver_and_keeps_bars_the_stream_wrote_m
     for spec in MARKET_TABLES:
         spark.sql(f"DROP TABLE IF EXISTS {spec.qualified(catalog)} PURGE")
     ensure_tables(spark, settings, MARKET_TABLES)
-    _silver(spark, catalog)
     minutes, hours = MARKET_OHLC_1M.qualified(catalog), MARKET_OHLC_1H.qualified(catalog)
-    # A stale bar of minute 0 (the stream missed a late tick), and one of minute 1 the stream
-    # merged "after the batch read silver" (updated in the future).
+    # A bar of minute 0 from before silver's last commit (stale: the stream missed a late tick),
+    # and one of minute 1 the stream merged after that commit (from silver as it was then).
     stale = spark.sql(
         f"SELECT 'AAA' AS symbol, TIMESTAMP '{HOUR:%Y-%m-%d %H:%M:%S}Z' AS window_start"
     ).select(
@@ -86,10 +85,12 @@ def test_the_batch_recomputes_gold_from_silver_and_keeps_bars_the_stream_wrote_m
     merge_bars(
         stale.select("*", F.current_timestamp().alias("updated_at")), MARKET_OHLC_1M, catalog
     )
+    _silver(spark, catalog)
     newer = stale.withColumn("window_start", F.col("window_start") + F.expr("INTERVAL 1 MINUTE"))
     newer = newer.withColumn("window_end", F.col("window_start") + F.expr("INTERVAL 1 MINUTE"))
-    later = F.current_timestamp() + F.expr("INTERVAL 1 HOUR")
-    merge_bars(newer.select("*", later.alias("updated_at")), MARKET_OHLC_1M, catalog)
+    merge_bars(
+        newer.select("*", F.current_timestamp().alias("updated_at")), MARKET_OHLC_1M, catalog
+    )
 
     counts = market_batch.run(settings, lookback=timedelta(hours=3), now=NOW)
 

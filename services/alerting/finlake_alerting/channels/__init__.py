@@ -21,8 +21,8 @@ class Sender(Protocol):
     """Sends one message carrying ``events`` to ``target``.
 
     One sender serves every target of its channel type, each target from its own worker thread:
-    ``send`` must be safe to call from several threads at once. ``close`` is called once, after
-    every worker stopped."""
+    ``send`` must be safe to call from several threads at once. ``close`` is called once, when
+    every worker stopped or the shutdown grace ran out (a send still running may then fail)."""
 
     def send(self, events: Sequence[AlertEvent], target: Target) -> None:
         """Deliver or raise (DeliveryError, or any error: retried)."""
