@@ -185,6 +185,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             f"--etcd-servers={etcd_url}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--disable-admission-plugins=ServiceAccount",
+            # As OpenShift: setting blockOwnerDeletion needs update on the owner's finalizers.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             "--authorization-mode=RBAC",
             f"--token-auth-file={work / 'tokens.csv'}",
             f"--service-account-issuer={url}/",
