@@ -131,6 +131,8 @@ def test_service_serves_probes_and_flushes_on_sigterm(settings: FinlakeSettings)
         status, metrics = get(port, "/metrics")
         assert status == 200
         assert 'finlake_ingestion_records_produced_total{source="simulate"}' in metrics
+        # Every source stamps its batches, not only Yahoo's polls (the dashboard's staleness).
+        assert 'finlake_ingestion_last_batch_timestamp_seconds{source="simulate"}' in metrics
         service.send_signal(signal.SIGTERM)
         _, stderr = service.communicate(timeout=60)
     finally:

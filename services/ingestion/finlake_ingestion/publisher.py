@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,12 +65,15 @@ class TickPublisher:
         self._produced = metrics.produced.labels(source)
         self._failed = metrics.failed.labels(source)
         self._latency = metrics.delivery_latency.labels(source)
+        self._last_batch = metrics.last_poll.labels(source)
         self._since_poll = 0
         self._delivered = 0
         self._latencies: list[float] = []
 
     def publish(self, batch: Batch) -> None:
         """Hand every tick of ``batch`` to the producer; confirm it after a flush if asked."""
+        if batch.ticks:  # not the empty keep-alive batches of a backoff or a paused replay
+            self._last_batch.set(time.time())
         if batch.confirm is not None:
             delivered: list[MarketTick] = []
             for tick, headers in zip(batch.ticks, self._headers(batch), strict=True):
