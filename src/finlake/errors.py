@@ -5,6 +5,19 @@ class FinlakeError(Exception):
     """Base class of every error finlake raises on purpose."""
 
 
+class UnavailableError(FinlakeError):
+    """A service finlake depends on did not answer.
+
+    ``str()`` names the cause, for logs and the CLI; ``public`` does not, for API clients, who
+    have no business learning the hosts, users or paths of the services behind the API.
+    """
+
+    def __init__(self, public: str, *, cause: object = None) -> None:
+        super().__init__(public if cause is None else f"{public}: {cause}")
+        self.public = public
+        self.cause = cause
+
+
 class ConfigurationError(FinlakeError, ValueError):
     """A setting or an input file is invalid."""
 

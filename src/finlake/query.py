@@ -27,7 +27,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.table import Table
 
 from finlake.config import FinlakeSettings
-from finlake.errors import ConfigurationError, FinlakeError
+from finlake.errors import ConfigurationError, FinlakeError, UnavailableError
 from finlake.lake.connection import lake_connection, open_catalog
 from finlake.lake.pruning import DataFileStats, ScanShape, plan_files, scan_shape
 
@@ -45,7 +45,7 @@ class TableNotFoundError(QueryError, LookupError):
     """The SQL names a lake table that the catalog does not have (yet)."""
 
 
-class CatalogUnavailableError(FinlakeError, ConnectionError):
+class CatalogUnavailableError(UnavailableError, ConnectionError):
     """The lake's catalog database did not answer (down, unreachable, refusing the login)."""
 
 
@@ -56,7 +56,7 @@ def asking_the_catalog() -> Iterator[None]:
         yield
     except sqlalchemy.exc.OperationalError as error:
         first = (str(error.orig or error).strip().splitlines() or [type(error).__name__])[0]
-        raise CatalogUnavailableError(f"the lake's catalog did not answer: {first}") from error
+        raise CatalogUnavailableError("the lake's catalog did not answer", cause=first) from error
 
 
 class Engine(Protocol):

@@ -104,7 +104,8 @@ def test_a_post_the_feed_topic_does_not_take_is_a_503_the_alert_service_retries(
         answer = post(a, "never-shown")
         assert answer.status_code == 503
         assert answer.headers["content-type"] == "application/problem+json"
-        assert "alerts.feed" in answer.json()["detail"]
+        assert answer.json()["detail"] == "the live feed did not take the events"
+        assert answer.headers["retry-after"] == "5"
         assert feed(a) == []
 
 

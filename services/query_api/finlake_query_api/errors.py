@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finlake.errors import FinlakeError
+from finlake.errors import FinlakeError, UnavailableError
 
 
 class UnknownSymbolError(FinlakeError, LookupError):
@@ -29,9 +29,16 @@ class RateLimitedError(FinlakeError):
         self.retry_after_s = retry_after_s
 
 
-class LakeUnavailableError(FinlakeError):
+class LakeUnavailableError(UnavailableError):
     """The lake could not answer (catalog unreachable, table not written yet)."""
 
 
-class FeedUnavailableError(FinlakeError):
+def lake_unavailable(error: FinlakeError) -> LakeUnavailableError:
+    """The lake failing with ``error``; what clients are told keeps the reason clients may read."""
+    if isinstance(error, UnavailableError):
+        return LakeUnavailableError(f"the lake could not answer: {error.public}", cause=error.cause)
+    return LakeUnavailableError("the lake could not answer", cause=error)
+
+
+class FeedUnavailableError(UnavailableError):
     """The live feed's Kafka topic did not take the posted events (the poster retries)."""

@@ -124,12 +124,16 @@ class KafkaFeedRelay:
                     on_delivery=delivered,
                 )  # fmt: skip
         except (BufferError, KafkaException) as error:
-            raise FeedUnavailableError(f"the live feed topic {self._topic}: {error}") from error
+            raise FeedUnavailableError(
+                "the live feed did not take the events", cause=f"topic {self._topic}: {error}"
+            ) from error
         # flush() waits for every request's events; this request needs only its own reports.
         await asyncio.to_thread(self._producer.flush, DELIVERY_TIMEOUT_S)
         if failures or len(reports) < len(new):
             reason = failures[0] if failures else f"{len(new) - len(reports)} events undelivered"
-            raise FeedUnavailableError(f"the live feed topic {self._topic} did not take: {reason}")
+            raise FeedUnavailableError(
+                "the live feed did not take the events", cause=f"topic {self._topic}: {reason}"
+            )
         self._feed.publish(list(new.values()))
         return Accepted(accepted=len(new), duplicates=len(items) - len(new))
 

@@ -26,7 +26,12 @@ from finlake_query_api.bars import (
     to_bar,
     utc,
 )  # fmt: skip
-from finlake_query_api.errors import InvalidRangeError, LakeUnavailableError, UnknownSymbolError
+from finlake_query_api.errors import (
+    InvalidRangeError,
+    LakeUnavailableError,
+    UnknownSymbolError,
+    lake_unavailable,
+)
 from finlake_query_api.hot_tier import HotTier
 
 log = logging.getLogger(__name__)
@@ -108,7 +113,7 @@ class Market:
             except LakeUnavailableError:
                 raise
             except FinlakeError as error:  # before the first poll: as any lake failure, a 503
-                raise LakeUnavailableError(f"the lake could not answer: {error}") from error
+                raise lake_unavailable(error) from error
 
     def cached(self, name: str, tables: Sequence[str], compute: Callable[[], Any]) -> Any:
         """``compute()``, recomputed only when one of ``tables`` has a new snapshot."""
@@ -148,7 +153,7 @@ class Market:
         except TableNotFoundError:
             return []
         except FinlakeError as error:  # QueryError, or an engine's own (e.g. Trino unreachable)
-            raise LakeUnavailableError(f"the lake could not answer: {error}") from error
+            raise lake_unavailable(error) from error
 
     # -- symbols -------------------------------------------------------------------------------
 
@@ -231,7 +236,7 @@ class Market:
         except TableNotFoundError:
             return [], None
         except FinlakeError as error:
-            raise LakeUnavailableError(f"the lake could not answer: {error}") from error
+            raise lake_unavailable(error) from error
         more = table.num_rows > limit
         table = table.slice(0, limit)
         rendered = render_bars_arrow(table)

@@ -157,17 +157,24 @@ def test_lake_without_tables_is_not_a_server_error(tmp_path: Path) -> None:
         assert {layer["is_available"] for layer in layers} == {False}
 
 
-def test_a_lake_down_before_the_first_poll_is_a_503_not_a_500(tmp_path: Path) -> None:
+def test_a_lake_down_before_the_first_poll_is_a_503_not_a_500(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Trino unreachable from the start (the real client against a closed port): every data
-    endpoint says the lake is unavailable, as it does once polling has begun."""
+    endpoint says the lake is unavailable, as it does once polling has begun. Where Trino is
+    (and why it did not answer) goes to the log, not to API clients."""
     settings = Settings.model_validate({
         "home": tmp_path, "api": {**API_DEFAULTS, "engine": "trino"},
         "trino": {"port": free_port(), "retries": 1, "request_timeout_s": 2},
     })  # fmt: skip
+    port = str(settings.trino.port)
     with TestClient(create_app(settings, clock=lambda: NOW), headers={"X-API-Key": API_KEY}) as c:
         for url in ("/v1/symbols", "/v1/symbols/AAPL/ohlc", "/v1/quotes/latest", "/v1/quality"):
-            assert "did not answer" in _problem(c, url, 503), url
+            assert _problem(c, url, 503) == "the lake could not answer", url
         assert c.get("/readyz").status_code == 503
+    said = [r.getMessage() for r in caplog.records if r.name == "finlake_query_api.api.problems"]
+    assert said, "the cause is logged"
+    assert all(port in message for message in said), said
 
 
 def test_a_catalog_database_down_at_start_is_a_503_until_it_answers(tmp_path: Path) -> None:
@@ -181,10 +188,14 @@ def test_a_catalog_database_down_at_start_is_a_503_until_it_answers(tmp_path: Pa
     })  # fmt: skip
     with TestClient(create_app(settings, clock=lambda: NOW), headers={"X-API-Key": API_KEY}) as c:
         for url in ("/v1/symbols", "/v1/quotes/latest", "/v1/quality"):
-            assert "the lake's catalog did not answer" in _problem(c, url, 503), url
+            detail = _problem(c, url, 503)
+            assert "the lake's catalog did not answer" in detail, url
+            assert "not-yet" not in detail, detail  # the catalog's path: logs only
+            assert "sqlite" not in detail.lower(), detail
         assert c.get("/readyz").status_code == 503
         upload = c.post("/v1/transactions/uploads", content=b"transaction_id\n")
         assert upload.status_code == 503, upload.text
-        assert "the lake's catalog did not answer" in upload.json()["detail"]
+        assert upload.json()["detail"] == "the lake's catalog did not answer"
+        assert upload.headers["retry-after"] == "5"
         catalog_db.parent.mkdir()
         assert c.get("/v1/symbols").json() == {"symbols": []}

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from finlake.errors import FinlakeError
+from finlake.errors import FinlakeError, UnavailableError
 from finlake.query import CatalogUnavailableError
 from finlake_query_api.errors import (
     FeedUnavailableError,
@@ -27,6 +27,7 @@ from finlake_query_api.schemas import Problem
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 5  # what a 503 asks a client to wait: the lake polls, the feed retries, in seconds
 STATUS_OF: dict[type[FinlakeError], int] = {
     UnknownSymbolError: 404,
     InvalidRangeError: 400,
@@ -65,6 +66,10 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     if status == 500:
         log.error("unmapped finlake error: %s", error)
         return problem(request, 500, "internal error")
+    if isinstance(error, UnavailableError):  # the cause names hosts, users, paths: logs only
+        if str(error) != error.public:
+            log.warning("%s %s: %s", request.method, request.url.path, error)
+        return problem(request, status, error.public, {"Retry-After": str(RETRY_AFTER_S)})
     return problem(request, status, str(error), headers)
 
 
