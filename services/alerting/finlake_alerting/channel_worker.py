@@ -85,8 +85,12 @@ class ChannelWorker:
     targets' workers of that type, so it must be thread-safe."""
 
     def __init__(
-        self, channel: str, key: str, sender: Sender, *, rate_limit: str, outcomes: Outcomes
-    ) -> None:
+        self, channel: str, key: str, sender: Sender, *, rate_limit: str, outcomes: Outcomes,
+        limiter: MovingWindowRateLimiter | None = None,
+        retire: Callable[[ChannelWorker], bool] = lambda _: False,
+    ) -> None:  # fmt: skip
+        """``limiter`` keeps the rate windows (a pool's, outliving its workers); ``retire`` is
+        asked when the worker has been idle ``settings.worker_idle_s``: True ends the thread."""
         self.channel = channel
         self.key = key
         self.sender = sender
@@ -97,7 +101,8 @@ class ChannelWorker:
         self.redact = outcomes.redact
         self.on_done = outcomes.on_done
         self._rate = parse(rate_limit)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = limiter or MovingWindowRateLimiter(MemoryStorage())
+        self._retire = retire
         self._queue: queue.Queue[Job] = queue.Queue()
         self._backlog: deque[Job] = deque()
         self._stopping = threading.Event()
@@ -135,10 +140,15 @@ class ChannelWorker:
     # -- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        busy_at = time.monotonic()
         while not self._stopping.is_set():
             head = self._next()
             if head is None:
+                idle_s = time.monotonic() - busy_at
+                if idle_s >= self.settings.worker_idle_s and self._retire(self):
+                    return
                 continue
+            busy_at = time.monotonic()
             group = [head]
             try:
                 self._wait_for_rate(head.target.key)

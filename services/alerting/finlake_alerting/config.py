@@ -132,6 +132,11 @@ class ServiceSettings(BaseModel):
     shutdown_grace_s: float = Field(
         default=10.0, ge=0, description="On SIGTERM, how long queued deliveries may finish."
     )
+    worker_idle_s: float = Field(
+        default=300.0, gt=0,
+        description="How long a target's delivery worker (a thread) may sit idle before it ends; "
+        "the target's next alert starts a new one.",
+    )  # fmt: skip
     routes: list[Route] = Field(default_factory=list, description="Severity/label routes.")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)

@@ -3,7 +3,8 @@
 A target is one destination (``Target.key``): one Slack webhook, one list of email recipients,
 the dashboard. A webhook answering 500s is retried with backoff for minutes before its jobs are
 dead-lettered; with a worker of its own it holds up only its own alerts, never those of the other
-webhooks or teams of its channel type.
+webhooks or teams of its channel type. A worker idle for ``worker_idle_s`` ends (recipients come
+and go with the alerts' labels: their threads must not pile up); its rate windows stay in the pool.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from finlake_alerting.channel_worker import ChannelWorker, Job, Outcomes
 from finlake_alerting.channels import Sender
@@ -32,6 +36,7 @@ class DeliveryPool:
         self.outcomes = outcomes
         self._lock = threading.Lock()
         self._workers: dict[str, ChannelWorker] = {}
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._started = False
         self._halted = False
 
@@ -50,20 +55,28 @@ class DeliveryPool:
         After ``halt`` the job only queues: it is not delivered, so its record's offset is not
         committed and the next run reads it again."""
         key = job.target.key
-        with self._lock:
+        with self._lock:  # queued under the lock: a worker retires only with nothing queued
             worker = self._workers.get(key)
             if worker is None:
                 worker = ChannelWorker(
                     self.channel, key, self.sender, rate_limit=self.rate_limit,
-                    outcomes=self.outcomes,
+                    outcomes=self.outcomes, limiter=self._limiter, retire=self._retire,
                 )  # fmt: skip
                 self._workers[key] = worker
                 if self._started and not self._halted:
                     worker.start()
-        worker.submit(job)
+            worker.submit(job)
+
+    def _retire(self, worker: ChannelWorker) -> bool:
+        """Whether idle ``worker`` may end now: nothing queued, so it leaves the pool."""
+        with self._lock:
+            if worker.pending or self._halted or self._workers.get(worker.key) is not worker:
+                return False
+            del self._workers[worker.key]
+            return True
 
     def workers(self) -> list[ChannelWorker]:
-        """The workers made so far (a copy: the pool may grow meanwhile)."""
+        """The current workers (a copy: the pool may grow or shrink meanwhile)."""
         with self._lock:
             return list(self._workers.values())
 

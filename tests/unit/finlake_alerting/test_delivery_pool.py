@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from finlake.contracts.alert_rule import secret_env_name
+from finlake.contracts.alert_rule import ChannelType, secret_env_name
 from finlake.contracts.models import AlertEvent
 from finlake_alerting.delivery_pool import stop_pools
 from finlake_alerting.service import AlertService
@@ -120,3 +120,69 @@ def test_stopping_ends_every_targets_worker_and_leaves_the_undelivered_for_the_n
     assert statuses[FAILING] not in FINAL, "left for the next run to deliver"
     service._drain_done()
     assert service.tracker.committable() == {0: 0}, "the next run reads the record again"
+
+
+ONE_WEBHOOK = "[{type: slack, secretRef: {name: slack, key: healthy}}]"
+
+
+def one_webhook(webhook: Webhook, monkeypatch: pytest.MonkeyPatch) -> WebhookServer:
+    server = webhook()
+    monkeypatch.setenv(secret_env_name("slack", "healthy"), server.url)
+    return server
+
+
+def delivery_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == f"deliver-{HEALTHY}"]
+
+
+def test_an_idle_targets_worker_ends_and_its_next_alert_starts_another(
+    make_service: MakeService, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recipients come and go with the alerts' labels: a thread per target ever seen would pile
+    up in a service that runs for months."""
+    server = one_webhook(webhook, monkeypatch)
+    service = make_service(ONE_WEBHOOK, worker_idle_s=0.3)
+    first, second = alert(0, rule="r"), alert(1, rule="r")
+    dispatch(service, [first])
+    wait_until(lambda: delivered_ids(server) == [first.event_id], 20, "the first alert")
+    pool = service.pools[ChannelType.SLACK]
+    wait_until(lambda: not pool.workers() and not delivery_threads(), 20, "the idle worker's end")
+
+    dispatch(service, [second])
+    wait_until(lambda: delivered_ids(server) == [first.event_id, second.event_id], 20, "the next")
+    assert [worker.key for worker in pool.workers()] == [HEALTHY]
+
+
+def test_a_targets_rate_window_outlives_its_idle_worker(
+    make_service: MakeService, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = one_webhook(webhook, monkeypatch)
+    service = make_service(ONE_WEBHOOK, worker_idle_s=0.2, slack={"rate_limit": "1/minute"})
+    first, second = alert(0, rule="r"), alert(1, rule="r")
+    dispatch(service, [first])
+    wait_until(lambda: delivered_ids(server) == [first.event_id], 20, "the first alert")
+    pool = service.pools[ChannelType.SLACK]
+    wait_until(lambda: not pool.workers(), 20, "the idle worker's end")
+
+    service.tracker.track(0, 1, service.dispatch(second, b"x", ("alerts", 0, 1)))
+    wait_until(lambda: [w.key for w in pool.workers()] == [HEALTHY], 20, "a new worker")
+    time.sleep(1.0)  # long enough for a worker with a fresh window to send
+    assert delivered_ids(server) == [first.event_id], "one message a minute, whichever worker"
+    assert service.store.statuses(second.event_id).get(HEALTHY) is None, "not even tried"
+
+
+def test_alerts_arriving_as_the_worker_retires_are_all_delivered_once(
+    make_service: MakeService, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alerts a worker's idle wait (0.2 s per poll of its queue) apart: each may come just as
+    the worker decides to end, which must neither lose it nor send it twice."""
+    server = one_webhook(webhook, monkeypatch)
+    service = make_service(ONE_WEBHOOK, worker_idle_s=0.001)
+    events = [alert(n, rule="r") for n in range(24)]
+    for offset, event in enumerate(events):
+        service.tracker.track(0, offset, service.dispatch(event, b"x", ("alerts", 0, offset)))
+        time.sleep(0.17 + 0.01 * (offset % 7))
+    ids = [event.event_id for event in events]
+    wait_until(lambda: len(delivered_ids(server)) >= len(ids), 20, "every alert")
+    time.sleep(0.5)
+    assert delivered_ids(server) == ids, "in order, each once"
