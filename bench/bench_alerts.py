@@ -57,7 +57,7 @@ from bench.alert_service_only import ServiceOnly, report_service, service_only
 from bench.processes import started
 from bench.stream_phases import BatchStats, batch_stats, phase_totals
 from finlake.config import FinlakeSettings
-from finlake.contracts.alert_rule import ConditionType
+from finlake.contracts.alert_conditions import ConditionType
 from finlake.contracts.topics import TopicSpec
 from finlake.simulate import Injection, random_walk_ticks
 from finlake.stack.kafka import create_topics

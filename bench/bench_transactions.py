@@ -27,7 +27,7 @@ from finlake.query import duckdb_connection
 from finlake.transactions.generate import write_transactions_csv
 from finlake.transactions.rules import failed_rule_sql, typed_select_sql
 from finlake.transactions.upload import open_lake, upload_transactions
-from finlake_spark.jobs.transactions_batch import batch_session, run_once
+from finlake_spark.jobs.transactions_run import batch_session, run_once
 
 GOAL_RATIO = 2.0
 LINEAGE = ("upload_id", "file_name", "row_number", "received_at", "upload_issue", "raw_record")

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from finlake.contracts.alert_rule import ConditionType
+from finlake.contracts.alert_conditions import ConditionType
 from finlake.contracts.models import MarketTick
 from finlake.contracts.resources import parse_duration
 from finlake.errors import ConfigurationError

@@ -25,7 +25,8 @@ from finlake.transactions.generate import write_transactions_csv
 from finlake.transactions.rules import TEXT_COLUMNS
 from finlake.transactions.upload import UploadResult, open_lake, upload_transactions
 from finlake_spark.io import one_row
-from finlake_spark.jobs.transactions_batch import RunResult, run_once
+from finlake_spark.jobs.transactions_batch import RunResult
+from finlake_spark.jobs.transactions_run import run_once
 from tests.conftest import run_cli
 from tests.integration.conftest import empty_lake
 

@@ -18,7 +18,8 @@ from pyspark.sql import SparkSession
 from finlake.config import FinlakeSettings
 from finlake.transactions.rules import TEXT_COLUMNS
 from finlake.transactions.upload import open_lake, upload_transactions
-from finlake_spark.jobs.transactions_batch import RunResult, batch_lock, run_once
+from finlake_spark.jobs.transactions_batch import RunResult
+from finlake_spark.jobs.transactions_run import batch_lock, run_once
 from tests.integration.conftest import empty_lake
 
 HEADER = ",".join(TEXT_COLUMNS)

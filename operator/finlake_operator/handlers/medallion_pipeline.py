@@ -15,11 +15,13 @@ from finlake_operator.builders.common import (
     with_registry_password,
     with_secret_env,
 )
-from finlake_operator.builders.medallion_pipeline import (
+from finlake_operator.builders.medallion_application import (
     SPARK_API_VERSION,
     batch_name,
-    build_medallion_pipeline_children,
     default_metrics_url,
+)
+from finlake_operator.builders.medallion_pipeline import (
+    build_medallion_pipeline_children,
     possible_children,
 )
 from finlake_operator.freshness import (

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from finlake.contracts.alert_rule import (
+from finlake.contracts.alert_conditions import (
     MIN_HISTORY,
     Baseline,
     Condition,

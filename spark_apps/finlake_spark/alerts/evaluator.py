@@ -24,7 +24,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from finlake.contracts.alert_rule import ConditionType, FireMode
+from finlake.contracts.alert_conditions import ConditionType
+from finlake.contracts.alert_rule import FireMode
 from finlake_spark.alerts.conditions import Observation, bucket_start, millis, observe
 from finlake_spark.alerts.rules import ActiveRule
 from finlake_spark.alerts.state import (

@@ -7,7 +7,8 @@ from silver for the (account, day) pairs that got new rows; so re-running an hou
 died half-way, changes nothing that is already right. One run at a time: a run classifies its rows
 against silver as it stands, then appends, so two at once (the hourly schedule and a ``--once``)
 would both append a transaction they both found new. Runs take turns under the lake's lock
-:data:`BATCH_LOCK` (``finlake.lake.locks``, as uploads do); a run that waits says so.
+:data:`~finlake_spark.jobs.transactions_run.BATCH_LOCK` (``finlake.lake.locks``, as uploads do); a
+run that waits says so.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import operator
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
@@ -26,19 +27,14 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from finlake.config import FinlakeSettings
-from finlake.lake.locks import catalog_lock_telling
 from finlake.lake.tables import (
     TRANSACTIONS_BATCH_RUNS,
     TRANSACTIONS_QUARANTINE,
     TRANSACTIONS_RAW,
     TRANSACTIONS_SUMMARY,
-    TRANSACTIONS_TABLES,
     TRANSACTIONS_VALIDATED,
 )
-from finlake.spark.session import build_session
 from finlake.transactions.rules import DUPLICATE_RULE
-from finlake.transactions.upload import open_lake
 from finlake.transforms.transactions import (
     RULE,
     to_account_summaries,
@@ -48,22 +44,12 @@ from finlake.transforms.transactions import (
     with_failed_rule,
     with_typed_columns,
 )
-from finlake_spark.io import as_of, current_snapshot, ensure_tables, one_row
+from finlake_spark.io import as_of, current_snapshot, one_row
 
 log = logging.getLogger(__name__)
 INCREMENTAL = "incremental"
 LINEAGE_KEY = ("upload_id", "row_number")
 HOUR = "hour"
-APP_NAME = "finlake-transactions-batch"
-BATCH_JAVA_OPTIONS = "-XX:+UseParallelGC"
-"""The batch's driver JVM (local mode: every executor too) collects garbage with the throughput
-collector, not G1: the batch holds its checkpointed rows on the heap while it aggregates, and G1's
-concurrent work took CPU from the two tasks (bench_transactions: 1M rows 36.5 -> 29.1 s, 10M rows
-177.7 -> 144.3 s, with the run record below written without Python workers)."""
-BATCH_LOCK = "transactions-batch"
-"""Name of the lake lock a run holds from reading its bronze range to recording the run."""
-WAIT_NOTICE_S = 2.0
-"""How long a run waits for the lock silently before it says that another run holds it."""
 
 
 @dataclass
@@ -370,50 +356,3 @@ def _within_days(column: str, days: list[date]) -> Column:
 
 def _run_id() -> str:
     return uuid.uuid4().hex
-
-
-def batch_session(settings: FinlakeSettings, app_name: str = APP_NAME) -> SparkSession:
-    """The batch's Spark session (the driver's JVM options take effect only if it starts the
-    JVM; executors on a cluster master get them too)."""
-    options = {
-        "spark.driver.extraJavaOptions": BATCH_JAVA_OPTIONS,
-        "spark.executor.extraJavaOptions": BATCH_JAVA_OPTIONS,
-    }
-    return build_session(settings, app_name=app_name, extra=options)
-
-
-@contextlib.contextmanager
-def batch_lock(
-    settings: FinlakeSettings,
-    *,
-    report: Callable[[str], None] = log.warning,
-    notice_after_s: float = WAIT_NOTICE_S,
-) -> Iterator[None]:
-    """Hold the lake's transactions batch lock within the block, waiting for another run first;
-    ``report`` is told once if that run still holds it after ``notice_after_s``."""
-    catalog, _ = open_lake(settings)
-    said = "transactions: another batch run is in progress on this lake; waiting for it to finish"
-    with catalog_lock_telling(
-        catalog, BATCH_LOCK, waiting=lambda: report(said), after_s=notice_after_s
-    ):
-        yield
-
-
-def run_once(
-    settings: FinlakeSettings,
-    *,
-    hour: datetime | None = None,
-    spark: SparkSession | None = None,
-) -> RunResult:
-    """One run: incremental, or the bronze received in ``hour`` again (one run at a time)."""
-    session = spark or batch_session(settings)
-    try:
-        with batch_lock(settings):
-            ensure_tables(session, settings, TRANSACTIONS_TABLES)
-            batch = TransactionsBatch(session, settings.spark.catalog)
-            result = batch.run_hour(hour) if hour is not None else batch.run_incremental()
-    finally:
-        if spark is None:
-            session.stop()
-    log.info("transactions batch %s: %s", result.run_id, result.counts)
-    return result

@@ -13,7 +13,8 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from pyspark.sql import SparkSession
 
 from finlake.config import FinlakeSettings
-from finlake_spark.jobs.transactions_batch import RunResult, batch_session, run_once
+from finlake_spark.jobs.transactions_batch import RunResult
+from finlake_spark.jobs.transactions_run import batch_session, run_once
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from finlake.contracts.alert_rule import (
-    REQUIRED_FIELDS,
-    AlertRuleSpec,
-    ChannelType,
-    ConditionType,
-    FireMode,
-)
+from finlake.contracts.alert_conditions import REQUIRED_FIELDS, ConditionType
+from finlake.contracts.alert_rule import AlertRuleSpec, ChannelType, FireMode
 from finlake.contracts.resources import (
     ResourceError,
     format_duration,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from finlake.contracts.alert_rule import ConditionType
+from finlake.contracts.alert_conditions import ConditionType
 from finlake.errors import ConfigurationError
 from finlake.simulate import Injection, parse_injection, random_walk_ticks
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from finlake.config import FinlakeSettings
-from finlake_spark.jobs.transactions_batch import batch_lock
+from finlake_spark.jobs.transactions_run import batch_lock
 
 WAITING = "transactions: another batch run is in progress on this lake; waiting for it to finish"
 

@@ -120,7 +120,7 @@ def test_the_registry_password_reaches_every_process_that_reads_schemas(
 def test_the_feature_store_password_reaches_the_transactions_batch_alone() -> None:
     from finlake.ml.settings import MlSettings
     from finlake_operator.builders.common import FEATURE_STORE_PASSWORD_ENV
-    from finlake_operator.builders.medallion_pipeline import batch_name
+    from finlake_operator.builders.medallion_application import batch_name
     from finlake_operator.handlers.medallion_pipeline import plan_medallion_pipeline
     from finlake_operator.kube import ObjectRef
     from finlake_operator.reconcile import Degradation

@@ -15,11 +15,8 @@ import yaml
 from finlake.contracts.medallion_pipeline import MedallionPipelineSpec, SparkJob
 from finlake.errors import ConfigurationError
 from finlake_operator.builders.common import Owner
-from finlake_operator.builders.medallion_pipeline import (
-    SPEC_FILE,
-    SPEC_MOUNT,
-    build_medallion_pipeline_children,
-)
+from finlake_operator.builders.medallion_application import SPEC_FILE, SPEC_MOUNT
+from finlake_operator.builders.medallion_pipeline import build_medallion_pipeline_children
 from finlake_spark import main as entry
 
 ROOT = Path(__file__).resolve().parents[3]
