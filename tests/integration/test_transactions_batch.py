@@ -64,6 +64,9 @@ def bad_file(duplicate_of: str, when: datetime) -> tuple[bytes, dict[str, int]]:
         (good.format(id="l1").replace("pos", "atm").replace("25.00", "99999.00"),
          "amount_within_channel_limit"),
         (good.format(id=duplicate_of), "duplicate_transaction_id"),
+        (good.format(id="a1").replace(ts, "0026-05-01T10:00:00Z"), "timestamp_not_before_1970"),
+        # Padded with a no-break space and an ideographic space: trimmed as the preview trims.
+        (good.format(id="ok-4\u00a0").replace("acc-bad", "\u3000acc-pad"), None),
     ]  # fmt: skip
     text = "\n".join([HEADER, *(record for record, _ in records)]) + "\n"
     data = text.encode() + good.format(id="e1").replace("Corner", "Caf\xe9").encode("cp1252")
@@ -110,11 +113,11 @@ def first_run(
 def test_every_row_lands_in_silver_or_quarantine_with_its_reason(first_run: FirstRun) -> None:
     counts = first_run.result.counts
     total = first_run.generated.rows_total + first_run.bad.rows_total
-    assert counts.rows_in == total == 400 + 12
+    assert counts.rows_in == total == 400 + 14
     validated = rows(first_run.spark, "validated")
     quarantine = rows(first_run.spark, "quarantine")
     assert len(validated) + len(quarantine) == total
-    assert len({row["transaction_id"] for row in validated}) == len(validated) == 402
+    assert len({row["transaction_id"] for row in validated}) == len(validated) == 403
     by_rule = Counter(row["rule"] for row in quarantine)
     assert by_rule == Counter(first_run.bad_rows)
     assert counts.quarantined_by_rule == first_run.bad_rows
@@ -161,7 +164,7 @@ def test_quarantine_keeps_the_text_as_uploaded_with_upload_and_row_number(
     assert quarantine["field_lengths"]["merchant"] == "H" * 100_000
     assert quarantine["control_characters"]["merchant"] == "Corner\nGrocer"
     garbled = [r for r in rows(first_run.spark, "quarantine") if r["rule"] == "record_readable"]
-    assert {r["row_number"] for r in garbled} == {6, 12}
+    assert {r["row_number"] for r in garbled} == {6, 14}
     assert any(r["raw_record"] and r["transaction_id"] is None for r in garbled)
     assert any(r["merchant"] and "Caf\\xe9" in r["merchant"] for r in garbled)
     assert "validated first" in quarantine["duplicate_transaction_id"]["detail"]
@@ -174,6 +177,7 @@ def test_silver_is_typed_utc_and_the_first_received_copy_wins(first_run: FirstRu
     assert refund["timestamp"].tzinfo is None  # Spark gives UTC wall time (session zone UTC)
     assert refund["row_number"] == 2
     # bad.csv repeats the generated file's first id with other values; the earlier upload stays.
+    assert validated["ok-4"]["account_id"] == "acc-pad"
     kept = validated[first_run.duplicated_id]
     assert (kept["upload_id"], kept["row_number"]) == (first_run.generated.upload_id, 1)
     assert kept["account_id"] != "acc-bad"
@@ -285,3 +289,35 @@ def test_pipeline_run_transactions_once_says_what_it_did(tmp_path: Path) -> None
     again = run_cli("pipeline", "run", "transactions", "--once", env=env, timeout=300)
     assert "nothing to do" in again.stdout
     assert "features:" not in again.stdout  # silver did not change
+
+
+def test_a_run_after_maintenance_expired_its_start_reads_all_of_bronze_once(
+    first_run: FirstRun,
+) -> None:
+    """No run for longer than maintenance keeps snapshots (a suspended schedule, an outage): the
+    snapshot the last run ended at is gone, and the next run must neither fail nor add twice."""
+    spark, settings = first_run.spark, first_run.settings
+    held = rows(spark, "validated")
+    last = run_once(settings, spark=spark)  # whatever the tests before left unprocessed
+    when = f"{datetime.now(UTC) - timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z"
+    for name in ("x-1", "x-2"):
+        upload(settings, f"{HEADER}\n{GOOD.format(id=name, ts=when)}\n".encode(), f"{name}.csv")
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    spark.sql(
+        "CALL lake.system.expire_snapshots(table => 'transactions.raw', "
+        f"older_than => TIMESTAMP '{now:%Y-%m-%d %H:%M:%S}', retain_last => 1)"
+    ).collect()
+    kept = {
+        row[0]
+        for row in spark.sql("SELECT snapshot_id FROM lake.transactions.raw.history").collect()
+    }
+    assert last.bronze_to_snapshot not in kept, "the test expired the last run's end"
+
+    after = run_once(settings, spark=spark)
+    assert after.bronze_from_snapshot is None, "read from the start"
+    assert after.counts.rows_in == sum(1 for _ in spark.table("lake.transactions.raw").collect())
+    assert (after.counts.validated_rows, after.counts.quarantined_rows) == (2, 0)
+    validated = rows(spark, "validated")
+    ids = [row["transaction_id"] for row in validated]
+    assert len(ids) == len(set(ids)) == len(held) + last.counts.validated_rows + 2
+    assert run_once(settings, spark=spark).is_noop, "and incremental again from there"

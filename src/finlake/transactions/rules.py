@@ -57,6 +57,9 @@ MAX_ID_LENGTH = 64
 MAX_MERCHANT_LENGTH = 200
 FUTURE_TOLERANCE_MINUTES = 5
 """How far after its receipt a transaction may be dated (clock skew of the sender)."""
+EARLIEST_TIMESTAMP = "1970-01-01 00:00:00"
+"""The earliest transaction time taken: a year typed as 0026 or 1026 is a mistake, and features
+and the model read timestamps as nanoseconds since 1970 (pandas), which end before 1678."""
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 """First characters spreadsheets treat as a formula (OWASP CSV injection)."""
 FREE_TEXT_COLUMNS = ("transaction_id", "account_id", "card_id", "merchant")
@@ -94,6 +97,17 @@ AMOUNT_SHAPE = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)"
 # the patterns: Spark's string literals unescape them, DuckDB's do not.
 
 
+WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\ufeff"
+"""What is trimmed off each field: Python's whitespace (Unicode's: tab, no-break space, ideographic
+space, ...) and the byte order mark. The engines' own ``trim`` differ (Spark's takes only the space,
+DuckDB's no tab), so the rules name the characters."""
+
+
+def trimmed(text: str) -> str:
+    """SQL for ``text`` without :data:`WHITESPACE` at either end, in both engines."""
+    return f"TRIM(BOTH '{WHITESPACE}' FROM {text})"
+
+
 def _has_shape(text: str, shape: str) -> str:
     return f"regexp_extract({text}, '{shape}', 0) = {text}"
 
@@ -119,20 +133,20 @@ def typed_columns(timestamp_type: str = "TIMESTAMP") -> dict[str, str]:
     ``timestamp_type`` is the engine's type for an instant: Spark's ``TIMESTAMP`` is one (session
     time zone UTC); DuckDB needs ``TIMESTAMPTZ`` to honour an offset in the text.
     """
-    flag = "lower(trim(in_is_fraud))"
+    flag = f"lower({trimmed('in_is_fraud')})"
     return {
-        "transaction_id": "trim(in_transaction_id)",
-        "account_id": "trim(in_account_id)",
-        "card_id": "nullif(trim(in_card_id), '')",
-        "timestamp": _cast_if_shaped("trim(in_timestamp)", TIMESTAMP_SHAPE, timestamp_type),
-        "amount": _cast_if_shaped("trim(in_amount)", AMOUNT_SHAPE, "DECIMAL(18,2)"),
-        "currency": "upper(trim(in_currency))",
-        "merchant": "trim(in_merchant)",
-        "merchant_category": "trim(in_merchant_category)",
-        "country": "upper(trim(in_country))",
-        "channel": "lower(trim(in_channel))",
-        "entry_mode": "nullif(lower(trim(in_entry_mode)), '')",
-        "status": "nullif(lower(trim(in_status)), '')",
+        "transaction_id": trimmed("in_transaction_id"),
+        "account_id": trimmed("in_account_id"),
+        "card_id": f"nullif({trimmed('in_card_id')}, '')",
+        "timestamp": _cast_if_shaped(trimmed("in_timestamp"), TIMESTAMP_SHAPE, timestamp_type),
+        "amount": _cast_if_shaped(trimmed("in_amount"), AMOUNT_SHAPE, "DECIMAL(18,2)"),
+        "currency": f"upper({trimmed('in_currency')})",
+        "merchant": trimmed("in_merchant"),
+        "merchant_category": trimmed("in_merchant_category"),
+        "country": f"upper({trimmed('in_country')})",
+        "channel": f"lower({trimmed('in_channel')})",
+        "entry_mode": f"nullif(lower({trimmed('in_entry_mode')}), '')",
+        "status": f"nullif(lower({trimmed('in_status')}), '')",
         "is_fraud": (
             f"CASE WHEN {flag} IN ({_sql_list(_TRUE)}) THEN true "
             f"WHEN {flag} IN ({_sql_list(_FALSE)}) THEN false END"
@@ -199,6 +213,11 @@ def transaction_expectations(dialect: Dialect = "duckdb") -> tuple[Expectation, 
             "YYYY-MM-DDThh:mm[:ss[.f][Z|±hh[:mm]]] (T or a space; no zone: UTC)",
         ),
         Expectation(
+            name="timestamp_not_before_1970",
+            condition=f"timestamp >= TIMESTAMP '{EARLIEST_TIMESTAMP}'",
+            description=f"timestamp not before {EARLIEST_TIMESTAMP} UTC (a mistyped year)",
+        ),
+        Expectation(
             name="timestamp_not_in_future",
             condition=f"timestamp <= received_at + INTERVAL {FUTURE_TOLERANCE_MINUTES} MINUTES",
             description=f"timestamp at most {FUTURE_TOLERANCE_MINUTES} minutes after the upload",
@@ -210,7 +229,7 @@ def transaction_expectations(dialect: Dialect = "duckdb") -> tuple[Expectation, 
         ),
         Expectation(
             name="amount_two_decimals",
-            condition="TRY_CAST(trim(in_amount) AS DECIMAL(38,10)) = amount",
+            condition=f"TRY_CAST({trimmed('in_amount')} AS DECIMAL(38,10)) = amount",
             description="amount has at most two decimal places",
         ),
         Expectation(name="amount_non_zero", condition="amount <> 0", description="amount is not 0"),
@@ -252,7 +271,7 @@ def transaction_expectations(dialect: Dialect = "duckdb") -> tuple[Expectation, 
         ),
         Expectation(
             name="is_fraud_boolean",
-            condition="is_fraud IS NOT NULL OR coalesce(trim(in_is_fraud), '') = ''",
+            condition=f"is_fraud IS NOT NULL OR coalesce({trimmed('in_is_fraud')}, '') = ''",
             description="is_fraud is empty, true or false",
         ),
         Expectation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -83,6 +84,8 @@ def test_a_good_row_and_its_accepted_spellings_pass() -> None:
         ({"merchant": "Corner\nGrocer"}, "control_characters"),
         ({"merchant": "Tab\tShop"}, "control_characters"),
         ({"timestamp": "yesterday"}, "timestamp_valid"),
+        ({"timestamp": "0026-05-01T10:00:00Z"}, "timestamp_not_before_1970"),
+        ({"timestamp": "1970-01-01T00:30:00+01:00"}, "timestamp_not_before_1970"),
         ({"timestamp": "2026-05-01T12:06:00Z"}, "timestamp_not_in_future"),
         ({"amount": "12,50"}, "amount_valid"),
         ({"amount": "12.345"}, "amount_two_decimals"),
@@ -164,6 +167,37 @@ def spark_verdicts(spark: SparkSession, table: pa.Table) -> list[str | None]:
     frame = spark.createDataFrame(table.to_pylist(), schema=schema)
     tagged = with_failed_rule(with_typed_columns(frame))
     return [row[RULE] for row in tagged.orderBy("row_number").collect()]
+
+
+PADDED = {  # whitespace around values, of the kinds spreadsheets and other systems leave
+    "transaction_id": "tx1\u00a0",
+    "account_id": "\u3000acc1",
+    "timestamp": "\t2026-05-01T10:00:00Z ",
+    "amount": "12.50\u00a0",
+    "currency": "EUR\u2003",
+    "merchant": "\ufeffCorner Grocer",
+    "country": " DE\u202f",
+    "channel": "pos\r",
+    "is_fraud": "\u00a0false",
+}
+
+
+def test_both_engines_trim_the_same_whitespace_off_every_field(spark: SparkSession) -> None:
+    """The upload's preview (DuckDB) must count as valid exactly what the batch (Spark) keeps,
+    and store the same values: an id with a no-break space must not be a second transaction."""
+    table = bronze(PADDED, {"amount": "12.50\u0085x"})
+    assert verdicts(table) == [None, "amount_valid"]
+    assert spark_verdicts(spark, table) == [None, "amount_valid"]
+    types = {pa.string(): StringType(), pa.int64(): LongType()}
+    schema = StructType(
+        [StructField(f.name, types.get(f.type, TimestampType())) for f in table.schema]
+    )
+    typed = with_typed_columns(spark.createDataFrame(table.to_pylist()[:1], schema=schema))
+    stored = typed.select(*PADDED).first()
+    assert stored is not None
+    typed_values = {"timestamp": datetime(2026, 5, 1, 10), "amount": Decimal("12.50"),
+                    "is_fraud": False}  # fmt: skip
+    assert stored.asDict() == {**{c: GOOD[c] for c in PADDED}, **typed_values}
 
 
 def test_both_engines_accept_exactly_the_documented_timestamp_and_amount_shapes(

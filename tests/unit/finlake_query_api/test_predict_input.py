@@ -8,10 +8,10 @@ from pydantic import ValidationError
 from finlake_query_api.api.routes.predict import TransactionIn
 
 BODY = {
-    "account_id": " acc00000042 ",
+    "account_id": "\u00a0acc00000042 ",
     "timestamp": "2026-11-26T12:00:00Z",
     "amount": "4.99",
-    "merchant": "  Pixel Games DE-00170 ",
+    "merchant": "  Pixel Games DE-00170\u3000",
     "country": " de",
     "channel": "ECOMMERCE",
     "entry_mode": " Manual ",
@@ -27,8 +27,10 @@ def test_values_are_normalised_as_the_batch_normalises_them() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("country", "Germany"), ("merchant", "   "), ("channel", "fax")]
-)
+    ("field", "value"),
+    [("country", "Germany"), ("merchant", "   "), ("channel", "fax"),
+     ("timestamp", "0026-11-26T12:00:00Z"), ("timestamp", "1969-12-31T23:59:59Z")],
+)  # fmt: skip
 def test_what_silver_would_quarantine_is_refused(field: str, value: str) -> None:
     with pytest.raises(ValidationError, match=field):
         TransactionIn.model_validate(BODY | {field: value})

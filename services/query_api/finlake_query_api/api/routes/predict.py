@@ -4,13 +4,13 @@ newly promoted model serves without a restart."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from finlake.lake.tables import TRANSACTIONS_PREDICTIONS
 from finlake.ml.registry import NoChampionError
@@ -18,11 +18,13 @@ from finlake.ml.scoring import OnlineScorer
 from finlake.ml.settings import MlSettings
 from finlake.ml.store import FeatureStoreError
 from finlake.query import QueryError
+from finlake.transactions.rules import EARLIEST_TIMESTAMP, WHITESPACE
 from finlake_query_api.api.deps import ApiKeyDep, StateDep
 from finlake_query_api.api.problems import PROBLEMS
 from finlake_query_api.state import AppState
 
 router = APIRouter(tags=["predictions"], responses=PROBLEMS)
+EARLIEST = datetime.fromisoformat(EARLIEST_TIMESTAMP).replace(tzinfo=UTC)
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -43,6 +45,14 @@ class TransactionIn(BaseModel):
     channel: Literal["pos", "contactless", "ecommerce", "atm", "transfer"]
     entry_mode: Literal["chip", "swipe", "contactless", "manual", "token"] | None = None
 
+    @field_validator("timestamp")
+    @classmethod
+    def _not_before_1970(cls, value: datetime) -> datetime:
+        # What the batch's rule timestamp_not_before_1970 quarantines has no features either.
+        if value < EARLIEST:
+            raise ValueError(f"must not be before {EARLIEST:%Y-%m-%d} (UTC)")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _as_silver_stores_it(cls, data: Any) -> Any:
@@ -53,7 +63,7 @@ class TransactionIn(BaseModel):
             return data
         cased = {"country": str.upper, "channel": str.lower, "entry_mode": str.lower}
         return {
-            key: cased.get(key, str)(value.strip()) if isinstance(value, str) else value
+            key: cased.get(key, str)(value.strip(WHITESPACE)) if isinstance(value, str) else value
             for key, value in data.items()
         }
 
