@@ -24,6 +24,7 @@ from finlake_ingestion.sources.base import Batch
 from finlake_ingestion.sources.replay import ReplaySource
 from finlake_ingestion.sources.simulate import SimulateSource
 from finlake_ingestion.sources.yahoo import YahooSource
+from finlake_ingestion.worker import RunReport
 from finlake_ingestion.yahoo_client import YahooClient
 from tests.unit.finlake_ingestion.fake_yahoo import SESSION_OPEN, FakeClock, FakeYahoo
 
@@ -214,3 +215,35 @@ def test_stop_event_ends_an_endless_run_with_everything_flushed(settings: Finlak
     assert report.undelivered == 0
     assert report.delivered == report.sent > 0
     assert len(consume_topic(settings, topic, expect=report.sent)) == report.sent
+
+
+def test_the_service_holds_after_its_replay_file_until_stopped(
+    settings: FinlakeSettings, tmp_path: Path
+) -> None:
+    """As a Deployment's container the service must not exit when its file is done: Kubernetes
+    would start it again and it would publish the file again, every restart."""
+    topic = fresh_topic(settings)
+    path = tmp_path / "ticks.csv"
+    path.write_text("symbol,timestamp,price,volume\nAAPL,2026-11-24T14:30:00Z,234.5,100\n")
+    metrics, stop = IngestionMetrics(), threading.Event()
+    reports: list[RunReport] = []
+    options = ingestion_settings(settings, topic)
+    options = options.model_copy(
+        update={"ingestion": options.ingestion.model_copy(update={"http_port": 0})}
+    )
+    service = threading.Thread(
+        target=lambda: reports.append(
+            execute(options, lambda m: ReplaySource(path, m), serve=True, stop=stop,
+                    metrics=metrics, hold=True)
+        )
+    )  # fmt: skip
+    service.start()
+    try:
+        assert len(consume_topic(settings, topic, expect=1)) == 1
+        service.join(2.0)
+        assert service.is_alive(), "the service ended with its file"
+    finally:
+        stop.set()
+        service.join(30)
+    assert not service.is_alive()
+    assert [(r.sent, r.delivered, r.stopped) for r in reports] == [(1, 1, False)]

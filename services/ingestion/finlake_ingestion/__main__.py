@@ -14,11 +14,13 @@ log = logging.getLogger("finlake_ingestion")
 
 
 def main() -> int:
-    """Run the configured source until SIGTERM; exit 1 on a configuration or delivery error."""
+    """Run the configured source until SIGTERM, also once a replay file is done (exiting would
+    have the container restarted to publish it again); exit 1 on a configuration or delivery
+    error."""
     settings = get_settings()
     configure_logging(settings.ingestion.log_level)
     try:
-        report = execute(settings, configured_source(settings), serve=True)
+        report = execute(settings, configured_source(settings), serve=True, hold=True)
     except FinlakeError as error:
         log.error("ingestion failed", extra={"error": str(error)})
         return 1

@@ -64,8 +64,13 @@ def execute(
     serve: bool,
     stop: threading.Event | None = None,
     metrics: IngestionMetrics | None = None,
+    hold: bool = False,
 ) -> RunReport:
-    """Build the source and the publisher, run until done or stopped; serve probes if asked."""
+    """Build the source and the publisher, run until done or stopped; serve probes if asked.
+
+    ``hold``: a source that ends (a replay file) leaves the service running, probes and metrics
+    served, until it is stopped; as a Kubernetes container, exiting would have it restarted and
+    the whole file published again, restart after restart."""
     stop = stop or threading.Event()
     metrics = metrics or IngestionMetrics()
     source = build_source(metrics)
@@ -85,13 +90,18 @@ def execute(
                 settings, metrics, topic=settings.ingestion.topic, source=source.name
             )
             probes.ready_check = publisher.is_connected
-            return run(
+            report = run(
                 source,
                 publisher,
                 stop=stop,
                 probes=probes,
                 flush_timeout_s=settings.ingestion.flush_timeout_s,
             )
+            if hold and not report.stopped and not report.failed:
+                log.info("the source has ended: idle until stopped", extra={"sent": report.sent})
+                while not stop.wait(probes.stale_after_s / 3):
+                    probes.beat()
+            return report
     finally:
         if server is not None:
             server.stop()
