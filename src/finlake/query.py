@@ -49,14 +49,26 @@ class CatalogUnavailableError(UnavailableError, ConnectionError):
     """The lake's catalog database did not answer (down, unreachable, refusing the login)."""
 
 
+class LakeStorageUnavailableError(UnavailableError, ConnectionError):
+    """The files of the lake (table metadata, manifests) could not be read."""
+
+
 @contextlib.contextmanager
 def asking_the_catalog() -> Iterator[None]:
-    """Catalog calls inside: the database's failure to answer is a CatalogUnavailableError."""
+    """Catalog calls inside: the database's failure to answer is a CatalogUnavailableError, the
+    storage's (reading a table's metadata) a LakeStorageUnavailableError."""
     try:
         yield
     except sqlalchemy.exc.OperationalError as error:
         first = (str(error.orig or error).strip().splitlines() or [type(error).__name__])[0]
         raise CatalogUnavailableError("the lake's catalog did not answer", cause=first) from error
+    except UnavailableError:
+        raise
+    except OSError as error:  # a table's metadata or manifests unreadable (object store away)
+        cause = f"{type(error).__name__}: {error}"
+        raise LakeStorageUnavailableError(
+            "the lake's storage did not answer", cause=cause
+        ) from error
 
 
 class Engine(Protocol):

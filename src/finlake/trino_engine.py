@@ -85,7 +85,8 @@ class TrinoEngine:
             return attempt(sql, list(params))
         except TrinoQueryError as error:
             QUERY_FAILURES.labels(kind=error.error_name or "query").inc()
-            if error.error_name == "TABLE_NOT_FOUND":
+            # Trino checks the schema first: a fresh lake's tables are SCHEMA_NOT_FOUND.
+            if error.error_name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):
                 raise TableNotFoundError(f"no such lake table: {error.message}") from error
             if isinstance(error, TrinoExternalError):
                 raise TrinoUnavailableError(f"Trino failed: {error.message}") from error

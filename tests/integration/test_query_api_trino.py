@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import lake_connection, open_catalog
+from finlake.query import TableNotFoundError
 from finlake.stack.manager import Stack
 from finlake.trino_engine import TrinoEngine
 from finlake_query_api.bars import Interval, encode_cursor
@@ -171,3 +172,13 @@ def test_predictions_before_the_transactions_namespace_exists_are_an_empty_page(
     answer = client.get("/v1/transactions/predictions")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"predictions": []}
+
+
+def test_a_table_in_a_schema_not_created_yet_is_a_missing_table(
+    trino_lake: FinlakeSettings,
+) -> None:
+    """A fresh install's API on Trino: before the first pipeline run creates the namespace, the
+    market tables are missing tables (an empty answer, the API ready), not a failing lake."""
+    assert not open_catalog(trino_lake).namespace_exists("alerts_not_yet")
+    with pytest.raises(TableNotFoundError):
+        TrinoEngine(trino_lake.trino).query("SELECT count(*) FROM alerts_not_yet.events")

@@ -36,7 +36,7 @@ class LakeUnavailableError(UnavailableError):
 def lake_unavailable(error: FinlakeError) -> LakeUnavailableError:
     """The lake failing with ``error``; what clients are told keeps the reason clients may read."""
     if isinstance(error, UnavailableError):
-        return LakeUnavailableError(f"the lake could not answer: {error.public}", cause=error.cause)
+        return LakeUnavailableError(error.public, cause=error.cause)
     return LakeUnavailableError("the lake could not answer", cause=error)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from tests.unit.finlake_query_api.conftest import (
     CountingEngine,
     api_settings,
 )
-from tests.unit.finlake_query_api.lake_data import NOW
+from tests.unit.finlake_query_api.lake_data import NOW, build_lake
 
 PROBLEM = "application/problem+json"
 
@@ -36,6 +37,9 @@ def test_unknown_symbol_is_404(client: TestClient) -> None:
     assert "ZZZZ" in _problem(client, "/v1/symbols/ZZZZ/ohlc", 404)
     _problem(client, "/v1/symbols/ZZZZ/metrics", 404)
     _problem(client, "/v1/quotes/latest", 404, symbol="ZZZZ")
+    # Yahoo's index tickers start with ^: a symbol ingestion takes is not malformed here.
+    for symbol in ("%5EGSPC", "BRK_B", "X" * 32):
+        assert "no data" in _problem(client, f"/v1/symbols/{symbol}/ohlc", 404).lower(), symbol
 
 
 @pytest.mark.parametrize(
@@ -199,3 +203,22 @@ def test_a_catalog_database_down_at_start_is_a_503_until_it_answers(tmp_path: Pa
         assert upload.headers["retry-after"] == "5"
         catalog_db.parent.mkdir()
         assert c.get("/v1/symbols").json() == {"symbols": []}
+
+
+def test_lake_files_that_cannot_be_read_are_a_503(tmp_path: Path) -> None:
+    """The object store stops answering for a table's metadata: a 503 saying so (and to retry),
+    not a 500; where the files are is not the client's business."""
+    build_lake(Settings.model_validate({"home": tmp_path}))
+    app = create_app(api_settings(tmp_path, response_cache_entries=0), clock=lambda: NOW)
+    old = {"interval": "1m", "start": f"{NOW - timedelta(days=9):%Y-%m-%dT%H:%M:%SZ}", "limit": 5}
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as c:
+        assert c.get("/v1/symbols/AAPL/ohlc", params=old).json()["source"] == "lake"
+        metadata = list(tmp_path.rglob("ohlc_1m/metadata/*.metadata.json"))
+        assert metadata
+        for path in metadata:
+            path.rename(path.with_name(path.name + ".away"))
+        time.sleep(1.2)  # past the engine's metadata TTL: the next request reads the catalog
+        answer = c.get("/v1/symbols/AAPL/ohlc", params=old)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["detail"] == "the lake's storage did not answer"
+        assert answer.headers["retry-after"] == "5"

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from finlake.errors import FinlakeError, UnavailableError
-from finlake.query import CatalogUnavailableError
+from finlake.query import CatalogUnavailableError, LakeStorageUnavailableError
 from finlake_query_api.errors import (
     FeedUnavailableError,
     InvalidCursorError,
@@ -36,6 +36,7 @@ STATUS_OF: dict[type[FinlakeError], int] = {
     RateLimitedError: 429,
     LakeUnavailableError: 503,
     CatalogUnavailableError: 503,
+    LakeStorageUnavailableError: 503,
     FeedUnavailableError: 503,
 }
 _SCHEMA = {"$ref": "#/components/schemas/Problem"}

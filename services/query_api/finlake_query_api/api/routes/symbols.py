@@ -19,8 +19,9 @@ MAX_LIMIT = 10_000
 SymbolPath = Annotated[
     str,
     Path(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-=^]{0,23}$",
-        description="Ticker as the source spells it (e.g. AAPL, BRK-B, EURUSD=X).",
+        pattern=r"^[A-Za-z0-9.^=_\-]{1,32}$",
+        description="Ticker as the source spells it (e.g. AAPL, BRK-B, EURUSD=X, ^GSPC): up to "
+        "32 characters, as the tick contract allows.",
         examples=["AAPL"],
     ),
 ]
