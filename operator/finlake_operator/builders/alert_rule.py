@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
-
 from finlake.contracts.alert_rule import KIND, AlertRuleSpec
-from finlake.contracts.resources import API_VERSION
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
     STATE_VOLUME,
@@ -25,6 +22,7 @@ from finlake_operator.builders.common import (
     metadata,
     owner_reference,
     platform_env_from,
+    resource_document,
     selector_labels,
     state_pod_security,
     state_volume,
@@ -58,13 +56,7 @@ def alerting_state_name(owner: Owner) -> str:
 
 def rule_document(owner: Owner, rule: AlertRuleSpec) -> str:
     """The rule as the YAML document ``finlake alerts validate`` and the local runner read."""
-    document = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": owner.name, "namespace": owner.namespace},
-        "spec": rule.wire(),
-    }
-    return yaml.safe_dump(document, sort_keys=False)
+    return resource_document(owner, KIND, rule.wire())
 
 
 def build_rules_entry(owner: Owner, rule: AlertRuleSpec | None) -> dict[str, Any]:

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from finlake.contracts.resources import API_VERSION
 from finlake.contracts.storage import PersistenceSpec
 
@@ -56,6 +58,17 @@ def child_labels(owner: Owner, component: str, app: str) -> dict[str, str]:
         "app.kubernetes.io/managed-by": MANAGED_BY,
         OWNER_NAME_LABEL: owner.name,
     }
+
+
+def resource_document(owner: Owner, kind: str, spec: dict[str, Any]) -> str:
+    """The resource as a YAML document: the exact file a local run (or the job) reads."""
+    document = {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {"name": owner.name, "namespace": owner.namespace},
+        "spec": spec,
+    }
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 def owner_reference(owner: Owner, *, controller: bool = True) -> dict[str, Any]:

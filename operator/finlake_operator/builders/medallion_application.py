@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from finlake.contracts.medallion_pipeline import (
     KIND,
     MedallionPipelineSpec,
@@ -14,7 +12,6 @@ from finlake.contracts.medallion_pipeline import (
     detection_env,
     stream_env,
 )
-from finlake.contracts.resources import API_VERSION
 from finlake_operator.builders.common import (
     CONFIG_HASH_ANNOTATION,
     STATE_VOLUME,
@@ -22,6 +19,7 @@ from finlake_operator.builders.common import (
     child_labels,
     config_hash,
     platform_env_from,
+    resource_document,
     state_volume,
 )
 
@@ -85,13 +83,7 @@ def default_metrics_url(owner: Owner, pipeline: MedallionPipelineSpec) -> str:
 
 def pipeline_document(owner: Owner, pipeline: MedallionPipelineSpec) -> str:
     """The resource as a YAML document: the exact file a local run would load."""
-    document = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": owner.name, "namespace": owner.namespace},
-        "spec": pipeline.wire(),
-    }
-    return yaml.safe_dump(document, sort_keys=False)
+    return resource_document(owner, KIND, pipeline.wire())
 
 
 def document_hash(owner: Owner, pipeline: MedallionPipelineSpec, job: SparkJob) -> str:
