@@ -89,6 +89,9 @@ def test_a_good_row_and_its_accepted_spellings_pass() -> None:
         ({"timestamp": "2026-05-01T12:06:00Z"}, "timestamp_not_in_future"),
         ({"amount": "12,50"}, "amount_valid"),
         ({"amount": "12.345"}, "amount_two_decimals"),
+        ({"amount": "5.00000000001"}, "amount_two_decimals"),
+        ({"merchant": "Corner\x7fGrocer"}, "control_characters"),
+        ({"transaction_id": "tx\x9b1"}, "control_characters"),
         ({"amount": "0.00"}, "amount_non_zero"),
         ({"currency": "XYZ"}, "currency_known"),
         ({"merchant": ""}, "merchant_present"),
@@ -188,6 +191,24 @@ def test_both_engines_trim_the_same_whitespace_off_every_field(spark: SparkSessi
     table = bronze(PADDED, {"amount": "12.50\u0085x"})
     assert verdicts(table) == [None, "amount_valid"]
     assert spark_verdicts(spark, table) == [None, "amount_valid"]
+
+
+def test_both_engines_judge_decimals_and_control_characters_alike(spark: SparkSession) -> None:
+    cases = [
+        ({"amount": "12.500"}, None),
+        ({"amount": "12."}, None),
+        ({"amount": "-0.10"}, None),
+        ({"amount": "5.00000000001"}, "amount_two_decimals"),
+        ({"amount": "12.345000000000001"}, "amount_two_decimals"),
+        ({"merchant": "Caf\u00e9 \u00c0 la carte"}, None),  # Latin-1 letters are not controls
+        ({"merchant": "Corner\x7fGrocer"}, "control_characters"),
+        ({"merchant": "Corner\x85Grocer"}, "control_characters"),
+        ({"account_id": "acc\x9f1"}, "control_characters"),
+    ]
+    table = bronze(*(change for change, _ in cases))
+    expected = [rule for _, rule in cases]
+    assert verdicts(table) == expected
+    assert spark_verdicts(spark, table) == expected
     types = {pa.string(): StringType(), pa.int64(): LongType()}
     schema = StructType(
         [StructField(f.name, types.get(f.type, TimestampType())) for f in table.schema]
