@@ -51,8 +51,22 @@ CHANNEL_LIMITS = {
     "transfer": 1_000_000,
     "contactless": 5_000,
 }
-"""Largest absolute amount per channel, in units of the transaction's currency: sanity limits
-that catch misplaced decimals, generous enough for currencies worth a fraction of a euro."""
+"""Largest absolute amount per channel, in units of a currency worth about a euro or more (see
+:data:`CURRENCY_MAGNITUDES` for the others): sanity limits that catch misplaced decimals."""
+CURRENCY_MAGNITUDES = {
+    **dict.fromkeys(("CZK", "DOP", "EGP", "INR", "MAD", "MDL", "MKD", "MUR", "MXN", "MZN", "NOK",
+                     "PHP", "RUB", "SEK", "THB", "TRY", "TWD", "UAH", "UYU", "ZAR"), 1),
+    **dict.fromkeys(("AMD", "BDT", "CRC", "DZD", "ETB", "HUF", "ISK", "JMD", "JPY", "KES", "KZT",
+                     "LKR", "NPR", "PKR", "RSD", "XAF", "XOF", "XPF"), 2),
+    **dict.fromkeys(("AOA", "ARS", "CLP", "COP", "GNF", "IQD", "KHR", "KRW", "MGA", "MMK", "MNT",
+                     "MWK", "NGN", "PYG", "RWF", "TZS", "UGX"), 3),
+    **dict.fromkeys(("IDR", "IRR", "LAK", "UZS", "VND"), 4),
+    "LBP": 5,
+}  # fmt: skip
+"""Currencies of which a euro buys ten or more units: k where a euro buys 10^k to 10^(k+1) of
+them (rates of 2026, rounded down to the power of ten; an order of magnitude stays right for
+years). Their channel limits are 10^k times :data:`CHANNEL_LIMITS`: a 6,000 yen contactless
+payment is an everyday one, 6,000 euros a misplaced decimal."""
 MAX_ID_LENGTH = 64
 MAX_MERCHANT_LENGTH = 200
 FUTURE_TOLERANCE_MINUTES = 5
@@ -165,7 +179,10 @@ def _clean_text(column: str, dialect: Dialect) -> str:
 
 def _channel_limit() -> str:
     cases = " ".join(f"WHEN '{channel}' THEN {limit}" for channel, limit in CHANNEL_LIMITS.items())
-    return f"abs(amount) <= CASE channel {cases} END"
+    scales = " ".join(
+        f"WHEN '{currency}' THEN {10**k}" for currency, k in sorted(CURRENCY_MAGNITUDES.items())
+    )
+    return f"abs(amount) <= CASE channel {cases} END * CASE currency {scales} ELSE 1 END"
 
 
 @cache
@@ -280,7 +297,8 @@ def transaction_expectations(dialect: Dialect = "duckdb") -> tuple[Expectation, 
             name="amount_within_channel_limit",
             condition=_channel_limit(),
             description="absolute amount within the channel's limit: "
-            + ", ".join(f"{c} {limit}" for c, limit in CHANNEL_LIMITS.items()),
+            + ", ".join(f"{c} {limit}" for c, limit in CHANNEL_LIMITS.items())
+            + " (x10^k for currencies of which a euro buys 10^k or more units, e.g. JPY x100)",
         ),
     )
 

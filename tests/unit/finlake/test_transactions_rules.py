@@ -15,8 +15,10 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType, Tim
 from finlake.transactions.preview import RulePreview
 from finlake.transactions.rules import (
     CHANNEL_LIMITS,
+    CURRENCY_MAGNITUDES,
     TEXT_COLUMNS,
     TRANSACTION_EXPECTATIONS,
+    currency_codes,
     failed_rule_sql,
     typed_select_sql,
 )
@@ -108,6 +110,31 @@ def test_a_good_row_and_its_accepted_spellings_pass() -> None:
 )  # fmt: skip
 def test_each_rule_catches_its_bad_value(change: dict[str, Any], rule: str) -> None:
     assert verdicts(bronze(change)) == [rule]
+
+
+@pytest.mark.parametrize(
+    ("currency", "channel", "amount", "rule"),
+    [
+        ("JPY", "contactless", "6000", None),  # about 37 euros
+        ("JPY", "atm", "30000", None),
+        ("KRW", "pos", "150000", None),
+        ("HUF", "atm", "40000", None),
+        ("IDR", "ecommerce", "500000", None),
+        ("VND", "pos", "250000", None),
+        ("JPY", "contactless", "600000", "amount_within_channel_limit"),  # beyond x100
+        ("EUR", "contactless", "6000", "amount_within_channel_limit"),
+        ("USD", "atm", "30000", "amount_within_channel_limit"),
+    ],
+)
+def test_channel_limits_scale_with_what_a_unit_of_the_currency_is_worth(
+    currency: str, channel: str, amount: str, rule: str | None
+) -> None:
+    change = {"currency": currency, "channel": channel, "amount": amount}
+    assert verdicts(bronze(change)) == [rule]
+
+
+def test_every_scaled_currency_is_an_iso_4217_code() -> None:
+    assert set(CURRENCY_MAGNITUDES) <= set(currency_codes())
 
 
 def test_a_row_is_attributed_to_the_first_rule_it_fails() -> None:
