@@ -43,6 +43,14 @@ class HotSeries:
             self._bars = [to_bar(row) for row in zip(*columns, strict=True)]
         return self._bars
 
+    def bars_between(self, lo: int, hi: int) -> list[Bar]:
+        """The bars ``lo:hi`` as ``Bar``s, building only those (unless all are built already):
+        a page of a series replaced by the last snapshot costs its own bars, not the week's."""
+        if self._bars is not None or self.rows is None:
+            return self.bars[lo:hi]
+        part = self.rows.slice(lo, max(0, hi - lo))
+        return [to_bar(row) for row in zip(*map(python_values, part.columns), strict=True)]
+
     def between(self, start: datetime, end: datetime) -> tuple[int, int]:
         """Index range of the bars with ``start <= window_start < end``."""
         return bisect.bisect_left(self.starts, start), bisect.bisect_left(self.starts, end)

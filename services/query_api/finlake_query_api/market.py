@@ -261,8 +261,8 @@ class Market:
             lo, hi = series.between(start, end)
             if interval is not Interval.DAY:
                 hi = hi if limit is None else min(hi, lo + limit)
-                return series.bars[lo:hi], series.fragments[lo:hi], "hot"
-            days = daily_bars(series.bars[lo:hi])
+                return series.bars_between(lo, hi), series.fragments[lo:hi], "hot"
+            days = daily_bars(series.bars_between(lo, hi))
             return days[:limit], None, "hot"
         if interval is Interval.DAY:
             days = daily_bars(self._lake_bars(symbol, Interval.HOUR, start, end, None))

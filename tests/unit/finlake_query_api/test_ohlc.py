@@ -228,3 +228,21 @@ def test_daily_bars_are_the_whole_utc_days_starting_in_the_window(client: TestCl
     metrics = client.get("/v1/symbols/AAPL/metrics", params={"interval": "1d", **window}).json()
     assert metrics["bar_count"] == 2
     assert metrics["volume"] == sum(day["volume"] for day in days["bars"])
+
+
+def test_a_hot_page_builds_only_the_bars_on_it(tmp_path: Path) -> None:
+    """Each new snapshot replaces a changed symbol's series: a 10-bar page of it must not turn
+    the whole week of bars (10,080 a symbol) into objects on the event loop."""
+    from finlake_query_api.bars import Interval
+    from tests.unit.finlake_query_api.lake_data import build_lake
+
+    build_lake(api_settings(tmp_path), symbols=("AAPL",))
+    app = create_app(api_settings(tmp_path, response_cache_entries=0), clock=lambda: NOW)
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as client:
+        page = _ohlc(client, interval="1m", start=DAY_AGO, end=END, limit=10)
+        assert (page["source"], len(page["bars"])) == ("hot", 10)
+        series = app.state.finlake.market.hot.series(Interval.MINUTE, "AAPL")
+        assert series.rows is not None
+        assert series.rows.num_rows > 1000
+        assert series._bars is None, "a 10-bar page built every bar of the series"
+        assert series.bars_between(5, 15) == series.bars[5:15]  # as if all were built
