@@ -55,16 +55,25 @@ class LakeStorageUnavailableError(UnavailableError, ConnectionError):
 
 @contextlib.contextmanager
 def asking_the_catalog() -> Iterator[None]:
-    """Catalog calls inside: the database's failure to answer is a CatalogUnavailableError, the
-    storage's (reading a table's metadata) a LakeStorageUnavailableError."""
+    """Catalog calls inside: the database's failure to answer is a CatalogUnavailableError."""
     try:
         yield
     except sqlalchemy.exc.OperationalError as error:
         first = (str(error.orig or error).strip().splitlines() or [type(error).__name__])[0]
         raise CatalogUnavailableError("the lake's catalog did not answer", cause=first) from error
+
+
+@contextlib.contextmanager
+def reading_the_lake() -> Iterator[None]:
+    """Catalog calls and reads of table metadata inside (no writes: a full disk is no outage):
+    what ``asking_the_catalog`` maps, and an unreadable metadata or manifest file (the object
+    store away) as a LakeStorageUnavailableError."""
+    try:
+        with asking_the_catalog():
+            yield
     except UnavailableError:
         raise
-    except OSError as error:  # a table's metadata or manifests unreadable (object store away)
+    except OSError as error:
         cause = f"{type(error).__name__}: {error}"
         raise LakeStorageUnavailableError(
             "the lake's storage did not answer", cause=cause
@@ -294,7 +303,7 @@ class DuckDBEngine:
         return pa.table({}) if table is None else table
 
     def _arrow(self, sql: str, params: Sequence[object]) -> pa.Table | None:
-        with self._lock, asking_the_catalog():
+        with self._lock, reading_the_lake():
             self._bind(sql)
             sql = self._pruned(sql, params)
         cursor = self.connection.cursor()  # one cursor per call: callers run on many threads
@@ -309,7 +318,7 @@ class DuckDBEngine:
     def snapshot_id(self, table: str) -> int | None:
         """Current snapshot id of ``namespace.table``, read from the catalog (view rebound)."""
         namespace, _, name = table.partition(".")
-        with self._lock, asking_the_catalog():
+        with self._lock, reading_the_lake():
             return self._bind_table(namespace, name)
 
 

@@ -315,7 +315,7 @@ def test_a_run_after_maintenance_expired_its_start_reads_all_of_bronze_once(
 
     after = run_once(settings, spark=spark)
     assert after.bronze_from_snapshot is None, "read from the start"
-    assert after.counts.rows_in == sum(1 for _ in spark.table("lake.transactions.raw").collect())
+    assert after.counts.rows_in == 2, "the rows that had landed are not judged again"
     assert (after.counts.validated_rows, after.counts.quarantined_rows) == (2, 0)
     validated = rows(spark, "validated")
     ids = [row["transaction_id"] for row in validated]

@@ -97,8 +97,12 @@ def execute(
                 probes=probes,
                 flush_timeout_s=settings.ingestion.flush_timeout_s,
             )
-            if hold and not report.stopped and not report.failed:
-                log.info("the source has ended: idle until stopped", extra={"sent": report.sent})
+            if hold and not report.stopped:
+                # Failed records too: a restart would publish the whole file again to retry them.
+                (log.error if report.failed else log.info)(
+                    "the source has ended: idle until stopped",
+                    extra={"sent": report.sent, "failed": report.failed},
+                )
                 while not stop.wait(probes.stale_after_s / 3):
                     probes.beat()
             return report

@@ -125,17 +125,25 @@ class TransactionsBatch:
         )
         if end is None or end == start:
             return RunResult(_run_id(), INCREMENTAL, start, start, None, RunCounts(), 0.0)
+        bronze = None
         if start is not None and not self._is_kept(start):
             # Maintenance expired it (no run for longer than the snapshots are kept): what was
-            # appended after it cannot be told apart any more. All of bronze is read once; what
-            # silver and quarantine hold already is skipped as on any re-run.
+            # appended after it cannot be told apart any more. All of bronze is read once, but
+            # for the rows silver or quarantine hold already (judged once: the rules may have
+            # changed since, and a row must not land in both, or in silver twice).
             log.warning(
                 "transactions batch: bronze snapshot %d, where the last run ended, has expired; "
-                "reading all of bronze once",
+                "reading the rows of bronze that have not landed yet",
                 start,
             )
             start = None
-        counts = self._process(self._bronze_since(start, end))
+            landed = (
+                self.spark.table(self.validated)
+                .select(*LINEAGE_KEY)
+                .unionByName(self.spark.table(self.quarantine).select(*LINEAGE_KEY))
+            )
+            bronze = self._bronze_since(None, end).join(landed, list(LINEAGE_KEY), "left_anti")
+        counts = self._process(bronze if bronze is not None else self._bronze_since(start, end))
         return self._record(
             RunResult(_run_id(), INCREMENTAL, start, end, None, counts, time.monotonic() - started)
         )

@@ -121,6 +121,9 @@ def test_each_rule_catches_its_bad_value(change: dict[str, Any], rule: str) -> N
         ("HUF", "atm", "40000", None),
         ("IDR", "ecommerce", "500000", None),
         ("VND", "pos", "250000", None),
+        ("VND", "transfer", "9000000000", None),  # the limit 10^6 * 10^4 is past an INT
+        ("LBP", "pos", "9000000000", None),
+        ("VND", "transfer", "10000000000.01", "amount_within_channel_limit"),
         ("JPY", "contactless", "600000", "amount_within_channel_limit"),  # beyond x100
         ("EUR", "contactless", "6000", "amount_within_channel_limit"),
         ("USD", "atm", "30000", "amount_within_channel_limit"),
