@@ -151,6 +151,18 @@ def ticks(first: int, last: int) -> list[MarketTick]:
     ]
 
 
+def unusable_ticks() -> list[MarketTick]:
+    """Ticks the detector must not evaluate: one stamped decades after it was produced (it would
+    move the watermark past every later tick, and the next run's cross would be dropped as late)
+    and prices that are no number (kept in the symbol's state, they would fail its next batch)."""
+    base = {"volume": 1, "source": "replay", "produced_at": at(12)}
+    return [
+        MarketTick(symbol="AAA", timestamp=datetime(2099, 1, 1, tzinfo=UTC), price=100, **base),
+        MarketTick(symbol="BBB", timestamp=at(12), price=float("nan"), **base),
+        MarketTick(symbol="CCC", timestamp=at(12), price=float("inf"), **base),
+    ]
+
+
 @dataclass(frozen=True)
 class Expected:
     rule: str
@@ -233,7 +245,7 @@ def scenario(settings: FinlakeSettings, tmp_path_factory: pytest.TempPathFactory
     rules.mkdir()
     (rules / "desk.yaml").write_text(RULES)
     env = detection_env(settings, home, SOURCE, ALERTS)
-    publish(settings, SOURCE, ticks(0, STEPS), key_field="symbol")
+    publish(settings, SOURCE, ticks(0, STEPS) + unusable_ticks(), key_field="symbol")
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap, "logger": CLIENT_LOGGER})
     producer.produce(SOURCE, b"not avro at all", b"AAA")
     producer.flush(10)
@@ -307,8 +319,11 @@ def test_a_replay_over_a_new_checkpoint_emits_nothing_twice(scenario: Scenario) 
     assert scenario.third_table == scenario.second_table
 
 
-def test_undecodable_records_are_counted_not_fatal(scenario: Scenario) -> None:
-    assert "1 market-data records not evaluated" in scenario.output
+def test_undecodable_and_unusable_records_are_counted_not_fatal(scenario: Scenario) -> None:
+    said = next(line for line in scenario.output.splitlines() if "not evaluated" in line)
+    assert "4 market-data records not evaluated" in said
+    assert "timestamp more than 300 s after the record was produced" in said
+    assert "price or volume missing, not a finite number or not positive" in said
 
 
 def test_a_running_job_publishes_and_stores_the_same_events(

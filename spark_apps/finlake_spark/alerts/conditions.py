@@ -147,15 +147,20 @@ def _volume_surge(symbol: str, condition: Condition, state: SymbolState, tick: T
     if condition.baseline is Baseline.TIME_OF_DAY:
         days = range(1, lookback // DAY_MS + 1)
         history = [b.volume for n in days if (b := buckets.get(start - n * DAY_MS)) is not None]
-        enough = len(history) >= 1
+        windows = len(history)  # a day without that bucket: closed then, not a quiet day
+        enough = windows >= 1
         baseline = "same time of day"
     else:
-        history = [b.volume for begin, b in buckets.items() if start - lookback <= begin < start]
-        enough = len(history) >= MIN_HISTORY
+        # Every window of the lookback counts, a window without trades as 0; the lookback starts
+        # no earlier than the first window the state has (the symbol's first tick it saw).
+        since = max(start - lookback, min(buckets))
+        history = [b.volume for begin, b in buckets.items() if since <= begin < start]
+        windows = (start - since) // width
+        enough = windows >= MIN_HISTORY
         baseline = "rolling"
-    if not enough or statistics.fmean(history) <= 0:
+    if not enough or sum(history) <= 0:
         return NOT_HOLDING
-    average = statistics.fmean(history)
+    average = sum(history) / windows
     ratio = volume / average
     if ratio < condition.threshold:
         return NOT_HOLDING

@@ -44,6 +44,13 @@ class DetectionSettings(BaseModel):
         description="Bars of idle symbols close (once_per_bar_close) and idle state is evicted "
         "when the max event time minus this passes them.",
     )
+    max_ahead_s: int = Field(
+        default=300,
+        ge=0,
+        description="A tick stamped more than this after it was produced (`produced_at`) is not "
+        "evaluated: one such tick would move the watermark past every real tick (all of them "
+        "then late, dropped) and leave the symbol waiting for that moment.",
+    )
     max_offsets_per_trigger: int = Field(
         default=100_000, ge=1, description="Kafka records per micro-batch at most."
     )

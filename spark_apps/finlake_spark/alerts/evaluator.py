@@ -15,8 +15,14 @@ Semantics (the AlertRule docstring defines the conditions):
   ``once_per_bar_close`` looks at the bar's last tick, when the bar closes (a later tick of
   the symbol arrives, or the watermark passes the bar's end).
 - Bars (``bar``) and condition buckets (``window``) are aligned to the Unix epoch, days are UTC.
-- An event's window is the bar it fired in; its id is a UUIDv5 of (rule, symbol, window), and
-  of (rule, symbol) for ``once``: replaying the same ticks yields the same ids.
+- An event's window is the bar it fired in; its id is a UUIDv5 of (rule, rule version,
+  symbol, window), and of (rule, rule version, symbol) for ``once``: replaying the same ticks
+  yields the same ids. The version is the rule's fingerprint: an edit of what it evaluates
+  starts it afresh (a ``once`` rule may fire again), under new ids, which no dedupe downstream
+  mistakes for the old version's firings.
+- A symbol idle for longer than any rule looks back is forgotten (``horizon_ms``): price_cross
+  and gap rules remember its last price for ``LAST_PRICE_MEMORY_MS`` (a cross or gap across a
+  long weekend still counts), and a ``once`` rule that fired keeps that fact while it exists.
 """
 
 from __future__ import annotations
@@ -41,14 +47,16 @@ from finlake_spark.alerts.state import (
 EVENT_NAMESPACE = uuid.UUID("6f1d3c52-7a39-4c1e-9a57-2f0c1d5e8b11")
 EDGE_TRIGGERED = frozenset({ConditionType.PRICE_CROSS, ConditionType.GAP})
 BUCKETED = frozenset({ConditionType.RETURN_ZSCORE, ConditionType.VOLUME_SURGE})
-GAP_MEMORY_MS = 4 * DAY_MS
-"""How long an idle symbol keeps its last price for gap rules (a long weekend)."""
+LAST_PRICE_MEMORY_MS = 4 * DAY_MS
+"""How long an idle symbol keeps its last price for price_cross and gap rules (a long weekend)."""
 
 
-def event_id(rule: str, symbol: str, window_start_ms: int, window_end_ms: int, once: bool) -> str:
-    """The deterministic id of a firing."""
-    name = f"{rule}|{symbol}|once" if once else f"{rule}|{symbol}|{window_start_ms}|{window_end_ms}"
-    return str(uuid.uuid5(EVENT_NAMESPACE, name))
+def event_id(
+    rule: str, version: str, symbol: str, window_start_ms: int, window_end_ms: int, once: bool
+) -> str:
+    """The deterministic id of a firing (``version``: the rule's fingerprint)."""
+    window = "once" if once else f"{window_start_ms}|{window_end_ms}"
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{rule}|{version}|{symbol}|{window}"))
 
 
 class SymbolEvaluator:
@@ -113,9 +121,20 @@ class SymbolEvaluator:
             condition = rule.spec.condition
             spans.append(millis(condition.window) + millis(condition.lookback))
             spans.append(millis(rule.spec.for_) + millis(rule.spec.bar))
-            if condition.type is ConditionType.GAP:
-                spans.append(GAP_MEMORY_MS)
+            if condition.type in EDGE_TRIGGERED:
+                spans.append(LAST_PRICE_MEMORY_MS)
         return max(spans)
+
+    def forget(self) -> bool:
+        """Drop the state of an expired symbol; True when nothing is left to keep, else what is
+        left (the ``once`` rules that fired) is in ``state``."""
+        fired = {
+            name: RuleState(fingerprint=rs.fingerprint, fired_once=True)
+            for name, rs in self.state.rules.items()
+            if rs.fired_once
+        }
+        self.state = SymbolState(rules=fired)
+        return not fired
 
     def _tick(self, tick: Tick, now_ms: int) -> None:
         for rule in self.rules:
@@ -196,7 +215,9 @@ class SymbolEvaluator:
         spec = rule.spec
         end = bar + millis(spec.bar)
         return Firing(
-            event_id=event_id(rule.name, self.symbol, bar, end, spec.fire is FireMode.ONCE),
+            event_id=event_id(
+                rule.name, rule.fingerprint, self.symbol, bar, end, spec.fire is FireMode.ONCE
+            ),
             rule=rule.name,
             kind=spec.condition.type.value,
             symbol=self.symbol,

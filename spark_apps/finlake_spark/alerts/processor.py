@@ -12,8 +12,10 @@ its own per-group state rows with pyarrow 26 (null-padded int fields come back a
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame, Row
@@ -49,7 +51,8 @@ EVENT_SCHEMA = (
 EVENT_SCHEMA_FIELDS = [part.split()[0] for part in EVENT_SCHEMA.split(", ")]
 REJECTED = "rejected"
 """``kind`` of an output row that is no event: a record not evaluated, ``message`` says why."""
-NOT_POSITIVE = "price or volume missing or not positive"
+NOT_POSITIVE = "price or volume missing, not a finite number or not positive"
+AHEAD = "timestamp more than {seconds} s after the record was produced (produced_at)"
 _DESERIALIZERS: dict[tuple[str, str], ContractDeserializer[MarketTick]] = {}
 
 
@@ -60,27 +63,35 @@ def _deserializer(registry: RegistrySettings, topic: str) -> ContractDeserialize
     return _DESERIALIZERS[key]
 
 
-def decoded_ticks(records: DataFrame, writers: Mapping[int, str]) -> DataFrame:
+def decoded_ticks(records: DataFrame, writers: Mapping[int, str], max_ahead_s: int) -> DataFrame:
     """Kafka records -> the processor's input rows, decoded in the JVM where the writer schema
     is one of ``writers`` (every readable version registered when the query started).
 
     A record in another writer schema (registered later) keeps its bytes in ``raw`` and is
     decoded by the processor, in Python, with the registry client; ``error`` carries why a
-    decoded tick cannot be evaluated. The key is the Kafka key (the producer keys by symbol)
-    until the tick says otherwise, so a record that only Python can decode lands in its group.
+    decoded tick cannot be evaluated, and such a row has no ``timestamp``: a tick stamped far
+    ahead (more than ``max_ahead_s`` after it was produced) must not move the watermark. The key
+    is the Kafka key (the producer keys by symbol) until the tick says otherwise, so a record that
+    only Python can decode lands in its group.
     """
     framed = decode_by_schema(with_wire_header(records), writers, schema_text("market_tick"))
     tick = F.col("tick")
-    usable = (tick.price > 0) & (tick.volume >= 0)
-    return framed.select(
+    price = tick.price.cast("double")
+    finite = ~F.isnan(price) & (F.abs(price) < F.lit(float("inf")))
+    usable = finite & (price > 0) & (tick.volume >= 0)
+    ahead = tick.timestamp > tick.produced_at + F.make_dt_interval(secs=F.lit(max_ahead_s))
+    error = (
+        F.when(tick.isNull(), F.lit(None))
+        .when(~F.coalesce(usable, F.lit(False)), F.lit(NOT_POSITIVE))
+        .when(ahead, F.lit(AHEAD.format(seconds=max_ahead_s)))
+    )
+    return framed.withColumn("error", error).select(
         F.coalesce(tick.symbol, F.col("key").cast("string"), F.lit("")).alias("symbol"),
-        F.unix_millis(tick.timestamp).alias("timestamp_ms"),
-        tick.timestamp.alias("timestamp"),
-        tick.price.cast("double").alias("price"),
+        F.when(F.col("error").isNull(), F.unix_millis(tick.timestamp)).alias("timestamp_ms"),
+        F.when(F.col("error").isNull(), tick.timestamp).alias("timestamp"),
+        price.alias("price"),
         tick.volume.cast("bigint").alias("volume"),
-        F.when(tick.isNotNull() & ~F.coalesce(usable, F.lit(False)), F.lit(NOT_POSITIVE)).alias(
-            "error"
-        ),
+        "error",
         # An absent value (a tombstone) decodes to an error in Python like any bad bytes.
         F.when(tick.isNull(), F.coalesce(F.col("value"), F.unhex(F.lit("")))).alias("raw"),
         F.col("partition").alias("kafka_partition"),
@@ -88,7 +99,9 @@ def decoded_ticks(records: DataFrame, writers: Mapping[int, str]) -> DataFrame:
     )
 
 
-def python_decoded(row: Row, registry: RegistrySettings, topic: str, wait_s: float) -> Tick | str:
+def python_decoded(
+    row: Row, registry: RegistrySettings, topic: str, wait_s: float, max_ahead_s: int
+) -> Tick | str:
     """The tick of a row the JVM could not decode, or why it cannot be evaluated.
 
     While the registry does not answer, asked again for ``wait_s``; then RegistryError: the
@@ -102,8 +115,11 @@ def python_decoded(row: Row, registry: RegistrySettings, topic: str, wait_s: flo
         )  # fmt: skip
     except ContractViolation as error:
         return str(error)[:500]
-    if tick.price is None or tick.price <= 0 or tick.volume is None or tick.volume < 0:
+    price, volume = tick.price, tick.volume
+    if price is None or not math.isfinite(price) or price <= 0 or volume is None or volume < 0:
         return NOT_POSITIVE
+    if tick.timestamp > tick.produced_at + timedelta(seconds=max_ahead_s):
+        return AHEAD.format(seconds=max_ahead_s)
     return Tick(int(tick.timestamp.timestamp() * 1000), tick.price, tick.volume)
 
 
@@ -125,10 +141,13 @@ class AlertProcessor(StatefulProcessor):
     """Keeps one :class:`SymbolState` per symbol and evaluates the rules on each new tick (the
     rules of the micro-batch: :class:`~finlake_spark.alerts.rules.TaskRules`)."""
 
-    def __init__(self, registry: RegistrySettings, topic: str, registry_wait_s: float) -> None:
+    def __init__(
+        self, registry: RegistrySettings, topic: str, registry_wait_s: float, max_ahead_s: int
+    ) -> None:
         self.registry = registry
         self.topic = topic
         self.registry_wait_s = registry_wait_s
+        self.max_ahead_s = max_ahead_s
 
     def init(self, handle: StatefulProcessorHandle) -> None:
         self.handle = handle
@@ -177,7 +196,9 @@ class AlertProcessor(StatefulProcessor):
         rejected: list[Row] = []
         for row in rows:
             if row.raw is not None:  # a writer schema the JVM did not know: decode here
-                decoded = python_decoded(row, self.registry, self.topic, self.registry_wait_s)
+                decoded = python_decoded(
+                    row, self.registry, self.topic, self.registry_wait_s, self.max_ahead_s
+                )
             else:
                 decoded = row.error or Tick(row.timestamp_ms, row.price, row.volume)
             if isinstance(decoded, str):
@@ -215,7 +236,10 @@ class AlertProcessor(StatefulProcessor):
         firings = evaluator.close_bars(watermark, int(time.time() * 1000))
         if evaluator.is_expired(watermark):
             self._rearm(state, None)
-            self.value.clear()
+            if evaluator.forget():
+                self.value.clear()
+            else:  # no timer: nothing more happens to it until its next tick
+                self.value.update((evaluator.state.model_dump_json(),))
         else:
             self._save(evaluator)
         for firing in firings:

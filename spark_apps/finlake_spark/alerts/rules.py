@@ -27,7 +27,7 @@ from pyspark import TaskContext
 from pyspark.sql import SparkSession
 
 from finlake.contracts.alert_rule import KIND, AlertRuleSpec
-from finlake.contracts.resources import ResourceError, load_resources, spec_files
+from finlake.contracts.resources import Problem, ResourceError, load_resources, spec_files
 from finlake.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,18 @@ def load_rules(paths: Sequence[Path], *, allow_none: bool = False) -> list[Activ
     if not files:
         raise ConfigurationError(f"no *.yaml rule files in {', '.join(map(str, paths))}")
     resources = load_resources(files, kind=KIND)
+    namespaces: dict[str, list[str]] = {}
+    for resource in resources:
+        namespaces.setdefault(resource.name, []).append(resource.metadata.namespace)
+    clashes = sorted((name, spaces) for name, spaces in namespaces.items() if len(spaces) > 1)
+    if clashes:  # the detector keys its state and event ids by rule name
+        raise ResourceError(
+            [
+                Problem(f"{KIND}/{name}", f"in namespaces {', '.join(sorted(spaces))}: one "
+                        "detector needs each rule name once")
+                for name, spaces in clashes
+            ]
+        )  # fmt: skip
     return [ActiveRule.of(r.name, r.spec) for r in resources if not r.paused]
 
 

@@ -62,7 +62,7 @@ def ticks(spark: SparkSession, settings: DetectionAppSettings) -> DataFrame:
         starting_offsets=options.starting_offsets,
         max_offsets_per_trigger=options.max_offsets_per_trigger,
     )
-    return decoded_ticks(records, writers).withWatermark(
+    return decoded_ticks(records, writers, options.max_ahead_s).withWatermark(
         "timestamp", f"{options.watermark_delay_s} seconds"
     )
 
@@ -75,7 +75,9 @@ def start(spark: SparkSession, settings: DetectionAppSettings, *, once: bool) ->
     ensure_tables(spark, settings, ALERTS_TABLES)
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", STATE_STORE)
     spark.conf.set(CHANGELOG, "true")
-    processor = AlertProcessor(settings.registry, options.source_topic, options.registry_wait_s)
+    processor = AlertProcessor(
+        settings.registry, options.source_topic, options.registry_wait_s, options.max_ahead_s
+    )
     firings = (
         ticks(spark, settings)
         .groupBy("symbol")

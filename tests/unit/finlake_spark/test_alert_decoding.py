@@ -17,7 +17,7 @@ def test_a_tick_whose_schema_the_registry_did_not_answer_for_fails_its_batch() -
     away = RegistrySettings(port=free_port())  # nothing listens: connection refused
     row = Row(raw=b"\x00\x00\x00\x00\x07wire-format-tick")
     with pytest.raises(RegistryError) as stopped:
-        python_decoded(row, away, "market-data", wait_s=2)
+        python_decoded(row, away, "market-data", wait_s=2, max_ahead_s=300)
     said = str(stopped.value)
     assert said.startswith(f"schema registry at {away.ccompat_url} did not answer decoding a tick")
     assert said.endswith("the batch stops, its records stay in Kafka")

@@ -81,7 +81,21 @@ def test_percent_move_level_triggered_once_per_bar() -> None:
 def test_once_fires_once_and_keeps_the_same_id() -> None:
     fired = run([rule(**MOVE, fire="once")], STEP_UP)
     assert len(fired) == 1
-    assert fired[0].event_id == event_id("r", "X", 0, 0, once=True)
+    assert fired[0].event_id == event_id(
+        "r", rule(**MOVE, fire="once").fingerprint, "X", 0, 0, True
+    )
+
+
+def test_an_edited_rule_fires_again_under_new_ids() -> None:
+    state = SymbolState()
+    [first] = SymbolEvaluator("X", state, [rule(**MOVE, fire="once")]).process(
+        [Tick(T0 + ms, p, 1) for ms, p in STEP_UP[:4]], now_ms=1
+    )
+    edited = rule(**{**MOVE, "condition": {**MOVE["condition"], "percent": 2.5}}, fire="once")
+    [again] = SymbolEvaluator("X", state, [edited]).process(
+        [Tick(T0 + ms, p, 1) for ms, p in STEP_UP[4:]], now_ms=2
+    )
+    assert first.event_id != again.event_id  # the alert service delivers the new version's
 
 
 def test_once_per_bar_close_looks_at_the_last_tick_of_each_bar() -> None:
@@ -130,6 +144,15 @@ def test_volume_surge_rolling_and_time_of_day() -> None:
     ticks = [Tick(T0, 100, 100), Tick(T0 + DAY_MS, 100, 200), Tick(T0 + 2 * DAY_MS, 100, 450)]
     fired = in_batches([rule(**daily)], ticks, 1)
     assert [(f.window_start_ms - T0, f.value) for f in fired] == [(2 * DAY_MS, 3.0)]
+
+
+def test_volume_surge_counts_windows_without_trades_as_zero() -> None:
+    rolling = {"condition": {"type": "volume_surge", "ratio": 5, "window": "1m", "lookback": "10m"}}
+    ticks = [Tick(T0 + m * M, 100, 100) for m in (0, 3, 6)] + [Tick(T0 + 10 * M, 100, 250)]
+    [fired] = in_batches([rule(**rolling)], ticks, 1)
+    # 300 over the 10 windows of the lookback: 30 a window, and 250 is 8.3 times that.
+    assert fired.value == pytest.approx(250 / 30)
+    assert "the rolling average of 30 over 10m" in fired.message
 
 
 def test_gap_fires_once_on_the_first_tick_of_the_day() -> None:
@@ -193,3 +216,19 @@ def test_the_watermark_closes_the_bar_of_an_idle_symbol() -> None:
     assert late == [fired]  # a later tick of the bar the watermark closed fires nothing more
     assert not evaluator.is_expired(T0 + 5 * M)
     assert evaluator.is_expired(T0 + 30 * S + evaluator.horizon_ms())
+
+
+def test_an_idle_symbol_keeps_its_last_price_for_a_cross_and_its_once_firings() -> None:
+    rules = [rule(**CROSS), rule("once", **MOVE, fire="once")]
+    first = SymbolEvaluator("X", SymbolState(), rules)
+    assert [f.rule for f in first.process([Tick(T0, 100, 1), Tick(T0 + S, 103, 1)], 1)] == ["once"]
+    assert not first.is_expired(T0 + 3 * DAY_MS)  # a cross after a weekend still counts
+    weekend = SymbolEvaluator("X", first.state, rules)
+    assert [f.rule for f in weekend.process([Tick(T0 + 3 * DAY_MS, 106, 1)], now_ms=2)] == ["r"]
+    assert weekend.is_expired(T0 + 8 * DAY_MS)
+    assert not weekend.forget()  # the fired `once` rule is all that is kept
+    stored = SymbolState.model_validate_json(weekend.state.model_dump_json())
+    assert (stored.last_ms, stored.ticks, list(stored.rules)) == (None, [], ["once"])
+    later = [Tick(T0 + 9 * DAY_MS, 100, 1), Tick(T0 + 9 * DAY_MS + S, 104, 1)]
+    assert SymbolEvaluator("X", stored, rules).process(later, now_ms=3) == []
+    assert SymbolEvaluator("X", SymbolState(), [rule(**CROSS)]).forget()

@@ -21,6 +21,7 @@ from finlake_spark.alerts.rules import (
     TaskRules,
     decode_rules,
     encode_rules,
+    load_rules,
     parse_snapshot,
 )
 from finlake_spark.alerts.sink import AlertSink
@@ -100,6 +101,18 @@ def test_the_driver_keeps_the_last_valid_rules_across_a_restart(tmp_path: Path) 
         RuleSource([folder], snapshot).refresh()  # no valid set at all: nothing starts
 
 
+def test_one_rule_name_in_two_namespaces_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(rule("cross", 105))
+    (tmp_path / "b.yaml").write_text(
+        rule("cross", 110).replace("{name: cross}", "{name: cross, namespace: desk-b}")
+    )
+    with pytest.raises(ResourceError) as refused:
+        load_rules([tmp_path])
+    assert str(refused.value) == (
+        "AlertRule/cross: in namespaces default, desk-b: one detector needs each rule name once"
+    )
+
+
 def test_an_empty_rules_folder_is_no_rules_only_when_allowed(tmp_path: Path) -> None:
     folder = tmp_path / "mounted"
     folder.mkdir()
@@ -155,6 +168,7 @@ def test_each_micro_batch_evaluates_the_rules_the_driver_read_for_it(
                 settings.registry,
                 settings.detection.source_topic,
                 settings.detection.registry_wait_s,
+                settings.detection.max_ahead_s,
             ),
             EVENT_SCHEMA,
             "Append",
