@@ -3,17 +3,29 @@ frames, the Kafka stream source."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, MapType, StructType
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import lake_connection
 from finlake.lake.table_spec import TableSpec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MARKER = "finlake.batch"
 TOPIC_PROPERTY = "finlake.topic"
@@ -179,6 +191,35 @@ def append_newer_bars(
     writer.overwrite(F.col("window_start") >= F.lit(first))
 
 
+CONFLICT = "org.apache.iceberg.exceptions.ValidationException"
+"""What Iceberg raises when a commit of another writer since the write began conflicts with it
+(not retried by Iceberg itself, unlike a commit that merely lost the race to the catalog)."""
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """Whether a failed write conflicted with another writer's commit (trying again can pass)."""
+    java = getattr(error, "java_exception", None) if isinstance(error, Py4JJavaError) else None
+    while java is not None:
+        if java.getClass().getName() == CONFLICT:
+            return True
+        java = java.getCause()
+    return False
+
+
+def retrying_conflicts(write: Callable[[], T], attempts: int = 5) -> T:
+    """Run ``write``, again after a short random wait while it conflicts with another writer's
+    commit (the stream's gold merges against the hourly batch's or the maintenance's rewrite of
+    the same day): ``write`` must read the table afresh each time."""
+    retrying = Retrying(
+        retry=retry_if_exception(is_write_conflict),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=0.5, max=8),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+    return retrying(write)
+
+
 def merge_bars(
     bars: DataFrame, table: TableSpec, catalog: str, *, read_at: datetime | None = None
 ) -> int:
@@ -201,22 +242,28 @@ def merge_bars(
     merged, first = bars.agg(F.count(F.lit(1)), F.min("window_start")).collect()[0]
     if not merged:
         return 0
-    snapshot = current_snapshot(spark, table, catalog)
-    stored = latest_value(as_of(spark, table, catalog, snapshot), "window_start")
-    if stored is None or stored < first:
-        append_newer_bars(bars, table, catalog, snapshot, first)
-        return int(merged)
-    view = f"bars_{table.identifier.replace('.', '_')}"
-    bars.createOrReplaceTempView(view)
-    bars.sparkSession.sql(
-        f"""
-        MERGE INTO {table.qualified(catalog)} AS t
-        USING {view} AS s
-        ON t.symbol = s.symbol AND t.window_start = s.window_start
-        WHEN MATCHED{_stored_no_later_than(read_at)} THEN UPDATE SET *
-        WHEN NOT MATCHED THEN INSERT *
-        """
-    )
+
+    def write() -> None:
+        snapshot = current_snapshot(spark, table, catalog)
+        stored = latest_value(as_of(spark, table, catalog, snapshot), "window_start")
+        if stored is None or stored < first:
+            append_newer_bars(bars, table, catalog, snapshot, first)
+            return
+        view = f"bars_{table.identifier.replace('.', '_')}"
+        bars.createOrReplaceTempView(view)
+        spark.sql(
+            f"""
+            MERGE INTO {table.qualified(catalog)} AS t
+            USING {view} AS s
+            ON t.symbol = s.symbol AND t.window_start = s.window_start
+            WHEN MATCHED{_stored_no_later_than(read_at)} THEN UPDATE SET *
+            WHEN NOT MATCHED THEN INSERT *
+            """
+        )
+
+    # Bars are recomputed windows: writing them again over what another writer committed in
+    # between is the same upsert (and, with ``read_at``, keeps a newer stored bar as it is).
+    retrying_conflicts(write)
     return int(merged)
 
 

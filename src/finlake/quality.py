@@ -60,8 +60,8 @@ MARKET_TICK_EXPECTATIONS = (
     Expectation(
         name="volume_non_negative", condition="volume >= 0", description="volume is not negative"
     ),
-    # One tick from the far future would raise its partition's max event time and make every
-    # later tick there late; a day of slack covers skewed clocks.
+    # One tick from the far future would raise its symbol's max event time and make every
+    # later tick of it late; a day of slack covers skewed clocks.
     Expectation(
         name="timestamp_not_future",
         condition="timestamp <= current_timestamp() + INTERVAL 1 DAY",

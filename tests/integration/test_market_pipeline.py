@@ -200,6 +200,15 @@ def test_dirty_replay_then_an_extension_of_the_last_hour(
     assert_gold_matches(query, list(everything.values()))
     _, runs = query.run("SELECT sum(rows_in), sum(silver_rows) FROM market.pipeline_runs")
     assert runs == [(len(published) + 2 + len(extension), len(everything))]
+    # Lateness is judged per symbol: each one's clock, carried to the next batch, is its own.
+    _, [(clocks,)] = query.run(
+        "SELECT symbol_max_event_time FROM market.pipeline_runs ORDER BY batch_id DESC LIMIT 1"
+    )
+    newest: dict[str, datetime] = {}
+    for t in published + extension:
+        if rule_of(t) is None:
+            newest[t.symbol] = max(t.timestamp, newest.get(t.symbol, t.timestamp))
+    assert {symbol: moment.astimezone(UTC) for symbol, moment in dict(clocks).items()} == newest
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float) -> None:

@@ -8,6 +8,7 @@ metrics; they live here so that ``market_stream`` holds the batch's steps.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -57,7 +58,7 @@ class Steps:
 
 @dataclass(frozen=True)
 class Outcome:
-    """Rows of one (outcome, Kafka partition) of a tagged batch and their event-time span."""
+    """Rows of one (outcome, Kafka partition, symbol) of a tagged batch, their event-time span."""
 
     outcome: str | None
     partition: int | None
@@ -66,6 +67,7 @@ class Outcome:
     earliest: datetime | None
     latest: datetime | None
     last_offset: int | None = None
+    symbol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,19 @@ class Summary:
             maxima[group.partition] = max(group.latest, prior) if prior else group.latest
         return maxima
 
+    def symbol_max(self, previous: Mapping[str, datetime]) -> dict[str, datetime]:
+        """Per symbol, the latest event time of a row that passed the expectations (the clock
+        lateness is judged by, carried to the next batch)."""
+        maxima = dict(previous)
+        for group in self.groups:
+            if group.latest is None or group.outcome not in (None, LATE_RULE, DUPLICATE):
+                continue
+            if group.symbol is None:
+                continue
+            prior = maxima.get(group.symbol)
+            maxima[group.symbol] = max(group.latest, prior) if prior else group.latest
+        return maxima
+
     def next_offsets(self) -> dict[int, int]:
         """Per Kafka partition read, the offset after the batch's last record of it."""
         after: dict[int, int] = {}
@@ -117,7 +132,7 @@ class Summary:
 def summarize(tagged: DataFrame) -> Summary:
     """One aggregation over a tagged batch (see ``tag_ticks``)."""
     rows = (
-        tagged.groupBy("outcome", "kafka_partition", "pending")
+        tagged.groupBy("outcome", "kafka_partition", "pending", "symbol")
         .agg(
             F.count(F.lit(1)).alias("rows"),
             F.min("timestamp").alias("earliest"),
@@ -136,6 +151,7 @@ def summarize(tagged: DataFrame) -> Summary:
                 r.earliest,
                 r.latest,
                 r.last_offset,
+                r.symbol,
             )
             for r in rows
         )

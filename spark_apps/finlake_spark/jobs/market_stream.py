@@ -92,15 +92,15 @@ class MarketBatch(WriterSchemas):
         framed = with_wire_header(records.withColumn("ingest_ts", F.current_timestamp()))
         # Commits of this batch that landed before a restart (a replay skips or redoes them).
         done = landed(spark, APPENDED_ONCE, self.catalog, marker)
-        previous = self.previous_run(spark, batch_id)
+        previous, previous_symbols = self.previous_run(spark, batch_id)
         known = set(self.subject_ids()) | {i for i, (text, _) in self._writers.items() if text}
         # Reading Kafka, decoding and tagging are one materialized pass; every later step
         # reads from it. Checkpointed, not cached: writing a table drops caches that read it.
-        tagged, summary = self.tag(framed, known, previous)
+        tagged, summary = self.tag(framed, known, previous_symbols)
         pending = summary.pending
         if pending and self.readable(sorted(pending)):
             # A writer schema first seen in this batch: decode the batch again knowing it.
-            tagged, summary = self.tag(framed, known | pending, previous)
+            tagged, summary = self.tag(framed, known | pending, previous_symbols)
         steps.lap("read+decode+tag")
         outcomes = summary.outcomes
         counts.rows_in = sum(outcomes.values())
@@ -116,8 +116,9 @@ class MarketBatch(WriterSchemas):
         steps.lap("bronze")
         self.to_silver_and_gold(spark, tagged, summary, counts, marker, done, steps)
         partition_max = summary.partition_max(previous)
+        symbol_max = summary.symbol_max(previous_symbols)
         offsets = summary.next_offsets()
-        self.write_run(spark, batch_id, counts, (partition_max, offsets), started)
+        self.write_run(spark, batch_id, counts, (partition_max, symbol_max, offsets), started)
         record_batch(
             counts,
             time.monotonic() - started,
@@ -128,7 +129,7 @@ class MarketBatch(WriterSchemas):
         log.info("market batch %s: %s", batch_id, json.dumps(report))
 
     def tag(
-        self, framed: DataFrame, known: set[int], previous: dict[int, datetime]
+        self, framed: DataFrame, known: set[int], previous: dict[str, datetime]
     ) -> tuple[DataFrame, Summary]:
         """Every record decoded with the ``known`` writer schemas that are readable, tagged.
 
@@ -175,9 +176,12 @@ class MarketBatch(WriterSchemas):
         error = F.coalesce(F.col("error"), by_id[F.col("pending")]) if reasons else F.col("error")
         return undecoded.withColumn("error", error)
 
-    def previous_run(self, spark: SparkSession, batch_id: int) -> dict[int, datetime]:
-        """Per-partition max event time after the previous batch of this checkpoint (the first
-        batch of a new one: after the topic's latest batch, where ``market_resume`` resumes)."""
+    def previous_run(
+        self, spark: SparkSession, batch_id: int
+    ) -> tuple[dict[int, datetime], dict[str, datetime]]:
+        """Per-partition and per-symbol max event times after the previous batch of this
+        checkpoint (the first batch of a new one: after the topic's latest batch, where
+        ``market_resume`` resumes)."""
         runs = self.table(spark, MARKET_RUNS.identifier)
         mine = F.col("batch_key").startswith(f"{self.checkpoint_id}:")
         rows = (
@@ -191,7 +195,12 @@ class MarketBatch(WriterSchemas):
             .limit(1)
             .collect()
         )
-        return dict(rows[0].partition_max_event_time or {}) if rows else {}
+        if not rows:
+            return {}, {}
+        # A row written before the symbols' clocks were kept has none: nothing is late against
+        # the past in the first batch after the upgrade.
+        row = rows[0]
+        return dict(row.partition_max_event_time or {}), dict(row.symbol_max_event_time or {})
 
     def to_silver_and_gold(
         self,
@@ -293,12 +302,13 @@ class MarketBatch(WriterSchemas):
         spark: SparkSession,
         batch_id: int,
         counts: BatchCounts,
-        positions: tuple[dict[int, datetime], dict[int, int]],
+        positions: tuple[dict[int, datetime], dict[str, datetime], dict[int, int]],
         started: float,
     ) -> None:
         """Record the batch in ``market.pipeline_runs`` (replaces a replayed batch's row), with
-        its ``positions``: per partition, the latest event time so far and the next offset."""
-        partition_max, offsets = positions
+        its ``positions``: the latest event time so far per partition and per symbol, and the
+        next offset per partition."""
+        partition_max, symbol_max, offsets = positions
         latest = max(partition_max.values(), default=None)
         lateness = timedelta(seconds=self.settings.market.allowed_lateness_s)
         row = {
@@ -307,6 +317,7 @@ class MarketBatch(WriterSchemas):
             "watermark": latest - lateness if latest else None,
             "max_event_time": latest,
             "partition_max_event_time": partition_max,
+            "symbol_max_event_time": symbol_max,
             **counts.__dict__,
             "duration_s": time.monotonic() - started,
             "kafka_topic": self.settings.market.topic,
@@ -321,6 +332,9 @@ class MarketBatch(WriterSchemas):
         values = {
             **row,
             "partition_max_event_time": F.create_map(*maxima),
+            "symbol_max_event_time": F.create_map(
+                *[x for sym, m in sorted(symbol_max.items()) for x in (F.lit(sym), F.lit(m))]
+            ),
             "quarantined_by_rule": F.create_map(*by_rule),
             "next_offsets": F.create_map(*[F.lit(x) for p in sorted(offsets.items()) for x in p]),
         }

@@ -136,7 +136,12 @@ MARKET_RUNS = TableSpec(
         Column(
             "partition_max_event_time",
             "map<int,timestamp>",
-            "Per Kafka partition, the latest event time seen so far (drives lateness).",
+            "Per Kafka partition, the latest event time seen so far (the watermark and lag).",
+        ),
+        Column(
+            "symbol_max_event_time",
+            "map<string,timestamp>",
+            "Per symbol, the latest event time that passed the checks so far (drives lateness).",
         ),
         Column("rows_in", "bigint", "Kafka records in the batch."),
         Column("bronze_rows", "bigint", "Rows appended to bronze."),
@@ -370,7 +375,7 @@ ALERTS_EVENTS = TableSpec(
     "alerts.events",
     "alerts/events",
     (
-        Column("event_id", "string", "Deterministic id of the firing (rule, symbol, window)."),
+        Column("event_id", "string", "Deterministic id: rule, rule version, symbol, window."),
         Column("rule", "string", "Name of the AlertRule that fired."),
         Column("kind", "string", "price_cross, percent_move, return_zscore, volume_surge or gap."),
         Column("symbol", "string", "Instrument ticker."),

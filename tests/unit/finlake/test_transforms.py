@@ -103,7 +103,7 @@ def test_tag_keeps_the_first_read_of_a_key_and_marks_the_rest_duplicate(
     assert outcomes(tagged) == {(0, 3): None, (0, 7): "duplicate", (1, 0): None}
 
 
-def test_late_is_judged_per_partition_in_offset_order(spark: SparkSession) -> None:
+def test_late_is_judged_per_symbol_in_offset_order(spark: SparkSession) -> None:
     rows = [
         ("A", at(0), 1.0, 1, 0, 0),
         ("A", at(1000), 1.0, 1, 0, 1),
@@ -112,6 +112,9 @@ def test_late_is_judged_per_partition_in_offset_order(spark: SparkSession) -> No
         ("A", at(5000), None, 1, 0, 4),  # invalid: does not move the clock
         ("A", at(4000), 1.0, 1, 0, 5),
         ("B", at(10), 1.0, 1, 1, 0),  # other partition: its own clock
+        # Same partition as A, published after A's backfill: B's own clock, not A's.
+        ("C", at(60), 1.0, 1, 0, 6),
+        ("C", at(120), 1.0, 1, 0, 7),
     ]
     tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {}, lateness_s=600)
     assert outcomes(tagged) == {
@@ -122,13 +125,15 @@ def test_late_is_judged_per_partition_in_offset_order(spark: SparkSession) -> No
         (0, 4): "price_not_null",
         (0, 5): None,
         (1, 0): None,
+        (0, 6): None,
+        (0, 7): None,
     }
 
 
 def test_late_carries_the_previous_batches_maximum(spark: SparkSession) -> None:
-    rows = [("B", at(10), 1.0, 1, 1, 5)]
-    tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {1: at(2000)}, 600)
-    assert outcomes(tagged) == {(1, 5): "late"}
+    rows = [("B", at(10), 1.0, 1, 1, 5), ("C", at(10), 1.0, 1, 1, 6)]
+    tagged = tag_ticks(ticks(spark, rows), MARKET_TICK_EXPECTATIONS, {"B": at(2000)}, 600)
+    assert outcomes(tagged) == {(1, 5): "late", (1, 6): None}
 
 
 def test_a_preset_outcome_is_kept_and_takes_no_part_in_late_or_duplicate(

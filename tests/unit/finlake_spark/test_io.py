@@ -22,9 +22,11 @@ from finlake_spark.io import (
     as_of,
     current_snapshot,
     ensure_tables,
+    is_write_conflict,
     landed,
     latest_value,
     merge_bars,
+    retrying_conflicts,
 )
 
 T0 = datetime(2026, 11, 26, 10, 0)
@@ -129,6 +131,36 @@ def test_an_append_of_new_bars_fails_when_a_concurrent_commit_added_one(
             bars(spark, [("A", 1, "9.00"), ("A", 2, "9.00")]), MARKET_OHLC_1M, catalog, seen, first
         )
     assert stored(spark, MARKET_OHLC_1M, catalog) == {("A", 0): "1.00", ("A", 2): "2.00"}
+
+
+def test_a_write_that_conflicts_with_another_commit_is_tried_again(
+    lake: tuple[SparkSession, str],
+) -> None:
+    spark, catalog = lake
+    merge_bars(bars(spark, [("A", 0, "1.00")]), MARKET_OHLC_1M, catalog)
+    stale = current_snapshot(spark, MARKET_OHLC_1M, catalog)
+    merge_bars(bars(spark, [("A", 2, "2.00")]), MARKET_OHLC_1M, catalog)  # another writer
+    first, tries = T0 + timedelta(minutes=1), []
+
+    def write() -> None:  # the first try looked at the table before the other writer's commit
+        tries.append(len(tries))
+        new = bars(spark, [("A", 1, "9.00")])
+        if len(tries) == 1:
+            append_newer_bars(new, MARKET_OHLC_1M, catalog, stale, first)
+        else:
+            merge_bars(new, MARKET_OHLC_1M, catalog)
+
+    with pytest.raises(Py4JJavaError) as conflict:
+        append_newer_bars(bars(spark, [("A", 1, "9.00")]), MARKET_OHLC_1M, catalog, stale, first)
+    assert is_write_conflict(conflict.value)
+    retrying_conflicts(write)
+    assert tries == [0, 1]
+    assert stored(spark, MARKET_OHLC_1M, catalog) == {
+        ("A", 0): "1.00",
+        ("A", 1): "9.00",
+        ("A", 2): "2.00",
+    }
+    assert not is_write_conflict(ValueError("not a write"))
 
 
 def test_landed_names_the_tables_with_a_marker_and_the_snapshot_before_it(
