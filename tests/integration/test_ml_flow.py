@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from fastapi.testclient import TestClient
 
@@ -42,6 +43,7 @@ class Trained:
     weak: TrainingResult
     strong: TrainingResult
     again: TrainingResult
+    older: TrainingResult
 
 
 def write_validated(settings: FinlakeSettings) -> None:
@@ -75,7 +77,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     weak = train(settings, ml, validated=validated, params=WEAK)
     strong = train(settings, ml, validated=validated, params={"max_iter": 150})
     again = train(settings, ml, validated=validated, params={"max_iter": 150})
-    return Trained(settings, ml, weak, strong, again)
+    # Only the older rows (as if the lake held a backfill): held out are rows the champion
+    # trained on, which must not judge it.
+    early = pc.less(validated.column("timestamp"), pa.scalar(START + timedelta(days=12)))
+    older = train(settings, ml, validated=validated.filter(early), params={"max_iter": 150})
+    FraudFeatureStore(settings, ml).refresh(validated, until=START + timedelta(days=22))
+    return Trained(settings, ml, weak, strong, again, older)
 
 
 def test_the_model_ranks_fraud_far_above_the_base_rate(trained: Trained) -> None:
@@ -90,14 +97,19 @@ def test_champion_moves_only_to_a_better_model(trained: Trained) -> None:
     assert (weak.champion_before, weak.promoted) == (None, True)
     assert strong.champion_before == weak.version
     assert strong.champion_pr_auc is not None
-    assert strong.champion_pr_auc < strong.pr_auc
+    assert strong.compared_pr_auc is not None
+    assert strong.champion_pr_auc < strong.compared_pr_auc
     assert strong.promoted
     assert "beats" in strong.verdict
     # Same data and parameters: as good, not better, so the champion stays.
     assert again.champion_before == strong.version
-    assert again.champion_pr_auc == pytest.approx(again.pr_auc)
+    assert again.champion_pr_auc == pytest.approx(again.compared_pr_auc)
     assert not again.promoted
     assert "the champion stays" in again.verdict
+    # Trained on older rows only: every held-out row lies in the champion's training period.
+    assert trained.older.champion_before == strong.version
+    assert (trained.older.compared_rows, trained.older.promoted) == (0, False)
+    assert "cannot be compared with champion version" in trained.older.verdict
     client = open_registry(trained.settings, trained.ml)
     assert champion_version(client, trained.ml) == strong.version
 
@@ -142,6 +154,12 @@ def test_predict_endpoint_serves_the_champion_and_follows_the_alias(
         )
         bad = client.post("/v1/predict", json={**probe, "amount": "x"}, headers=headers)
         assert bad.status_code == 422
+        # Online features are each account's state after its latest transaction: one from
+        # before that would be scored with later transactions in its windows.
+        past = client.post("/v1/predict", json={**probe, "timestamp": START.isoformat()},
+                           headers=headers)  # fmt: skip
+        assert past.status_code == 409, past.text
+        assert "is not after account acc00000003's latest transaction" in past.json()["detail"]
 
 
 def test_predictions_endpoint_reads_the_batch_predictions(trained: Trained) -> None:

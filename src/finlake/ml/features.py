@@ -33,6 +33,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 HOUR_MS = 3_600_000
@@ -137,15 +138,38 @@ def compute_feature_tables(validated: pa.Table) -> dict[str, pa.Table]:
         connection.close()
 
 
+SOURCE_KEY = b"finlake.source"
+"""Parquet metadata key of the feature files: which validated rows they were computed from."""
+
+
+def source_of(validated: pa.Table) -> str:
+    """What identifies the rows features were computed from: their count and latest timestamp
+    (silver only grows, so a batch that adds rows changes both or the count)."""
+    latest = pc.max(validated.column("timestamp")).as_py() if validated.num_rows else None
+    return f"{validated.num_rows}:{latest.isoformat() if latest is not None else '-'}"
+
+
+def files_source(files: FeatureFiles) -> str | None:
+    """The source the feature files were computed from (None: no files, or written before the
+    source was recorded)."""
+    if not files.account_history.exists():
+        return None
+    metadata = pq.read_schema(files.account_history).metadata or {}
+    value = metadata.get(SOURCE_KEY)
+    return value.decode() if value is not None else None
+
+
 def write_feature_files(validated: pa.Table, folder: Path) -> FeatureFiles:
     """Compute the feature tables and write them where Feast's file sources point."""
     files = FeatureFiles(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    source = source_of(validated).encode()
     for name, table in compute_feature_tables(validated).items():
         timestamps = table.column("event_timestamp").cast(pa.timestamp("us", tz="UTC"))
         table = table.set_column(
             table.schema.get_field_index("event_timestamp"), "event_timestamp", timestamps
         )
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), SOURCE_KEY: source})
         target = getattr(files, name)
         staging = target.with_suffix(".parquet.tmp")
         pq.write_table(table, staging)

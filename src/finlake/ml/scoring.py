@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from finlake.config import FinlakeSettings
+from finlake.errors import FinlakeError
 from finlake.lake.connection import lake_connection, open_catalog
 from finlake.lake.tables import TRANSACTIONS_PREDICTIONS
 from finlake.ml.features import MODEL_FEATURES, derive
@@ -20,6 +21,10 @@ from finlake.ml.registry import ChampionCache, ServingModel, open_registry
 from finlake.ml.settings import MlSettings
 from finlake.ml.store import FraudFeatureStore, read_validated
 from finlake.transactions.iceberg import ensure_table
+
+
+class NotAfterHistoryError(FinlakeError):
+    """A transaction to score online is not after its account's latest known transaction."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,9 @@ def score_new_transactions(
     fresh = rows.filter(pc.invert(pc.is_in(rows.column("transaction_id"), value_set=done)))
     if fresh.num_rows == 0:
         return ScoreResult(0, 0, rows.num_rows, model.version)
-    raw = FraudFeatureStore(settings, ml).historical(fresh.to_pandas())
+    store = FraudFeatureStore(settings, ml)
+    store.ensure_current(rows)  # the features of exactly these rows, or the windows miss some
+    raw = store.historical(fresh.to_pandas())
     scores = fraud_scores(model, derive(raw))
     now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
     flagged = scores >= ml.threshold
@@ -104,9 +111,27 @@ class OnlineScorer:
         self._champion = ChampionCache(open_registry(settings, ml), ml)
 
     def score(self, transactions: Sequence[dict[str, Any]]) -> list[OnlineScore]:
-        """Scores of transactions (keys: account_id, timestamp, amount, merchant, country, ...)."""
+        """Scores of transactions (keys: account_id, timestamp, amount, merchant, country, ...).
+
+        Raises NotAfterHistoryError for a transaction at or before its account's latest one in
+        the online store: that store holds each account's state after its latest transaction,
+        so the windows would count later transactions (or the transaction itself)."""
         model = self._champion.get()
-        inputs = derive(self._store.online(transactions))
+        raw = self._store.online(transactions)
+        moment = pd.to_datetime(raw["timestamp"], utc=True)
+        ms = (moment - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+        latest = pd.to_numeric(raw["last_transaction_ms"], errors="coerce")
+        for i in np.flatnonzero((latest >= ms).to_numpy()):
+            known = datetime.fromtimestamp(float(latest.iloc[i]) / 1000, UTC).isoformat()
+            tid = raw["transaction_id"].iloc[i] if "transaction_id" in raw else None
+            raise NotAfterHistoryError(
+                f"{f'transaction {tid}' if tid else 'the transaction'} at "
+                f"{moment.iloc[i].isoformat()} is "
+                f"not after account {raw['account_id'].iloc[i]}'s latest transaction in the online "
+                f"store ({known}): online features describe the account after that one; a "
+                "transaction already in the lake is scored by the batch (`finlake ml score`)"
+            )
+        inputs = derive(raw)
         scores = fraud_scores(model, inputs)
         return [
             OnlineScore(

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
 from feast.errors import FeastObjectNotFoundException
 from feast.types import Float64, Int64
@@ -26,7 +27,14 @@ from finlake.config import FinlakeSettings
 from finlake.errors import FinlakeError
 from finlake.lake.connection import open_catalog
 from finlake.lake.tables import TRANSACTIONS_VALIDATED
-from finlake.ml.features import ACCOUNT_FEATURES, FeatureFiles, derive, write_feature_files
+from finlake.ml.features import (
+    ACCOUNT_FEATURES,
+    FeatureFiles,
+    derive,
+    files_source,
+    source_of,
+    write_feature_files,
+)
 from finlake.ml.settings import FeatureRegistryKind, MlSettings, OnlineStoreKind
 
 PROJECT = "finlake"
@@ -184,13 +192,19 @@ class FraudFeatureStore:
         self.close()
 
     def refresh(self, validated: pa.Table, *, until: datetime | None = None) -> FeatureRefresh:
-        """Recompute the offline features, (re)apply the definitions, materialize online."""
+        """Recompute the offline features, (re)apply the definitions, materialize online.
+
+        Online, every row up to ``until`` counts; by default now or, when later, just after the
+        latest transaction (the rules let a timestamp run a few minutes ahead of its upload, and
+        Feast leaves out rows after the end it is given)."""
         if validated.num_rows == 0:
             raise FeatureStoreError("transactions.validated is empty: run the batch first")
         files = write_feature_files(validated, self.files.folder)
         store = self.store()
         store.apply([account, merchant, country, *_views(files)])
-        end = until or datetime.now(UTC)
+        latest = pc.max(validated.column("timestamp")).as_py()
+        latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+        end = until or max(datetime.now(UTC), latest + timedelta(microseconds=1))
         store.materialize(start_date=end - FEATURE_TTL, end_date=end)
         if (offline := self.offline()) is not store:
             offline.apply([account, merchant, country, *_views(files)])
@@ -199,6 +213,15 @@ class FraudFeatureStore:
             account_rows=pa.parquet.read_metadata(files.account_history).num_rows,
             materialized_until=end,
         )
+
+    def ensure_current(self, validated: pa.Table) -> FeatureRefresh | None:
+        """Refresh unless the offline features were computed from exactly ``validated`` (the rows
+        a training set or a scoring run joins against them): files from an earlier snapshot (a
+        refresh after the batch turned off or failed, another home) would miss the latest
+        transactions of every window. Returns the refresh, or None when none was needed."""
+        if files_source(self.files) == source_of(validated):
+            return None
+        return self.refresh(validated)
 
     def historical(self, transactions: pd.DataFrame) -> pd.DataFrame:
         """Raw features of each transaction as of just before it (Feast's point-in-time join)."""

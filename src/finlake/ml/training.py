@@ -3,7 +3,10 @@
 The model is scikit-learn's histogram gradient boosting (native missing values: an account without
 history is NaN, not a made-up zero). The held-out set is the latest quarter of the labelled
 transactions by time, as a model always scores the future. A new version gets the ``champion``
-alias only if its PR-AUC on that held-out set beats the current champion's on the same rows.
+alias only if its PR-AUC on that held-out set beats the current champion's on the same rows: the
+rows after the latest transaction the champion trained on (a version records it as the tag
+``trained_until``), so that rows it learned from never judge it (older data uploaded later moves
+the held-out quarter back into its training period).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from finlake.ml.settings import MlSettings
 from finlake.ml.store import FraudFeatureStore, read_validated
 
 EXPERIMENT = "finlake-fraud"
+TRAINED_UNTIL = "trained_until"
+"""Model version tag: the timestamp of the latest transaction the version was trained on."""
 TEST_SHARE = 0.25
 HISTOGRAM_TREES = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
@@ -51,6 +56,11 @@ class TrainingResult:
     champion_before: str | None
     champion_pr_auc: float | None
     promoted: bool
+    compared_rows: int = 0
+    """Held-out rows the two were compared on (0: not compared)."""
+    compared_pr_auc: float | None = None
+    """This version's PR-AUC on those rows."""
+    champion_trained_until: str | None = None
 
     @property
     def verdict(self) -> str:
@@ -58,9 +68,21 @@ class TrainingResult:
         new = f"version {self.version} (held-out PR-AUC {self.pr_auc:.4f})"
         if self.champion_before is None:
             return f"{new} is the first model: it becomes champion"
-        old = (
-            f"champion version {self.champion_before} ({self.champion_pr_auc:.4f} on the same rows)"
-        )
+        if self.champion_pr_auc is None:
+            return (
+                f"{new} cannot be compared with champion version {self.champion_before}: no "
+                "held-out rows of both classes after the latest transaction it trained on "
+                f"({self.champion_trained_until}); the champion stays"
+            )
+        old = f"champion version {self.champion_before} ({self.champion_pr_auc:.4f}"
+        if self.compared_rows == self.test_rows:
+            old += " on the same rows)"
+        else:
+            new = (
+                f"{new}, {self.compared_pr_auc:.4f} on the {self.compared_rows:,} held-out rows "
+                f"after the champion's training data ({self.champion_trained_until}),"
+            )
+            old += " on those)"
         if self.promoted:
             return f"{new} beats {old}: it becomes champion"
         return f"{new} does not beat {old}: the champion stays"
@@ -114,7 +136,9 @@ def train(
 ) -> TrainingResult:
     """Train, log and register a model; move the champion alias only if it is better."""
     store = FraudFeatureStore(settings, ml)
-    rows = training_set(store, validated if validated is not None else read_validated(settings))
+    validated = validated if validated is not None else read_validated(settings)
+    store.ensure_current(validated)
+    rows = training_set(store, validated)
     train_rows, test_rows = split_by_time(rows)
     model = fit(train_rows, seed, params)
     test_inputs = derive(test_rows)
@@ -123,10 +147,19 @@ def train(
     pr_auc = float(average_precision_score(labels, scores))
     client = open_registry(settings, ml)
     previous = champion_version(client, ml)
-    champion_pr_auc = None
+    champion_pr_auc = compared_pr_auc = champion_until = None
+    compared = test_rows.iloc[:0]
     if previous is not None:
-        champion = mlflow.sklearn.load_model(f"models:/{ml.model_name}/{previous}")
-        champion_pr_auc = float(average_precision_score(labels, _scores(champion, test_inputs)))
+        champion_until = client.get_model_version(ml.model_name, previous).tags.get(TRAINED_UNTIL)
+        compared = _unseen(test_rows, champion_until)
+        if compared["is_fraud"].astype(bool).nunique() == 2:
+            champion = mlflow.sklearn.load_model(f"models:/{ml.model_name}/{previous}")
+            truth = compared["is_fraud"].astype(int).to_numpy()
+            inputs = derive(compared)
+            champion_pr_auc = float(average_precision_score(truth, _scores(champion, inputs)))
+            compared_pr_auc = float(average_precision_score(truth, _scores(model, inputs)))
+        else:
+            compared = test_rows.iloc[:0]
     experiment_id = ensure_experiment(client, settings, EXPERIMENT)
     metrics = {
         "pr_auc": pr_auc,
@@ -149,10 +182,15 @@ def train(
             skops_trusted_types=[HISTOGRAM_TREES],
         )
     version = str(info.registered_model_version)
-    promoted = champion_pr_auc is None or pr_auc > champion_pr_auc
+    client.set_model_version_tag(ml.model_name, version, "pr_auc", f"{pr_auc:.6f}")
+    trained_until = pd.Timestamp(train_rows["timestamp"].max()).isoformat()
+    client.set_model_version_tag(ml.model_name, version, TRAINED_UNTIL, trained_until)
+    if previous is None:
+        promoted = True
+    else:
+        promoted = champion_pr_auc is not None and (compared_pr_auc or 0.0) > champion_pr_auc
     if promoted:
         client.set_registered_model_alias(ml.model_name, ml.champion_alias, version)
-    client.set_model_version_tag(ml.model_name, version, "pr_auc", f"{pr_auc:.6f}")
     return TrainingResult(
         run_id=run.info.run_id,
         version=version,
@@ -164,4 +202,15 @@ def train(
         champion_before=previous,
         champion_pr_auc=champion_pr_auc,
         promoted=promoted,
+        compared_rows=len(compared),
+        compared_pr_auc=compared_pr_auc,
+        champion_trained_until=champion_until,
     )
+
+
+def _unseen(test_rows: pd.DataFrame, trained_until: str | None) -> pd.DataFrame:
+    """The held-out rows after ``trained_until`` (all of them for a version without the tag)."""
+    if trained_until is None:
+        return test_rows
+    moments = pd.to_datetime(test_rows["timestamp"], utc=True)
+    return test_rows[moments > pd.Timestamp(trained_until)]

@@ -189,6 +189,28 @@ def test_online_features_equal_offline_features_after_the_last_transaction(
     assert np.isnan(offline.iloc[-1].seconds_since_previous)
 
 
+def test_features_of_other_rows_are_refreshed_before_a_join(store: FraudFeatureStore) -> None:
+    burst = rows(
+        ("a", "A", timedelta(0), "10.00", "m1", "DE"),
+        *[(f"b{i}", "A", timedelta(minutes=10 + i), "1.00", "m1", "DE") for i in range(5)],
+    )
+    store.refresh(burst.slice(0, 1), until=T0 + timedelta(days=1))  # before the batch's rows
+    assert store.ensure_current(burst) is not None  # the files were of other rows: refreshed
+    joined = store.historical(burst.to_pandas())
+    assert joined.history_count.fillna(0).astype(int).tolist() == [0, 1, 2, 3, 4, 5]
+    assert store.ensure_current(burst) is None  # the same rows: nothing to do
+
+
+def test_a_transaction_dated_just_ahead_is_materialized_online(store: FraudFeatureStore) -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=3)  # the rules allow a few minutes ahead
+    table = rows(("z", "Z", soon - T0, "7.00", "m1", "DE"))
+    store.refresh(table)
+    [history] = store.online([{"account_id": "Z", "merchant": "m1", "country": "DE"}])[
+        ["history_count"]
+    ].to_numpy()
+    assert history[0] == 1
+
+
 def test_online_features_before_any_refresh_are_a_clear_error(store: FraudFeatureStore) -> None:
     # POST /v1/predict maps FeatureStoreError to 404; Feast's own error was a 500.
     with pytest.raises(FeatureStoreError, match=r"no features to score with .*finlake ml features"):

@@ -40,11 +40,18 @@ STATUS_OF: dict[type[FinlakeError], int] = {
     FeedUnavailableError: 503,
 }
 _SCHEMA = {"$ref": "#/components/schemas/Problem"}
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": HTTPStatus(status).phrase,
-             "content": {PROBLEM_JSON: {"schema": _SCHEMA}}}
-    for status in (400, 401, 404, 422, 429, 503)
-}  # fmt: skip
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries of problem+json answers with these statuses."""
+    return {
+        status: {"model": Problem, "description": HTTPStatus(status).phrase,
+                 "content": {PROBLEM_JSON: {"schema": _SCHEMA}}}
+        for status in statuses
+    }  # fmt: skip
+
+
+PROBLEMS = problem_responses(400, 401, 404, 422, 429, 503)
 
 
 def problem(

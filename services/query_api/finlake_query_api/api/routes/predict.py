@@ -14,13 +14,13 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_val
 
 from finlake.lake.tables import TRANSACTIONS_PREDICTIONS
 from finlake.ml.registry import NoChampionError
-from finlake.ml.scoring import OnlineScorer
+from finlake.ml.scoring import NotAfterHistoryError, OnlineScorer
 from finlake.ml.settings import MlSettings
 from finlake.ml.store import FeatureStoreError
 from finlake.query import QueryError
 from finlake.transactions.rules import EARLIEST_TIMESTAMP, WHITESPACE
 from finlake_query_api.api.deps import ApiKeyDep, StateDep
-from finlake_query_api.api.problems import PROBLEMS
+from finlake_query_api.api.problems import PROBLEMS, problem_responses
 from finlake_query_api.state import AppState
 
 router = APIRouter(tags=["predictions"], responses=PROBLEMS)
@@ -127,7 +127,11 @@ def _scorer(request: Request, state: AppState) -> tuple[OnlineScorer, MlSettings
     return cached
 
 
-@router.post("/v1/predict", summary="Score one transaction with the champion model")
+@router.post(
+    "/v1/predict",
+    summary="Score one transaction with the champion model",
+    responses=problem_responses(409),
+)
 async def predict(
     _: ApiKeyDep, state: StateDep, request: Request, transaction: TransactionIn
 ) -> PredictionOut:
@@ -139,6 +143,8 @@ async def predict(
     except (NoChampionError, FeatureStoreError) as error:
         # Nothing to score with yet (no champion model or no features): not found, not a fault.
         raise HTTPException(status_code=404, detail=str(error)) from error
+    except NotAfterHistoryError as error:  # the account's state is already past it
+        raise HTTPException(status_code=409, detail=str(error)) from error
     return PredictionOut(
         transaction_id=transaction.transaction_id,
         fraud_score=result.fraud_score,
