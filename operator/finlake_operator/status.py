@@ -25,6 +25,7 @@ class Reason(StrEnum):
     CHILD_FAILED = "ChildFailed"
     INVALID_SPEC = "InvalidSpec"
     SECRET_NOT_FOUND = "SecretNotFound"
+    DASHBOARD_KEY_NOT_CONFIGURED = "DashboardKeyNotConfigured"
     CONFIG_MAP_NOT_FOUND = "ConfigMapNotFound"
     CONFIG_MAP_KEY_NOT_FOUND = "ConfigMapKeyNotFound"
     MISSING_CRD = "MissingCustomResourceDefinition"

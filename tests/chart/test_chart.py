@@ -140,3 +140,29 @@ def test_operator_rbac_cluster_wide_option(chart_tools: ChartTools) -> None:
             assert "*" not in rule[field], rule
     secrets = [r for r in rules if "secrets" in r["resources"]]
     assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+
+
+def operator_env(manifests: str) -> dict[str, str | None]:
+    operator = next(spec for name, spec in pod_specs(manifests) if name.endswith("-operator"))
+    return {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("values", VALUES_FILES[1:])
+def test_every_environment_gives_the_alert_services_a_dashboard_key(
+    chart_tools: ChartTools, values: str
+) -> None:
+    # An AlertRule's default channel is the dashboard, whose query API refuses a post without an
+    # API key: without the platform's key the operator holds such rules Degraded.
+    env = operator_env(chart_tools.render("-f", CHART / values))
+    assert env.get("FINLAKE_OPERATOR__DASHBOARD_API_KEY_SECRET"), values
+    assert env["FINLAKE_OPERATOR__DASHBOARD_API_KEY_KEY"] == "api-key"
+
+
+def test_development_mails_through_mailpit_without_starttls(chart_tools: ChartTools) -> None:
+    # Mailpit has no certificate: a STARTTLS the alert service insisted on would fail every email.
+    docs = documents(chart_tools.render("-f", CHART / "values-dev.yaml"))
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and "FINLAKE_HOME" in d["data"])  # type: ignore[operator]
+    data: dict[str, str] = config["data"]  # type: ignore[assignment]
+    assert data["FINLAKE_ALERTING__SMTP__PORT"] == "1025"
+    assert data["FINLAKE_ALERTING__SMTP__STARTTLS"] == "false"
+    assert "FINLAKE_ALERTING__SMTP__USERNAME" not in data  # no password without TLS

@@ -91,9 +91,27 @@ def secret_refs(doc: Any) -> set[tuple[str, str]]:
     return found
 
 
+def operator_secret_refs(doc: Any) -> set[tuple[str, str]]:
+    """(Secret name, key) the operator's env names for the pods it creates: each
+    FINLAKE_OPERATOR__<X>_SECRET with its FINLAKE_OPERATOR__<X>_KEY."""
+    if doc.get("kind") != "Deployment" or not doc["metadata"]["name"].endswith("-operator"):
+        return set()
+    env = {
+        e["name"]: e.get("value")
+        for container in doc["spec"]["template"]["spec"]["containers"]
+        for e in container.get("env", [])
+    }
+    return {
+        (value, env[name.removesuffix("_SECRET") + "_KEY"])
+        for name, value in env.items()
+        if name.startswith("FINLAKE_OPERATOR__") and name.endswith("_SECRET") and value
+    }
+
+
 def test_readme_creates_every_secret_the_prod_values_need(chart_tools: ChartTools) -> None:
     rendered = documents(chart_tools.render("-f", CHART / "values-prod.yaml"))
-    needed = set().union(*(secret_refs(d) for d in rendered))
+    needed = set().union(*(secret_refs(d) | operator_secret_refs(d) for d in rendered))
+    assert ("finlake-dashboard-key", "api-key") in needed  # the operator's are read too
     assert ("finlake-registry", "password") in needed  # the check reads the render
     made = created(install_commands(), "secret")
     missing = sorted(

@@ -21,6 +21,9 @@ from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "finlake-e2e"
+# The platform's query API key (chart: alerting.dashboard.apiKeySecret): without one the operator
+# holds back every rule with a dashboard channel (the query API would refuse its alerts).
+DASHBOARD_KEY_SECRET = "finlake-dashboard-key"
 TOKEN = "e2e-admin-token"
 T = TypeVar("T")
 AUDIT_POLICY = """\
@@ -234,6 +237,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         k8s.kubectl("apply", "--server-side", "-f", str(crds_dir))
         k8s.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         k8s.kubectl("create", "namespace", NAMESPACE)
+        k8s.kubectl(
+            "create", "secret", "generic", DASHBOARD_KEY_SECRET, "-n", NAMESPACE,
+            "--from-literal=api-key=e2e-dashboard-key",
+        )  # fmt: skip
         # The peering object the operators coordinate through (the chart installs it).
         peering = "apiVersion: kopf.dev/v1\nkind: KopfPeering\nmetadata: {name: finlake}\n"
         k8s.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=peering)
@@ -265,6 +272,7 @@ class Operator:
             "FINLAKE_OPERATOR__METRICS_TIMEOUT_S": "0.5",
             "FINLAKE_OPERATOR__PRIORITY": str(self.priority),
             "FINLAKE_OPERATOR__PEERING_LIFETIME_S": "5",
+            "FINLAKE_OPERATOR__DASHBOARD_API_KEY_SECRET": DASHBOARD_KEY_SECRET,
             # The test API server's certificate is self-signed (insecure-skip-tls-verify).
             "PYTHONWARNINGS": "ignore:Unverified HTTPS request",
         }

@@ -32,6 +32,7 @@ DEV_SECRETS = {
     "finlake-dev-catalog": {"password": "dev"},
     "finlake-dev-s3": {"access-key-id": "dev", "secret-access-key": "dev"},
     "finlake-dev-api-keys": {"api-key-hashes": "0" * 64},
+    "finlake-dev-dashboard-key": {"api-key": "dev"},
 }
 
 

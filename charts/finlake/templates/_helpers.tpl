@@ -70,12 +70,17 @@ the release namespace and in every namespace of `finlake.platformNamespaces`.
 finlake-platform
 {{- end }}
 
-{{/* Namespaces that get the platform ConfigMap (and the peering object in namespaced mode). */}}
+{{/*
+Namespaces that get the platform ConfigMap: the release namespace, the watched ones, and those of
+`sparkApps.serviceAccount.namespaces`, which name where the children run when the operator is cluster-wide (it
+watches every namespace, so its watched ones are no guide there).
+*/}}
 {{- define "finlake.platformNamespaces" -}}
 {{- $namespaces := list .Release.Namespace }}
 {{- if .Values.operator.enabled }}
 {{- $namespaces = concat $namespaces (splitList "," (include "finlake.operator.watchNamespaces" .)) }}
 {{- end }}
+{{- $namespaces = concat $namespaces .Values.sparkApps.serviceAccount.namespaces }}
 {{- join "," (uniq $namespaces) }}
 {{- end }}
 

@@ -28,6 +28,10 @@ APP = "finlake-ingestion"
 COMPONENT = "producer"
 STATE_MOUNT = "/var/lib/finlake"
 PRODUCER_UID = 10001
+PRODUCER_GRACE_PERIOD_S = 45
+"""Seconds a stopping producer has before SIGKILL, as in the chart's ingestion Deployment: long
+enough to flush its deliveries on SIGTERM (FINLAKE_INGESTION__FLUSH_TIMEOUT_S, 30 s); Kubernetes'
+default, 30 s, would kill it while a slow flush still runs and lose what it held."""
 
 
 def producer_name(owner: Owner) -> str:
@@ -117,6 +121,7 @@ def build_producer_deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": PRODUCER_GRACE_PERIOD_S,
                     "securityContext": state_pod_security(PRODUCER_UID, claim),
                     "containers": [container],
                     "volumes": [state_volume(claim), TMP_VOLUME],

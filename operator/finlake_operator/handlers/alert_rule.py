@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finlake.contracts.alert_rule import AlertRuleSpec
+from finlake.contracts.alert_rule import AlertRuleSpec, ChannelType
 from finlake_operator.builders.alert_rule import (
     SecretKeyRef,
     alerting_state_name,
@@ -44,6 +44,7 @@ def plan_alert_rule(
     conflicts = secret_env_conflicts(rule)
     if conflicts:
         raise Degradation(Reason.INVALID_SPEC, "; ".join(conflicts), retry=False)
+    require_dashboard_key(rule, dashboard_key)
     for index, channel in enumerate(rule.channels):
         if channel.secret_ref is not None:
             require_secret(
@@ -61,6 +62,33 @@ def plan_alert_rule(
     with_pull_secrets(plan.children, defaults.image_pull_secrets)
     with_registry_password(plan.children, defaults.registry_password)
     return plan
+
+
+def require_dashboard_key(rule: AlertRuleSpec, dashboard_key: SecretKeyRef | None) -> None:
+    """Degraded (not retried) while a dashboard channel would post without an API key.
+
+    The query API refuses such a post (401), which the alert service takes as permanent: every
+    firing for the dashboard would be dead-lettered behind a Ready rule. The key is the channel's
+    ``secretRef``, else the platform's (``dashboard_key``, from the operator's settings): neither
+    changes without a new generation of the rule or a restarted operator, which both reconcile
+    again."""
+    if dashboard_key is not None:
+        return
+    keyless = [
+        f"spec.channels[{index}]"
+        for index, channel in enumerate(rule.channels)
+        if channel.type is ChannelType.DASHBOARD and channel.secret_ref is None
+    ]
+    if keyless:
+        # A rule naming no channels has the dashboard alone (the spec's default).
+        where = ", ".join(keyless) if "channels" in rule.model_fields_set else "spec.channels"
+        raise Degradation(
+            Reason.DASHBOARD_KEY_NOT_CONFIGURED,
+            f"{where}: a dashboard channel needs a query API key, and neither its "
+            "secretRef nor the platform (chart: alerting.dashboard.apiKeySecret) gives one; the "
+            "query API would refuse every alert (401) and the alert service dead-letter it",
+            retry=False,
+        )
 
 
 def rule_plan(

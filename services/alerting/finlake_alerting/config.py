@@ -50,7 +50,11 @@ class SmtpSettings(ChannelSettings):
     password: SecretStr | None = Field(
         default=None, description="AUTH password (a rule's secretRef takes precedence)."
     )
-    starttls: bool = Field(default=True, description="Upgrade to TLS before AUTH and DATA.")
+    starttls: bool = Field(
+        default=True,
+        description="Upgrade to TLS before AUTH and DATA; off (a relay without TLS) only without "
+        "a username: the password is never sent in plaintext.",
+    )
     ca_file: Path | None = Field(
         default=None, description="CA bundle that signs the server's certificate (default: system)."
     )

@@ -188,3 +188,41 @@ def test_two_secret_keys_claiming_one_variable_are_an_invalid_spec() -> None:
         "as FINLAKE_SECRET_SMTP_RELAY_PASSWORD, which spec.channels[0] already takes for Secret "
         "smtp-relay key password; rename the Secret or the key"
     )
+
+
+class _SecretsHere:
+    """The API server as the plan sees it: every Secret exists, applies are taken as sent."""
+
+    def get(self, _: object) -> dict[str, Any]:
+        return {"kind": "Secret"}
+
+    def apply(self, obj: dict[str, Any], **_: object) -> dict[str, Any]:
+        return obj
+
+
+def test_a_dashboard_channel_without_a_query_api_key_is_degraded_not_ready() -> None:
+    # The query API refuses a post without X-API-Key (401), which the alert service takes as
+    # permanent: a Ready rule would dead-letter every firing meant for the dashboard.
+    from finlake_operator.handlers.alert_rule import plan_alert_rule
+    from finlake_operator.reconcile import Degradation
+
+    condition = {"type": "price_cross", "level": 250, "direction": "above"}
+    default = AlertRuleSpec.model_validate({"symbols": ["AAPL"], "condition": condition})
+    with pytest.raises(Degradation) as raised:
+        plan_alert_rule(OWNER, default, _SecretsHere(), "x")  # type: ignore[arg-type]
+    assert raised.value.reason == "DashboardKeyNotConfigured"
+    assert raised.value.retry is False  # a new generation or a restarted operator tries again
+    assert raised.value.message.startswith("spec.channels: a dashboard channel needs a query API")
+    assert "alerting.dashboard.apiKeySecret" in raised.value.message
+    with pytest.raises(Degradation, match=r"^spec\.channels\[0\]: "):
+        plan_alert_rule(OWNER, RULE, _SecretsHere(), "x")  # type: ignore[arg-type]
+    # Either key will do: the platform's, or the channel's own secretRef.
+    key = ("finlake-dashboard-key", "api-key")
+    plan = plan_alert_rule(OWNER, default, _SecretsHere(), "x", dashboard_key=key)  # type: ignore[arg-type]
+    assert any(c["kind"] == "Deployment" for c in plan.children)
+    own = AlertRuleSpec.model_validate(
+        RULE.wire() | {"channels": [{"type": "dashboard", "secretRef": {"name": "dash-key"}}]}
+    )
+    plan_alert_rule(OWNER, own, _SecretsHere(), "x")  # type: ignore[arg-type]
+    # A rule without a dashboard channel needs no query API key.
+    plan_alert_rule(OWNER, _channels({"name": "smtp"}), _SecretsHere(), "x")  # type: ignore[arg-type]

@@ -1,3 +1,5 @@
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -5,6 +7,7 @@ import pytest
 from finlake.contracts.alert_rule import AlertRuleSpec
 from finlake.contracts.market_feed import MarketFeedSpec
 from finlake.contracts.medallion_pipeline import MedallionPipelineSpec
+from finlake_ingestion.config import IngestionOptions
 from finlake_operator.builders.alert_rule import (
     RULES_CONFIG_MAP,
     build_alerting_deployment,
@@ -66,6 +69,20 @@ def test_feed_deployment_reads_its_config_map_and_rolls_on_change() -> None:
         other["spec"]["template"]["metadata"]["annotations"][annotation]
         != spec["template"]["metadata"]["annotations"][annotation]
     )
+
+
+def test_a_stopping_producer_has_time_to_flush_its_deliveries() -> None:
+    feed = MarketFeedSpec.model_validate({"source": "simulate"})
+    deployment = _by_kind(build_market_feed_children(OWNER, feed, ()))["Deployment"]
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace == 45
+    # More than the producer's flush on SIGTERM, and what the chart's ingestion Deployment gives.
+    assert grace > IngestionOptions().flush_timeout_s
+    chart = Path(__file__).resolve().parents[3] / "charts/finlake/templates/ingestion"
+    (in_chart,) = re.findall(
+        r"terminationGracePeriodSeconds: (\d+)", (chart / "deployment.yaml").read_text()
+    )
+    assert int(in_chart) == grace
 
 
 def test_feed_symbols_from_a_config_map_land_in_the_producer_settings() -> None:

@@ -1,4 +1,7 @@
-"""Email over SMTP: STARTTLS, then AUTH, then one message with a text and an HTML part."""
+"""Email over SMTP: STARTTLS, then AUTH, then one message with a text and an HTML part.
+
+STARTTLS can be turned off for a relay without TLS (Mailpit in development); AUTH is then refused,
+so a password never crosses a plaintext connection."""
 
 from __future__ import annotations
 
@@ -55,6 +58,14 @@ class SmtpSender:
             password = self._password(target)
         except MissingSecretError as error:  # no retry brings the variable: dead-letter now
             raise DeliveryError(str(error), permanent=True) from None
+        if smtp.username and not smtp.starttls:
+            # Refused before connecting: no retry makes the connection encrypted.
+            raise DeliveryError(
+                "SMTP username set but STARTTLS off (FINLAKE_ALERTING__SMTP__STARTTLS=false): "
+                "the password would cross the connection in plaintext; turn STARTTLS on or "
+                "unset the username",
+                permanent=True,
+            )
         try:
             with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as session:
                 session.ehlo()
