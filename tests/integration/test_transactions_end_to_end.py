@@ -1,7 +1,8 @@
 """Flow 2 as a user runs it, command by command on a fresh home: generate a CSV with labelled
 fraud, upload it, run the hourly batch (Spark: silver, quarantine, summaries, then the features
-materialized online), train, score. The PR-AUC bar is the one of ``test_ml_flow`` (at least 0.5
-and ten times the held-out fraud base rate: a model ranking at random scores the base rate)."""
+materialized online), train, score; then the next upload's batch scores its rows itself. The
+PR-AUC bar is the one of ``test_ml_flow`` (at least 0.5 and ten times the held-out fraud base
+rate: a model ranking at random scores the base rate)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def test_generate_upload_batch_train_score(tmp_path: Path) -> None:
     batch = step("pipeline", "run", "transactions", "--once", timeout=600)
     assert f"{ROWS:,} rows read, {ROWS:,} new in transactions.validated" in batch
     assert f"features: {ROWS:,} transactions, online store materialized up to " in batch
+    assert "predictions: none yet, there is no champion model (`finlake ml train`)" in batch
     trained = step("ml", "train")
     pr_auc = float(re.search(r"PR-AUC \(held out\)\s*│\s*([0-9.]+)", trained).group(1))  # type: ignore[union-attr]
     base_rate = float(
@@ -39,3 +41,15 @@ def test_generate_upload_batch_train_score(tmp_path: Path) -> None:
     assert pr_auc >= max(0.5, 10 * base_rate), trained
     scored = step("ml", "score")
     assert re.search(rf"scored {ROWS:,} transactions with finlake-fraud version 1: ", scored)
+    # The next hour's upload: the batch scores its transactions with the champion itself.
+    more = tmp_path / "more.csv"
+    step(
+        "transactions", "generate", "--rows", "300", "--accounts", "150", "--fraud-rate", "0.03",
+        "--seed", "22", "--days", "1", "--output", str(more),
+    )  # fmt: skip
+    step("transactions", "upload", str(more))
+    batch = step("pipeline", "run", "transactions", "--once", timeout=600)
+    assert "300 rows read, 300 new in transactions.validated" in batch
+    assert re.search(
+        r"predictions: scored 300 new transactions with finlake-fraud version 1: ", batch
+    )

@@ -1,5 +1,6 @@
-"""The transactions batch for people: a run described in one line, the features refreshed after
-it, and the hourly schedule of ``finlake pipeline run transactions --schedule hourly``."""
+"""The transactions batch for people: a run described in one line, the features refreshed and the
+new transactions scored after it, and the hourly schedule of ``finlake pipeline run transactions
+--schedule hourly``."""
 
 from __future__ import annotations
 
@@ -42,25 +43,53 @@ def refresh_features(settings: FinlakeSettings, result: RunResult) -> str | None
     Returns a line for people, or None when silver did not change. Never raises: the batch has
     committed already, and the next run (or ``finlake ml features``) refreshes again.
     """
+    return _refresh(settings, result)[0]
+
+
+def _refresh(settings: FinlakeSettings, result: RunResult) -> tuple[str | None, bool]:
+    """``refresh_features``'s line, and whether the features were refreshed."""
     if result.counts.validated_rows == 0:
-        return None
+        return None, False
     try:
         from finlake.ml.settings import MlSettings
         from finlake.ml.store import FraudFeatureStore, read_validated
     except ImportError as error:
-        return f"features: not refreshed, the ml extra is not installed ({error})"
+        return f"features: not refreshed, the ml extra is not installed ({error})", False
     try:
         ml = MlSettings()
         if not ml.refresh_after_batch:
-            return "features: not refreshed after batches (FINLAKE_ML__REFRESH_AFTER_BATCH=false)"
+            off = "features: not refreshed after batches (FINLAKE_ML__REFRESH_AFTER_BATCH=false)"
+            return off, False
         with FraudFeatureStore(settings, ml) as store:
             done = store.refresh(read_validated(settings))
     except Exception as error:  # reported; the batch itself has committed
         log.exception("feature refresh after the transactions batch failed")
-        return f"features: refresh failed ({error}); `finlake ml features` retries it"
-    return (
+        return f"features: refresh failed ({error}); `finlake ml features` retries it", False
+    line = (
         f"features: {done.transactions:,} transactions, online store materialized up to "
         f"{done.materialized_until:%Y-%m-%d %H:%M} UTC"
+    )
+    return line, True
+
+
+def score_new(settings: FinlakeSettings) -> str:
+    """Score the transactions silver holds without a prediction yet with the champion (after
+    the features were refreshed: the batch scoring of the hourly run). Never raises."""
+    from finlake.ml.registry import NoChampionError
+    from finlake.ml.scoring import score_new_transactions
+    from finlake.ml.settings import MlSettings
+
+    ml = MlSettings()
+    try:
+        done = score_new_transactions(settings, ml)
+    except NoChampionError:
+        return "predictions: none yet, there is no champion model (`finlake ml train`)"
+    except Exception as error:  # reported; the batch and the features have committed
+        log.exception("scoring after the transactions batch failed")
+        return f"predictions: scoring failed ({error}); `finlake ml score` retries it"
+    return (
+        f"predictions: scored {done.scored:,} new transactions with {ml.model_name} version "
+        f"{done.model_version}: {done.flagged:,} flagged as fraud"
     )
 
 
@@ -72,11 +101,17 @@ def run_and_refresh(
     hour: datetime | None = None,
     spark: SparkSession | None = None,
 ) -> RunResult:
-    """One batch run, reported, then (``features``) the feature refresh, reported."""
+    """One batch run, reported, then (``features``) the feature refresh and the scoring of the
+    new transactions with the champion, each reported."""
     result = run_once(settings, hour=hour, spark=spark)
     report(describe(result))
-    if features and (line := refresh_features(settings, result)):
+    if not features:
+        return result
+    line, refreshed = _refresh(settings, result)
+    if line:
         report(line)
+    if refreshed:
+        report(score_new(settings))
     return result
 
 
