@@ -37,6 +37,32 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def hold_lock(
+    lock: Path, seconds: float, *, then_move: tuple[Path, Path] | None = None
+) -> subprocess.Popen[str]:
+    """Another process holding ``lock`` (flock) for ``seconds``, moving ``then_move``'s first
+    path to its second before it lets go; returns once the lock is held."""
+    script = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "if len(sys.argv) > 3:\n"
+        "    os.rename(sys.argv[3], sys.argv[4])\n"
+    )
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    moves = [str(path) for path in then_move or ()]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(lock), str(seconds), *moves],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
     get_settings.cache_clear()

@@ -29,7 +29,13 @@ class KafkaSettings(BaseModel):
     @property
     def bootstrap(self) -> str:
         """The bootstrap servers clients connect to."""
-        return self.bootstrap_servers or f"{self.host}:{self.port}"
+        return self.bootstrap_servers or self.local_bootstrap
+
+    @property
+    def local_bootstrap(self) -> str:
+        """The local stack's own broker: ``bootstrap_servers`` points clients elsewhere, never
+        the stack's health checks, topic creation or registry storage."""
+        return f"{self.host}:{self.port}"
 
 
 class RegistrySettings(BaseModel):
@@ -51,7 +57,13 @@ class RegistrySettings(BaseModel):
     @property
     def ccompat_url(self) -> str:
         """Base URL of the Confluent-compatible API."""
-        return self.url or f"http://{self.host}:{self.port}/apis/ccompat/v7"
+        return self.url or self.local_url
+
+    @property
+    def local_url(self) -> str:
+        """The local stack's own registry: ``url`` points clients elsewhere, never the stack's
+        health checks or compatibility setting."""
+        return f"http://{self.host}:{self.port}/apis/ccompat/v7"
 
 
 class TopicSettings(BaseModel):

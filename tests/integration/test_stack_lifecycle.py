@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from finlake.errors import PortInUseError, StackError
 from finlake.stack.manager import Stack
+from tests.conftest import free_port
 from tests.integration.conftest import stack_settings
 
 
@@ -20,7 +25,21 @@ def _pids(stack: Stack) -> dict[str, int | None]:
 
 
 def test_up_up_kill_up_down(tmp_path: Path) -> None:
-    stack = Stack(stack_settings(tmp_path))
+    settings = stack_settings(tmp_path)
+    # Exported for clients of a remote cluster (here: nothing answers): the stack still checks,
+    # fills and stores into its own broker and registry.
+    settings = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(
+                update={"bootstrap_servers": f"127.0.0.1:{free_port()}"}
+            ),
+            "registry": settings.registry.model_copy(
+                update={"url": f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"}
+            ),
+        }
+    )
+    stack = Stack(settings)
+    kafka, registry = settings.kafka.local_bootstrap, settings.registry.local_url
     messages: list[str] = []
     try:
         stack.up(report=messages.append)
@@ -28,12 +47,23 @@ def test_up_up_kill_up_down(tmp_path: Path) -> None:
         assert all(row.state == "running" and row.healthy for row in stack.status())
         assert any("created market-data" in message for message in messages)
 
+        # As if the first `up` had been interrupted before it created the topics.
+        admin = AdminClient({"bootstrap.servers": kafka})
+        admin.delete_topics(["market-data"])["market-data"].result(timeout=30)
+        deadline = time.monotonic() + 30
+        while "market-data" in admin.list_topics(timeout=10).topics:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        messages.clear()
+        stack.up(report=messages.append)
+        assert messages[0] == f"kafka: already running at {kafka}; created market-data"
+
         messages.clear()
         stack.up(report=messages.append)  # a no-op
         assert _pids(stack) == first
         assert messages == [
-            f"kafka: already running at {stack.settings.kafka.bootstrap}",
-            f"registry: already running at {stack.settings.registry.ccompat_url}",
+            f"kafka: already running at {kafka}",
+            f"registry: already running at {registry}",
         ]
 
         kafka_pid = first["kafka"]
@@ -78,3 +108,43 @@ def test_port_in_use_stops_up_with_the_owner(tmp_path: Path) -> None:
             PortInUseError, match=f"port {settings.kafka.port} .* pid {os.getpid()}"
         ):
             Stack(settings).up()
+
+
+def _brokers(home: Path) -> list[int]:
+    config = str(home / "kafka" / "server.properties")
+    return [
+        process.pid
+        for process in psutil.process_iter(["cmdline"])
+        if config in (process.info["cmdline"] or [])
+    ]
+
+
+def test_two_ups_at_once_start_one_broker(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path)
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "FINLAKE_HOME": str(tmp_path),
+        "FINLAKE_KAFKA__PORT": str(settings.kafka.port),
+        "FINLAKE_KAFKA__CONTROLLER_PORT": str(settings.kafka.controller_port),
+        "FINLAKE_REGISTRY__PORT": str(settings.registry.port),
+        "FINLAKE_REGISTRY__MANAGEMENT_PORT": str(settings.registry.management_port),
+    }
+    command = [sys.executable, "-m", "finlake.cli.main", "stack", "up"]
+    ups = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    try:
+        outputs = [up.communicate(timeout=300) for up in ups]
+        assert [up.returncode for up in ups] == [0, 0], outputs
+        said = [stdout for stdout, _ in outputs]
+        assert sum("waiting for another `finlake stack` command" in out for out in said) == 1
+        assert sum("kafka: already running" in out for out in said) == 1
+        [broker] = _brokers(tmp_path)
+        assert _pids(Stack(settings))["kafka"] == broker
+    finally:
+        Stack(settings).down()
+    assert _brokers(tmp_path) == []

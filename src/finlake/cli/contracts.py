@@ -11,7 +11,12 @@ from finlake.cli.output import console
 from finlake.config import get_settings
 from finlake.contracts.compatibility import check_contract
 from finlake.contracts.schemas import CONTRACTS, schema_json
-from finlake.contracts.serde import register_contract, registry_client
+from finlake.contracts.serde import (
+    client_failure,
+    register_contract,
+    registry_client,
+    value_subject,
+)
 from finlake.contracts.topics import declared_topics
 
 app = typer.Typer(help="Show, check and register the Avro data contracts.")
@@ -49,7 +54,14 @@ def register() -> None:
     client = registry_client(settings.registry)
     for topic in declared_topics(settings.topics):
         if topic.contract is not None:
-            schema_id = register_contract(client, topic.name, topic.contract)
+            try:
+                schema_id = register_contract(client, topic.name, topic.contract)
+            except Exception as error:  # httpx's errors, and the client's own per HTTP status
+                raise client_failure(
+                    error,
+                    url=settings.registry.ccompat_url,
+                    what=f"registering {value_subject(topic.name)}",
+                ) from error
             console.print(
                 f"{topic.name}-value: {topic.contract} registered as schema id {schema_id}"
             )

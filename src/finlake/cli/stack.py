@@ -132,4 +132,4 @@ def reset(
     """Delete one stopped service's data (the only command that deletes anything)."""
     if not yes:
         typer.confirm(f"Delete all data of {service}?", abort=True)
-    console.print(f"deleted {Stack(get_settings()).reset(service)}")
+    console.print(f"deleted {Stack(get_settings()).reset(service, report=console.print)}")

@@ -84,6 +84,20 @@ def asking_again(call: Callable[[], T], *, url: str, wait_s: float, what: str) -
         ) from error
 
 
+def client_failure(error: Exception, *, url: str, what: str) -> Exception:
+    """``error`` of the registry client doing ``what`` as a one-line RegistryError (what to do
+    when nothing answers at ``url``); any other error as it is."""
+    detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if registry_unavailable(error):
+        return RegistryError(
+            f"no schema registry answers at {url} ({what}: {detail}); start one with "
+            "`finlake stack up` (or point FINLAKE_REGISTRY__URL at yours)"
+        )
+    if isinstance(error, SchemaRegistryError):
+        return RegistryError(f"schema registry at {url} refused {what}: {detail}")
+    return error
+
+
 def schema_not_found(error: BaseException) -> bool:
     """Whether the registry itself answered that it has no such schema (a Confluent 404xx error
     code; a bare 404 from a proxy or a wrong URL path does not count)."""

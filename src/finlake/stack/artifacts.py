@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import tarfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from finlake.errors import ArtifactError
+from finlake.stack.process import exclusive
+
+log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.1.1"
 SPARK_VERSION = "4.1.1"
@@ -175,12 +180,27 @@ class ArtifactCache:
                 problems.append(f"{name} does not match its checksum")
         return problems
 
-    def ensure(self, bundle: Bundle) -> Path:
-        """The bundle folder, downloaded (or downloaded again) when missing or corrupt."""
+    def ensure(self, bundle: Bundle, report: Callable[[str], None] | None = None) -> Path:
+        """The bundle folder, downloaded (or downloaded again) when missing or corrupt; ``report``
+        (default: a warning) hears once if another process's download is waited for."""
         if not self.problems(bundle):
             return self.folder(bundle)
-        self._resolve(bundle)
-        remaining = self.problems(bundle)
+        lock = self.root / ".resolve.lock"
+
+        def waiting() -> None:
+            message = f"{bundle.name}: waiting for another process downloading into {self.root}"
+            if report is None:
+                log.warning("%s", message)
+            else:
+                report(message)
+
+        # One download at a time per cache: two would share the partial folder and Maven 3.8's
+        # repository (which has no locks of its own and which a corrupt-jar retry prunes).
+        with exclusive(lock, waiting=waiting):
+            # The process waited for may have just downloaded it.
+            if self.problems(bundle):
+                self._resolve(bundle)
+            remaining = self.problems(bundle)
         if remaining:
             raise ArtifactError(
                 f"{bundle.name} artifacts still broken after download: {remaining[0]}"

@@ -22,14 +22,22 @@ class JavaRuntime:
     major: int
 
 
-def java_major(executable: Path) -> int:
+def java_major(executable: Path, timeout_s: float = 30.0) -> int:
     """The major version ``executable -version`` reports."""
     try:
         done = subprocess.run(
-            [str(executable), "-version"], capture_output=True, text=True, timeout=30, check=False
+            [str(executable), "-version"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
         )
     except OSError as error:
         raise JavaNotFoundError(f"cannot run {executable}: {error.strerror}") from error
+    except subprocess.TimeoutExpired as error:
+        raise JavaNotFoundError(
+            f"{executable} -version did not answer within {timeout_s:g}s; is it a working JDK?"
+        ) from error
     match = _VERSION.search(done.stderr + done.stdout)
     if match is None:
         raise JavaNotFoundError(f"{executable} -version printed no version; is it a JDK?")

@@ -21,6 +21,8 @@ from finlake.errors import ServiceStartError, StackError
 from finlake.stack.artifacts import KAFKA, ArtifactCache
 from finlake.stack.java import JavaRuntime, find_java
 
+# StorageTool only writes meta.properties; minutes means the JVM hangs.
+FORMAT_TIMEOUT_S = 120.0
 # librdkafka logs through Python logging, so its start-up chatter follows the log level.
 CLIENT_LOGGER = logging.getLogger("finlake.kafka.client")
 
@@ -67,8 +69,9 @@ class KafkaService:
 
     @property
     def address(self) -> str:
-        """Where clients connect."""
-        return self.settings.kafka.bootstrap
+        """Where this broker listens (FINLAKE_KAFKA__BOOTSTRAP_SERVERS, which points clients at
+        another cluster, must not send the stack's checks and topic creation there)."""
+        return self.settings.kafka.local_bootstrap
 
     def java(self) -> JavaRuntime:
         """The JDK this service runs on (checked before anything is downloaded)."""
@@ -121,7 +124,9 @@ class KafkaService:
             id_file.write_text(cluster_id)
         return id_file.read_text().strip()
 
-    def _format_once(self, java: str, classpath: str, config: Path) -> None:
+    def _format_once(
+        self, java: str, classpath: str, config: Path, timeout_s: float = FORMAT_TIMEOUT_S
+    ) -> None:
         meta = self.data / "meta.properties"
         cluster_id = self._cluster_id()
         if meta.exists():
@@ -132,23 +137,20 @@ class KafkaService:
                 f"the broker data directory {self.data} has data but no meta.properties (corrupt); "
                 "move it away or run `finlake stack reset kafka` to start empty"
             )
-        done = subprocess.run(
-            [
-                java,
-                "-cp",
-                classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(config),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        command = [java, "-cp", classpath, "kafka.tools.StorageTool", "format"]
+        try:
+            done = subprocess.run(
+                [*command, "-t", cluster_id, "-c", str(config)],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise ServiceStartError(
+                f"formatting Kafka storage in {self.data} did not finish within {timeout_s:g}s "
+                "(an overloaded machine or a hung JVM?); run `finlake stack up` again"
+            ) from error
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ServiceStartError(f"formatting Kafka storage in {self.data} failed: {last[0]}")
@@ -197,7 +199,7 @@ class KafkaService:
                 return "a broker port is already in use"
             if (
                 "meta.properties" in line
-                or "cluster ID" in line.lower()
+                or "cluster id" in line.lower()
                 or "InconsistentClusterId" in line
             ):
                 return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import time
@@ -23,7 +24,7 @@ from finlake.stack.artifacts import BUNDLES, TRINO_BUNDLES, ArtifactCache
 from finlake.stack.credentials import local_credentials
 from finlake.stack.kafka import KafkaService
 from finlake.stack.postgres import PostgresService
-from finlake.stack.process import ManagedProcess, ensure_port_free
+from finlake.stack.process import ManagedProcess, ensure_port_free, exclusive
 from finlake.stack.registry import RegistryService
 from finlake.stack.seaweedfs import SeaweedService
 from finlake.stack.trino import TrinoService
@@ -45,6 +46,7 @@ class Service(Protocol):
     def prepare(self) -> list[str]: ...
     def environment(self) -> dict[str, str]: ...
     def healthy(self) -> bool: ...
+    # Idempotent: runs after every `up`, also on a service an interrupted `up` left running.
     def after_start(self) -> list[str]: ...
     def diagnose(self, log: list[str]) -> str | None: ...
 
@@ -82,6 +84,7 @@ class Stack:
         )
         recorded = read_profile(self.home)
         self.profile = with_profile or (recorded[0] if recorded else None)
+        self.bundles = BUNDLES + (TRINO_BUNDLES if self.profile == TRINO_PROFILE else ())
         self.services: list[Service] = [
             KafkaService(settings, self.artifacts),
             RegistryService(settings, self.artifacts),
@@ -119,20 +122,35 @@ class Stack:
         known = ", ".join(service.name for service in self.services)
         raise StackError(f"no service {name!r} in the stack; known: {known}")
 
+    def _locked(self, report: Report) -> contextlib.AbstractContextManager[None]:
+        """Hold the home's stack lock: two `up`s at once would both start each service, and the
+        second's pid file would hide the first's process from `down`."""
+        lock = self.home / "run" / "stack.lock"
+        return exclusive(
+            lock,
+            waiting=lambda: report(
+                f"waiting for another `finlake stack` command on {self.home} to finish "
+                f"(it holds {lock})"
+            ),
+        )
+
     def up(self, report: Report = _quiet) -> None:
         """Start what is not running (restarting crashed services); a no-op when all are up."""
+        with self._locked(report):
+            self._up(report)
+
+    def _up(self, report: Report) -> None:
         for service in self.services:
             service.check()
             # Every port first, so a clash fails before anything starts (not minutes in).
             if self.process(service).running() is None:
                 for port, setting in service.ports:
                     ensure_port_free("127.0.0.1", port, service=service.name, setting=setting)
-        bundles = BUNDLES + (TRINO_BUNDLES if self.profile == TRINO_PROFILE else ())
-        for bundle in bundles:
+        for bundle in self.bundles:
             problems = self.artifacts.problems(bundle)
             if problems:
                 report(f"{bundle.name}: fetching from Maven Central ({problems[0]})")
-                self.artifacts.ensure(bundle)
+                self.artifacts.ensure(bundle, report=report)
         if self.profile == TRINO_PROFILE:
             path = write_profile(self.home, TRINO_PROFILE, self.lake)
             report(f"profile {TRINO_PROFILE}: Spark, PyIceberg and Trino share the lake ({path})")
@@ -142,11 +160,13 @@ class Stack:
     def _up_one(self, service: Service, report: Report) -> None:
         process = self.process(service)
         if process.running() is not None:
-            if service.healthy():
-                report(f"{service.name}: already running at {service.address}")
-                return
-            self._wait_healthy(service, process)
-            report(f"{service.name}: running at {service.address}")
+            healthy = service.healthy()
+            if not healthy:
+                self._wait_healthy(service, process)
+            # An `up` interrupted after the start left the topics (or the like) to this one.
+            created = service.after_start()
+            state = "already running" if healthy else "running"
+            report(f"{service.name}: {state} at {service.address}" + _created(created))
             return
         if process.was_started():
             report(f"{service.name}: was started but is not running (crashed?); restarting")
@@ -159,7 +179,7 @@ class Stack:
         created = service.after_start()
         report(
             f"{service.name}: started at {service.address} in {time.monotonic() - started:.1f}s"
-            + (f"; created {', '.join(created)}" if created else "")
+            + _created(created)
         )
 
     def _wait_healthy(self, service: Service, process: ManagedProcess) -> None:
@@ -168,7 +188,7 @@ class Stack:
             if service.healthy():
                 return
             if process.exited():
-                log = process.log_tail(200)
+                log = process.log_since_start(200)
                 process.pid_file.unlink(missing_ok=True)
                 reason = service.diagnose(log) or _last_error(log)
                 raise ServiceStartError(
@@ -183,6 +203,10 @@ class Stack:
 
     def down(self, report: Report = _quiet, *, forget: bool = False) -> None:
         """Stop every service, in reverse start order; data stays (``forget``: drop the profile)."""
+        with self._locked(report):
+            self._down(report, forget=forget)
+
+    def _down(self, report: Report, *, forget: bool) -> None:
         for service in reversed(self.services):
             process = self.process(service)
             started = time.monotonic()
@@ -219,14 +243,19 @@ class Stack:
         """The last ``lines`` lines of one service's log."""
         return self.process(self.service(name)).log_tail(lines)
 
-    def reset(self, name: str) -> Path:
+    def reset(self, name: str, report: Report = _quiet) -> Path:
         """Delete one stopped service's data (explicit; stopping never deletes)."""
         service = self.service(name)
-        if self.process(service).running() is not None:
-            raise StackError(f"{name} is running; run `finlake stack down` first")
-        target = self.home / name
-        shutil.rmtree(target, ignore_errors=True)
+        with self._locked(report):
+            if self.process(service).running() is not None:
+                raise StackError(f"{name} is running; run `finlake stack down` first")
+            target = self.home / name
+            shutil.rmtree(target, ignore_errors=True)
         return target
+
+
+def _created(created: list[str]) -> str:
+    return f"; created {', '.join(created)}" if created else ""
 
 
 def _last_error(log: list[str]) -> str:

@@ -9,23 +9,32 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+from filelock import FileLock, Timeout
 
 from finlake.errors import PortInUseError
 
 
 @dataclass(frozen=True)
 class ProcessRecord:
-    """What the pid file remembers about a started process."""
+    """What the pid file remembers about a started process.
+
+    ``create_time`` is psutil's: boot time from the wall clock plus the start ticks, so a clock
+    step changes it while the process lives. ``since_boot`` and ``boot_id`` identify the process
+    whatever the clock does; pid files written before them have only ``create_time``.
+    """
 
     pid: int
     create_time: float
     started_at: str
     command: list[str]
+    since_boot: float | None = None
+    boot_id: str | None = None
 
 
 class ManagedProcess:
@@ -52,10 +61,23 @@ class ManagedProcess:
         try:
             process = psutil.Process(record.pid)
             alive = process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-            same = abs(process.create_time() - record.create_time) < 1.0
+            since_boot, boot_id = _start_identity(process)
+            if record.since_boot is None:
+                # An old pid file: only the wall-clock start time to go by.
+                same = abs(process.create_time() - record.create_time) < 1.0
+            else:
+                same = abs(since_boot - record.since_boot) < 1.0 and (
+                    None in (boot_id, record.boot_id) or boot_id == record.boot_id
+                )
         except psutil.Error:
             return None
-        return record if alive and same else None
+        if not (alive and same):
+            return None
+        if record.since_boot is None:
+            # Rewritten in the new format, so a later clock step cannot make it look dead.
+            record = replace(record, since_boot=since_boot, boot_id=boot_id)
+            self._write(record)
+        return record
 
     def was_started(self) -> bool:
         """Whether a pid file says this process was started (and not stopped by ``down``)."""
@@ -66,7 +88,7 @@ class ManagedProcess:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
-            log.write(f"\n--- finlake: starting {self.name} at {_now()} ---\n".encode())
+            log.write(f"\n{START_MARKER} {self.name} at {_now()} ---\n".encode())
             log.flush()
             child = subprocess.Popen(
                 command,
@@ -79,14 +101,24 @@ class ManagedProcess:
             )
         # Keep the handle: it reaps the child on exit and spares Popen's "still running" warning.
         _CHILDREN[child.pid] = child
+        process = psutil.Process(child.pid)
+        since_boot, boot_id = _start_identity(process)
         record = ProcessRecord(
             pid=child.pid,
-            create_time=psutil.Process(child.pid).create_time(),
+            create_time=process.create_time(),
             started_at=_now(),
             command=command,
+            since_boot=since_boot,
+            boot_id=boot_id,
         )
-        self.pid_file.write_text(json.dumps(asdict(record)))
+        self._write(record)
         return record
+
+    def _write(self, record: ProcessRecord) -> None:
+        # Replaced whole: a reader never sees half a file (and takes the process for dead).
+        partial = self.pid_file.with_name(f".{self.pid_file.name}.{os.getpid()}")
+        partial.write_text(json.dumps(asdict(record)))
+        partial.replace(self.pid_file)
 
     def exited(self) -> bool:
         """Whether the started process has already died."""
@@ -114,15 +146,55 @@ class ManagedProcess:
 
     def log_tail(self, lines: int) -> list[str]:
         """The last ``lines`` lines of the log."""
+        return self._tail()[-lines:]
+
+    def log_since_start(self, lines: int) -> list[str]:
+        """The last ``lines`` lines the latest start wrote: the log is appended to, so earlier
+        runs' errors must not pass for this one's."""
+        tail = self._tail()
+        starts = [i for i, line in enumerate(tail) if line.startswith(START_MARKER)]
+        return tail[starts[-1] + 1 :][-lines:] if starts else tail[-lines:]
+
+    def _tail(self) -> list[str]:
         if not self.log_file.exists():
             return []
         with self.log_file.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
             handle.seek(max(0, handle.tell() - 256 * 1024))
-            return handle.read().decode(errors="replace").splitlines()[-lines:]
+            return handle.read().decode(errors="replace").splitlines()
 
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+START_MARKER = "--- finlake: starting"
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def _start_identity(process: psutil.Process) -> tuple[float, str | None]:
+    """When ``process`` started, in seconds since boot, and which boot (Linux only; None
+    elsewhere). Both of psutil's times add the same wall-clock boot time, which cancels out."""
+    since_boot = round(process.create_time() - psutil.boot_time(), 2)
+    try:
+        boot_id: str | None = BOOT_ID.read_text().strip()
+    except OSError:
+        boot_id = None
+    return since_boot, boot_id
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, *, waiting: Callable[[], None]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (``flock``: released when the holder dies) within the
+    block; when another process holds it, call ``waiting`` once, then wait for it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        waiting()
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _reap(pid: int) -> None:

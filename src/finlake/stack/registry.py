@@ -36,8 +36,9 @@ class RegistryService:
 
     @property
     def address(self) -> str:
-        """The Confluent-compatible API base URL."""
-        return self.settings.registry.ccompat_url
+        """This registry's Confluent-compatible API base URL (FINLAKE_REGISTRY__URL, which points
+        clients at another registry, must not send the stack's checks there)."""
+        return self.settings.registry.local_url
 
     def java(self) -> JavaRuntime:
         """The JDK this service runs on (checked before anything is downloaded)."""
@@ -65,7 +66,7 @@ class RegistryService:
             f"-Dquarkus.http.port={registry.port}",
             # Records in Kafka name schema ids, so the schemas live on the same broker (kafkasql).
             "-Dapicurio.storage.kind=kafkasql",
-            f"-Dapicurio.kafkasql.bootstrap.servers={self.settings.kafka.bootstrap}",
+            f"-Dapicurio.kafkasql.bootstrap.servers={self.settings.kafka.local_bootstrap}",
             "-Dquarkus.analytics.disabled=true",
             # The build enables Quarkus' management interface, by default on 0.0.0.0:9000.
             f"-Dquarkus.management.host={registry.host}",

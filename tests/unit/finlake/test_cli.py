@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 
 
 def test_help_lists_every_command_group_with_its_purpose() -> None:
@@ -100,3 +102,34 @@ def test_stack_logs_without_a_service_prints_every_services_tail(tmp_path: Path)
     unknown = run_cli("stack", "logs", "nope", env=env)
     assert unknown.returncode == 1
     assert "no service 'nope' in the stack; known: kafka, registry" in unknown.stderr
+
+
+def test_contracts_register_without_a_registry_is_one_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
+    done = run_cli("contracts", "register", env={"FINLAKE_REGISTRY__URL": url})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: no schema registry answers at {url} (registering ")
+    assert "`finlake stack up`" in line
+
+
+def test_contracts_register_at_something_else_than_a_registry_is_one_line() -> None:
+    class NotARegistry(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"<html>no such page</html>")
+
+        def log_message(self, *_: object) -> None:
+            """Quiet."""
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), NotARegistry) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/apis/ccompat/v7"
+        done = run_cli("contracts", "register", env={"FINLAKE_REGISTRY__URL": url})
+        server.shutdown()
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: schema registry at {url} refused registering ")
