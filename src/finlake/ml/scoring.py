@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from finlake.config import FinlakeSettings
 from finlake.errors import FinlakeError
 from finlake.lake.connection import lake_connection, open_catalog
+from finlake.lake.locks import catalog_lock
 from finlake.lake.tables import TRANSACTIONS_PREDICTIONS
 from finlake.ml.features import MODEL_FEATURES, derive
 from finlake.ml.registry import ChampionCache, ServingModel, open_registry
@@ -65,8 +66,19 @@ def _scored_ids(settings: FinlakeSettings) -> pa.Array:
 def score_new_transactions(
     settings: FinlakeSettings, ml: MlSettings, *, validated: pa.Table | None = None
 ) -> ScoreResult:
-    """Score validated transactions that have no prediction yet with the champion."""
+    """Score validated transactions that have no prediction yet with the champion.
+
+    One run at a time per lake (the hourly batch scores after each run, and a person may run
+    ``finlake ml score`` meanwhile): two runs that both found the same rows unscored would both
+    append their predictions."""
     model = ChampionCache(open_registry(settings, ml), ml).get()
+    with catalog_lock(open_catalog(settings), "transactions-predictions"):
+        return _score_new(settings, ml, model, validated)
+
+
+def _score_new(
+    settings: FinlakeSettings, ml: MlSettings, model: ServingModel, validated: pa.Table | None
+) -> ScoreResult:
     rows = validated if validated is not None else read_validated(settings)
     done = _scored_ids(settings)
     fresh = rows.filter(pc.invert(pc.is_in(rows.column("transaction_id"), value_set=done)))
