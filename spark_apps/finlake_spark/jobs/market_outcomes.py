@@ -8,9 +8,10 @@ metrics; they live here so that ``market_stream`` holds the batch's steps.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -94,30 +95,14 @@ class Summary:
         times = [g.earliest for g in self.groups if g.outcome == outcome and g.earliest]
         return min(times, default=None)
 
-    def partition_max(self, previous: dict[int, datetime]) -> dict[int, datetime]:
+    def partition_max(self, previous: Mapping[int, datetime]) -> dict[int, datetime]:
         """Per Kafka partition, the latest event time of a row that passed the expectations."""
-        maxima = dict(previous)
-        for group in self.groups:
-            if group.latest is None or group.outcome not in (None, LATE_RULE, DUPLICATE):
-                continue
-            if group.partition is None:
-                continue
-            prior = maxima.get(group.partition)
-            maxima[group.partition] = max(group.latest, prior) if prior else group.latest
-        return maxima
+        return _latest_by(self.groups, previous, lambda group: group.partition)
 
     def symbol_max(self, previous: Mapping[str, datetime]) -> dict[str, datetime]:
         """Per symbol, the latest event time of a row that passed the expectations (the clock
         lateness is judged by, carried to the next batch)."""
-        maxima = dict(previous)
-        for group in self.groups:
-            if group.latest is None or group.outcome not in (None, LATE_RULE, DUPLICATE):
-                continue
-            if group.symbol is None:
-                continue
-            prior = maxima.get(group.symbol)
-            maxima[group.symbol] = max(group.latest, prior) if prior else group.latest
-        return maxima
+        return _latest_by(self.groups, previous, lambda group: group.symbol)
 
     def next_offsets(self) -> dict[int, int]:
         """Per Kafka partition read, the offset after the batch's last record of it."""
@@ -127,6 +112,25 @@ class Summary:
                 continue
             after[group.partition] = max(after.get(group.partition, 0), group.last_offset + 1)
         return after
+
+
+K = TypeVar("K")
+
+
+def _latest_by(
+    groups: Iterable[Outcome], previous: Mapping[K, datetime], key: Callable[[Outcome], K | None]
+) -> dict[K, datetime]:
+    """``previous`` moved on by the latest event time of the groups that passed the checks."""
+    maxima = dict(previous)
+    for group in groups:
+        name = key(group)
+        if name is None or group.latest is None:
+            continue
+        if group.outcome not in (None, LATE_RULE, DUPLICATE):
+            continue
+        prior = maxima.get(name)
+        maxima[name] = max(group.latest, prior) if prior else group.latest
+    return maxima
 
 
 def summarize(tagged: DataFrame) -> Summary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from finlake_spark.jobs.market_outcomes import Outcome, Summary
@@ -29,6 +30,19 @@ def test_next_offsets_are_one_past_the_last_record_of_each_partition_whatever_it
         Outcome(None, None, None, 0, None, None, last_offset=None),
     ))  # fmt: skip
     assert summary.next_offsets() == {0: 45, 1: 3}
+
+
+def test_the_clocks_carried_on_are_per_partition_and_per_symbol() -> None:
+    t = [datetime(2026, 11, 26, 10, m, tzinfo=UTC) for m in range(6)]
+    summary = Summary((
+        Outcome(None, 0, None, 5, t[0], t[3], 9, "AAA"),
+        Outcome(None, 0, None, 5, t[0], t[1], 19, "BBB"),  # published after AAA: its own clock
+        Outcome("late", 0, None, 1, t[0], t[0], 20, "BBB"),
+        Outcome("price_positive", 0, None, 1, t[5], t[5], 21, "BBB"),  # failed: moves nothing
+        Outcome("undecodable", 1, None, 1, None, None, 3, None),
+    ))  # fmt: skip
+    assert summary.partition_max({1: t[2]}) == {0: t[3], 1: t[2]}
+    assert summary.symbol_max({"BBB": t[2], "CCC": t[4]}) == {"AAA": t[3], "BBB": t[2], "CCC": t[4]}
 
 
 def test_a_checkpoint_has_offsets_once_spark_logged_a_batch(tmp_path: Path) -> None:
