@@ -99,6 +99,14 @@ def test_drift_is_corrected(examples: Cluster) -> None:
         ("{source: yahoo}", "a yahoo feed needs exactly one of symbols or symbolsFrom"),
         ("{source: yahoo, symbols: [aapl]}", "should match"),
         ("{source: nasdaq}", 'Unsupported value: "nasdaq"'),
+        (
+            "{source: simulate, topic: ticks, schemaSubject: market-data-value}",
+            "schemaSubject must be the topic's name followed by -value",
+        ),
+        (
+            "{source: simulate, schemaSubject: ticks-value}",
+            "schemaSubject must be the topic's name followed by -value",
+        ),
     ],
 )
 def test_invalid_resources_are_refused_by_the_schema(

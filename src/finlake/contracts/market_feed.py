@@ -109,6 +109,12 @@ class ReplaySpec(SpecModel):
     )
 
 
+SUBJECT_PROBLEM = (
+    "schemaSubject must be the topic's name followed by -value (the subject finlake's producers "
+    "and jobs use)"
+)
+
+
 class MarketFeedSpec(SpecModel):
     """A market data feed: source, symbols, cadence and budget, destination topic and schema."""
 
@@ -128,6 +134,12 @@ class MarketFeedSpec(SpecModel):
                     "!has(self.producer.replicas) || self.producer.replicas <= 1",
                     "a yahoo feed runs at most one producer (the request budget is per process)",
                     ".producer.replicas",
+                ),
+                cel(
+                    "!has(self.schemaSubject) || self.schemaSubject == "
+                    f"(has(self.topic) ? self.topic : '{MARKET_DATA}') + '-value'",
+                    SUBJECT_PROBLEM,
+                    ".schemaSubject",
                 ),
                 cel(
                     "!has(self.producer) || !has(self.producer.persistence) || "
@@ -162,11 +174,17 @@ class MarketFeedSpec(SpecModel):
         description="Yahoo requests per rolling minute, at most; at least 2 (a new symbol takes "
         "two: yfinance probes its time zone first).",
     )
-    topic: str = Field(default=MARKET_DATA, pattern=KAFKA_TOPIC, description="Kafka topic.")
-    schema_subject: str = Field(
-        default=f"{MARKET_DATA}-value",
+    # Lengths bound: the API server estimates a CEL rule's cost from them.
+    topic: str = Field(
+        default=MARKET_DATA, pattern=KAFKA_TOPIC, max_length=249, description="Kafka topic."
+    )
+    schema_subject: str | None = Field(
+        default=None,
         pattern=r"^[a-zA-Z0-9._-]{1,255}$",
-        description="Schema registry subject of the record values.",
+        max_length=255,
+        description="Schema registry subject of the record values: `<topic>-value`, the topic "
+        "name strategy every finlake producer and job registers and reads under (the default); "
+        "another subject is refused, not ignored.",
     )
     simulate: SimulateSpec | None = Field(default=None, description="Simulator settings.")
     replay: ReplaySpec | None = Field(default=None, description="Replay settings.")
@@ -184,6 +202,8 @@ class MarketFeedSpec(SpecModel):
             raise ValueError("replay is required for source replay and only allowed there")
         if self.source is FeedSource.YAHOO and self.producer.replicas > 1:
             raise ValueError("a yahoo feed runs at most one producer (producer.replicas <= 1)")
+        if self.schema_subject is not None and self.schema_subject != f"{self.topic}-value":
+            raise ValueError(SUBJECT_PROBLEM)
         if self.producer.persistence is not None and self.producer.replicas > 1:
             raise ValueError(
                 "a producer with persistence runs as one replica (the one writer of its state)"

@@ -42,6 +42,10 @@ def test_market_feed_reads_camel_case_and_durations() -> None:
         ({"source": "yahoo", "symbols": ["aapl"]}, "String should match pattern"),
         ({"source": "yahoo", "symbols": ["A"], "pollInterval": "soon"}, "not a duration"),
         ({"source": "kafka"}, "Input should be"),
+        (
+            {"source": "simulate", "topic": "ticks", "schemaSubject": "market-data-value"},
+            "schemaSubject must be the topic's name followed by -value",
+        ),
     ],
 )
 def test_market_feed_refuses(spec: dict[str, object], message: str) -> None:
