@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, Route, expect, sync_playwright
 
 from finlake_query_api.main import create_app
 from tests.conftest import free_port
@@ -148,3 +152,219 @@ def test_a_posted_alert_appears_in_the_live_feed_without_a_reload(server: str) -
         assert "AAPL crossed above 200 at 201.5" in item.inner_text()
         assert page.evaluate("performance.getEntriesByType('navigation').length") == loads
         browser.close()
+
+
+@contextmanager
+def _page(errors: list[str] | None = None) -> Iterator[Page]:
+    """A fresh browser (fresh storage); page errors go to ``errors``."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        if errors is not None:
+            page.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def _problem(route: Route, status: int, detail: str) -> None:
+    body = {"type": "about:blank", "title": "Error", "status": status, "detail": detail}
+    route.fulfill(status=status, content_type="application/problem+json", body=json.dumps(body))
+
+
+def test_the_symbol_list_is_retried_until_data_lands(server: str) -> None:
+    answers = iter(["failed", "empty"])  # then the real list
+
+    def symbols(route: Route) -> None:
+        answer = next(answers, None)
+        if answer == "failed":
+            _problem(route, 503, "lake unavailable")
+        elif answer == "empty":
+            route.fulfill(json={"symbols": []})
+        else:
+            route.continue_()
+
+    with _page() as page:
+        page.route("**/v1/symbols", symbols)
+        page.goto(f"{server}/#key={API_KEY}")
+        expect(page.locator("#status")).to_have_text("lake unavailable")
+        _expect_chart_matches_api(page, server, "AAPL", "1m")
+        expect(page.locator("#symbol option")).to_have_text(["AAPL", "MSFT", "NVDA"])
+        expect(page.locator("#status")).to_have_text("")
+
+
+def _range_end(last_tick: str) -> str:
+    """dashboard.js rangeFor's end: the minute after the last tick's, plus one."""
+    last = datetime.fromisoformat(last_tick.replace("Z", "+00:00"))
+    minute = last.replace(second=0, microsecond=0)
+    if minute < last:
+        minute += timedelta(minutes=1)
+    return (minute + timedelta(minutes=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_a_switch_ends_the_chart_at_the_freshest_last_tick(server: str) -> None:
+    fresh = {s["symbol"]: s for s in _api(server, "/v1/symbols")["symbols"]}
+    answered = []
+
+    def symbols(route: Route) -> None:
+        if answered:  # data landed since the page opened
+            route.continue_()
+            return
+        body = route.fetch().json()
+        for symbol in body["symbols"]:  # the page opened two days ago
+            last = datetime.fromisoformat(symbol["last_tick"].replace("Z", "+00:00"))
+            symbol["last_tick"] = (last - timedelta(days=2)).isoformat()
+        answered.append(body)
+        route.fulfill(json=body)
+
+    with _page() as page:
+        page.route("**/v1/symbols", symbols)
+        page.goto(f"{server}/#key={API_KEY}")
+        stale = _chart(page, "AAPL", "1m")
+        assert stale["end"] == _range_end(answered[0]["symbols"][0]["last_tick"])
+        page.click("#intervals button[data-interval='1h']")
+        assert _chart(page, "AAPL", "1h")["end"] == _range_end(fresh["AAPL"]["last_tick"])
+        page.select_option("#symbol", "NVDA")
+        assert _chart(page, "NVDA", "1h")["end"] == _range_end(fresh["NVDA"]["last_tick"])
+        assert page.input_value("#symbol") == "NVDA"  # the refreshed list kept the choice
+
+
+def test_a_failed_switch_says_which_chart_failed_and_a_late_error_is_ignored(server: str) -> None:
+    held: list[Route] = []
+    with _page() as page:
+        page.route("**/v1/symbols/MSFT/ohlc?*", lambda route: _problem(route, 500, "lake down"))
+        page.route("**/v1/symbols/NVDA/ohlc?*", lambda route: held.append(route))
+        page.goto(f"{server}/#key={API_KEY}")
+        _expect_chart_matches_api(page, server, "AAPL", "1m")
+
+        page.select_option("#symbol", "MSFT")
+        expect(page.locator("#chart-status")).to_have_text("MSFT 1m bars failed: lake down")
+        expect(page.locator("#chart-title")).to_have_text("MSFT · 1m · failed")
+        assert page.evaluate("() => window.finlakeDashboard.candles.data().length") == 0
+        expect(page.locator("#quality-status")).to_have_text("")  # its own panel, its own status
+
+        # NVDA's request hangs, AAPL is chosen meanwhile, then NVDA's fails: too late to matter.
+        with page.expect_request("**/v1/symbols/NVDA/ohlc?*"):
+            page.select_option("#symbol", "NVDA")
+        page.select_option("#symbol", "AAPL")
+        _expect_chart_matches_api(page, server, "AAPL", "1m")
+        expect(page.locator("#chart-status")).to_have_text("")
+        assert len(held) == 1
+        _problem(held[0], 500, "NVDA failed late")
+        page.wait_for_function("() => window.finlakeDashboard.barLoads === 0")
+        expect(page.locator("#chart-status")).to_have_text("")
+        expect(page.locator("#status")).to_have_text("")
+        expect(page.locator("#chart-title")).to_contain_text("AAPL · 1m")
+
+
+class _SilencingProxy:
+    """A TCP proxy in front of the API that can make the alert stream's connection go silent
+    without closing it (a laptop asleep, a proxy dropping it without a reset)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = int(upstream.rsplit(":", 1)[1])
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.streams: list[threading.Event] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def silence_streams(self) -> None:
+        for silent in self.streams:
+            silent.set()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            silent = threading.Event()
+            threading.Thread(
+                target=self._requests, args=(client, upstream, silent), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._responses, args=(upstream, client, silent), daemon=True
+            ).start()
+
+    def _requests(
+        self, client: socket.socket, upstream: socket.socket, silent: threading.Event
+    ) -> None:
+        try:
+            while data := client.recv(65536):
+                if b"GET /v1/alerts/stream" in data:
+                    self.streams.append(silent)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(client, upstream)
+
+    def _responses(
+        self, upstream: socket.socket, client: socket.socket, silent: threading.Event
+    ) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if not silent.is_set():  # silenced: read and dropped, the client hears nothing
+                    client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(client, upstream)
+
+
+def _shut(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+
+def test_a_silently_dead_alert_stream_is_noticed_and_reconnected(server: str) -> None:
+    proxy = _SilencingProxy(server)
+    try:
+        with _page() as page:
+            page.goto(f"{proxy.url}/#key={API_KEY}")
+            feed_status = page.locator("#feed-status")
+            expect(feed_status).to_have_text("live")
+            proxy.silence_streams()  # keep-alives stop arriving; the socket stays open
+            expect(feed_status).to_have_text("reconnecting")
+            expect(feed_status).to_have_text("live", timeout=30_000)  # a new stream
+    finally:
+        proxy.close()
+
+
+def test_a_cleanly_closed_alert_stream_shows_reconnecting(server: str) -> None:
+    with _page() as page:
+        page.route(
+            "**/v1/alerts/stream",
+            lambda route: route.fulfill(
+                content_type="text/event-stream", body="retry: 5000\nevent: ready\ndata: {}\n\n"
+            ),
+        )
+        page.goto(f"{server}/#key={API_KEY}")
+        expect(page.locator("#feed-status")).to_have_text("reconnecting")
+
+
+def test_the_key_is_kept_for_the_tab_only_and_a_bad_key_link_is_explained(server: str) -> None:
+    errors: list[str] = []
+    with _page(errors) as page:
+        page.goto(f"{server}/static/dashboard.css")  # the origin, not the page
+        page.evaluate("() => localStorage.setItem('finlake-api-key', 'from-an-older-version')")
+        page.goto(f"{server}/#key={API_KEY}")
+        _chart(page, "AAPL", "1m")
+        assert page.evaluate("() => sessionStorage.getItem('finlake-api-key')") == API_KEY
+        assert page.evaluate("() => localStorage.getItem('finlake-api-key')") is None
+        assert page.evaluate("() => location.hash") == ""
+    with _page(errors) as page:
+        page.goto(f"{server}/#key=%E0%A4%A")
+        expect(page.locator("#key-status")).to_contain_text("not a valid URL-encoded key")
+        assert page.evaluate("() => location.hash") == ""
+        page.reload()  # not a dead page on every reload either
+        expect(page.locator("#status")).not_to_have_text("")  # the keyless API said why
+        expect(page.locator("#key-status")).to_have_text("")
+    assert errors == []

@@ -2,22 +2,31 @@
 "use strict";
 
 const SPAN_SECONDS = { "1m": 86400, "1h": 30 * 86400, "1d": 365 * 86400 };
-const state = { symbol: null, interval: "1m", symbols: [], chart: null, candles: null, volume: null };
+const KEY_ITEM = "finlake-api-key";
+// barsTicket: the newest chart request (older ones are abandoned); barLoads: those in flight.
+const state = { symbol: null, interval: "1m", symbols: [], chart: null, candles: null, volume: null,
+  barsTicket: 0, barLoads: 0 };
 window.finlakeDashboard = state;
 
+// The key lives in this tab's sessionStorage (gone when the tab closes), taken from a #key= link.
 function apiKey() {
   const match = location.hash.match(/key=([^&]+)/);
   if (match) {
-    localStorage.setItem("finlake-api-key", decodeURIComponent(match[1]));
     history.replaceState(null, "", location.pathname);
+    try {
+      sessionStorage.setItem(KEY_ITEM, decodeURIComponent(match[1]));
+    } catch (error) { // a bad % escape: say so rather than fail on every reload
+      setStatus("The link's #key= is not a valid URL-encoded key: enter the API key.", true, "key-status");
+    }
   }
-  return localStorage.getItem("finlake-api-key") || "";
+  return sessionStorage.getItem(KEY_ITEM) || "";
 }
 
-function setStatus(text, isError) {
-  const status = document.getElementById("status");
+// Each source reports into its own element, so one's success never wipes another's error.
+function setStatus(text, isError, where = "status") {
+  const status = document.getElementById(where);
   status.textContent = text;
-  status.className = isError ? "error" : "";
+  status.classList.toggle("error", Boolean(isError));
 }
 
 async function api(path) {
@@ -66,12 +75,61 @@ async function fetchBars(symbol, interval, start, end) {
   return bars;
 }
 
+// The symbol list, selection kept; true when the selection changed (none before, or it left).
+async function loadSymbols() {
+  state.symbols = (await api("/v1/symbols")).symbols;
+  const select = document.getElementById("symbol");
+  const names = state.symbols.map((s) => s.symbol);
+  if (names.join("\n") !== [...select.options].map((option) => option.value).join("\n")) {
+    select.replaceChildren(...names.map((name) => new Option(name, name)));
+  }
+  const changed = !names.includes(state.symbol);
+  if (changed) state.symbol = names.length ? names[0] : null;
+  select.value = state.symbol || "";
+  return changed;
+}
+
+// Retried every 5 s while empty (the page opened before data landed, or the request failed),
+// refreshed every 30 s after.
+async function pollSymbols() {
+  await refresh(async () => {
+    if (await loadSymbols()) await showBars();
+  });
+  setTimeout(pollSymbols, state.symbols.length ? 30000 : 5000);
+}
+
+// A switch rereads the symbol list first, so the range ends at the freshest last tick.
+async function switchChart() {
+  try {
+    await loadSymbols();
+  } catch (error) {
+    // the list already known still gives a range; pollSymbols reports the failure
+  }
+  await showBars();
+}
+
 async function showBars() {
   const { symbol, interval } = state;
   if (!symbol) return;
+  const ticket = ++state.barsTicket;
   const { start, end } = rangeFor(symbol, interval);
-  const bars = await fetchBars(symbol, interval, start, end);
-  if (symbol !== state.symbol || interval !== state.interval) return; // a newer choice won
+  state.barLoads++;
+  try {
+    const bars = await fetchBars(symbol, interval, start, end);
+    if (ticket !== state.barsTicket) return; // a newer choice won
+    plotBars(symbol, interval, start, end, bars);
+    setStatus("", false, "chart-status");
+  } catch (error) {
+    if (ticket !== state.barsTicket) return; // abandoned: the newer choice reports for itself
+    plotBars(symbol, interval, start, end, []);
+    document.getElementById("chart-title").textContent = `${symbol} · ${interval} · failed`;
+    setStatus(`${symbol} ${interval} bars failed: ${error.message}`, true, "chart-status");
+  } finally {
+    state.barLoads--;
+  }
+}
+
+function plotBars(symbol, interval, start, end, bars) {
   const time = (bar) => Date.parse(bar.window_start) / 1000;
   if (state.candles) {
     state.candles.setData(bars.map((bar) => ({ time: time(bar), open: +bar.open,
@@ -123,14 +181,28 @@ async function showQuality() {
 async function followAlerts() {
   // fetch() rather than EventSource: EventSource cannot send the X-API-Key header.
   const feedStatus = document.getElementById("feed-status");
+  // The server sends a keep-alive every keepaliveMs: nothing at all for twice that means a silently
+  // dead connection (a laptop asleep, a proxy dropping it without a reset), so abort and reconnect.
+  const keepaliveMs = Number(document.getElementById("feed-panel").dataset.keepaliveMs) || 15000;
+  const controller = new AbortController();
+  let watchdog = null;
+  const heard = () => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => controller.abort(), Math.max(2 * keepaliveMs, 1000));
+  };
+  let connected = false;
   try {
-    const response = await fetch("/v1/alerts/stream", { headers: { "X-API-Key": apiKey() } });
+    heard();
+    const response = await fetch("/v1/alerts/stream",
+      { headers: { "X-API-Key": apiKey() }, signal: controller.signal });
     if (!response.ok) throw new Error(response.statusText);
+    connected = true;
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
+      heard();
       buffer += value;
       let split;
       while ((split = buffer.indexOf("\n\n")) >= 0) {
@@ -139,8 +211,11 @@ async function followAlerts() {
       }
     }
   } catch (error) {
-    feedStatus.textContent = "offline";
+    // a refused or failed connect (offline), or the stream broke or went silent (reconnecting)
+  } finally {
+    clearTimeout(watchdog);
   }
+  feedStatus.textContent = connected ? "reconnecting" : "offline";
   setTimeout(followAlerts, 5000);
 }
 
@@ -180,52 +255,48 @@ function handleEvent(block, feedStatus) {
   }
   if (fields.event === "ready") {
     feedStatus.textContent = "live";
-    refresh(showRecentAlerts); // whatever fired while disconnected
+    refresh(showRecentAlerts, "alerts-status"); // whatever fired while disconnected
     return;
   }
   if (fields.data === undefined) return;
   try {
     showAlert(JSON.parse(fields.data));
   } catch (error) {
-    setStatus(`unreadable alert: ${error.message}`, true);
+    setStatus(`unreadable alert: ${error.message}`, true, "alerts-status");
   }
 }
 
-async function refresh(what) {
+async function refresh(what, where = "status") {
   try {
     await what();
-    setStatus("");
+    setStatus("", false, where);
   } catch (error) {
-    setStatus(error.message, true);
+    setStatus(error.message, true, where);
   }
 }
 
 async function start() {
+  localStorage.removeItem(KEY_ITEM); // where earlier versions kept the key, with no expiry
   const keyInput = document.getElementById("api-key");
   keyInput.value = apiKey();
   keyInput.addEventListener("change", () => {
-    localStorage.setItem("finlake-api-key", keyInput.value);
+    sessionStorage.setItem(KEY_ITEM, keyInput.value);
     location.reload();
   });
   initChart();
   const select = document.getElementById("symbol");
-  select.addEventListener("change", () => { state.symbol = select.value; refresh(showBars); });
+  select.addEventListener("change", () => { state.symbol = select.value; switchChart(); });
   for (const button of document.querySelectorAll("#intervals button")) {
     button.addEventListener("click", () => {
       document.querySelectorAll("#intervals button").forEach((b) => b.classList.remove("active"));
       button.classList.add("active");
       state.interval = button.dataset.interval;
-      refresh(showBars);
+      switchChart();
     });
   }
-  await refresh(async () => {
-    state.symbols = (await api("/v1/symbols")).symbols;
-    select.replaceChildren(...state.symbols.map((s) => new Option(s.symbol, s.symbol)));
-    state.symbol = state.symbols.length ? state.symbols[0].symbol : null;
-    await showBars();
-  });
-  refresh(showQuality);
-  setInterval(() => refresh(showQuality), 30000);
+  await pollSymbols();
+  refresh(showQuality, "quality-status");
+  setInterval(() => refresh(showQuality, "quality-status"), 30000);
   followAlerts();
 }
 

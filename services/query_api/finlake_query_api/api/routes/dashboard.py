@@ -20,5 +20,10 @@ async def dashboard(request: Request, state: StateDep) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "dashboard.html",
-        {"has_chart": has_chart, "hot_window_days": state.settings.api.hot_window_days},
+        {
+            "has_chart": has_chart,
+            "hot_window_days": state.settings.api.hot_window_days,
+            # The alert stream's keep-alive period: the page's watchdog waits twice that.
+            "keepalive_ms": round(state.settings.api.keepalive_s * 1000),
+        },
     )
