@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -46,6 +46,7 @@ from finlake_spark.io import (
     landed,
     latest_value,
     merge_bars,
+    one_row,
 )
 from finlake_spark.jobs.market_outcomes import (
     UNDECODABLE,
@@ -321,29 +322,11 @@ class MarketBatch(WriterSchemas):
             **counts.__dict__,
             "duration_s": time.monotonic() - started,
             "kafka_topic": self.settings.market.topic,
+            "next_offsets": offsets,
         }
         # Built from literals in the JVM: createDataFrame would start a Python worker per batch.
-        maxima = [x for p, m in sorted(partition_max.items()) for x in (F.lit(p), F.lit(m))]
-        by_rule = [
-            x
-            for rule, n in sorted(counts.quarantined_by_rule.items())
-            for x in (F.lit(rule), F.lit(n))
-        ]
-        values = {
-            **row,
-            "partition_max_event_time": F.create_map(*maxima),
-            "symbol_max_event_time": F.create_map(
-                *[x for sym, m in sorted(symbol_max.items()) for x in (F.lit(sym), F.lit(m))]
-            ),
-            "quarantined_by_rule": F.create_map(*by_rule),
-            "next_offsets": F.create_map(*[F.lit(x) for p in sorted(offsets.items()) for x in p]),
-        }
         target = self.table(spark, MARKET_RUNS.identifier).drop("committed_at").schema
-        columns = [
-            (value if isinstance(value, Column) else F.lit(value)).cast(field.dataType).alias(name)
-            for name, value, field in ((f.name, values[f.name], f) for f in target)
-        ]
-        frame = spark.range(1).select(*columns, F.current_timestamp().alias("committed_at"))
+        frame = one_row(spark, row, target).select("*", F.current_timestamp().alias("committed_at"))
         frame.createOrReplaceTempView("market_run")
         spark.sql(
             f"""
