@@ -91,3 +91,39 @@ def run(
         namespaces=options.namespaces,
         liveness_endpoint=f"http://{options.liveness_host}:{options.liveness_port}/healthz",
     )
+
+
+@app.command("cleanup")
+def cleanup(
+    release: Annotated[str, typer.Option(help="Helm release whose finlake resources go.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="The release's namespace.")],
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for the operator to let them go.")
+    ] = 120.0,
+    kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig file.")] = None,
+) -> None:
+    """Delete a release's finlake resources and wait until the operator has cleaned them up.
+
+    The chart's pre-delete hook: `helm uninstall` would otherwise delete the operator together
+    with the resources, and nothing would remove their finalizers."""
+    from finlake_operator.cleanup import FINALIZER_HINT, delete_and_wait, release_resources
+    from finlake_operator.kube import Kube, load_api_client
+
+    kube = Kube(load_api_client(str(kubeconfig) if kubeconfig else None))
+    refs = release_resources(kube, namespace, release)
+    if not refs:
+        console.print(f"release {release} has no finlake resources in {namespace}", highlight=False)
+        return
+    left = delete_and_wait(
+        kube, refs, timeout, report=lambda line: console.print(line, highlight=False)
+    )
+    if left:
+        console.print(
+            f"[red]still present after {timeout:g} s:[/] {', '.join(map(str, left))}. "
+            + FINALIZER_HINT,
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    console.print(
+        f"the {len(refs)} finlake resources of release {release} are gone", highlight=False
+    )

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +102,10 @@ class Installed:
         return self.cluster.kubectl(*args, "-n", INSTALL_NAMESPACE, stdin=stdin)
 
 
-def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig holding a real token of the chart's ServiceAccount (TokenRequest API)."""
+def _service_account_kubeconfig(cluster: Cluster, path: Path, account: str = OPERATOR_SA) -> Path:
+    """A kubeconfig holding a real token of one of the chart's ServiceAccounts (TokenRequest)."""
     token = cluster.kubectl(
-        "create", "token", OPERATOR_SA, "-n", INSTALL_NAMESPACE, "--duration=2h"
+        "create", "token", account, "-n", INSTALL_NAMESPACE, "--duration=2h"
     ).strip()
     config = {
         "apiVersion": "v1",
@@ -112,8 +113,8 @@ def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
         "clusters": [
             {"name": "e2e", "cluster": {"server": cluster.url, "insecure-skip-tls-verify": True}}
         ],
-        "users": [{"name": OPERATOR_SA, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "e2e", "user": OPERATOR_SA}}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "e2e", "user": account}}],
         "current-context": "sa",
     }
     path.write_text(json.dumps(config))
@@ -338,3 +339,73 @@ def test_the_chart_grants_exactly_what_the_operator_uses(installed: Installed) -
     assert granted - admission <= used, (
         f"granted but never used: {sorted(granted - admission - used)}"
     )
+
+
+def _run_hook_job(installed: Installed, name: str, work: Path) -> str:
+    """Play the kubelet and the Job controller for a hook Job: its container run here under its
+    ServiceAccount's token, then the Job marked Complete; the container's output."""
+    job = eventually(lambda: installed.get("job", name), 60, f"hook Job {name}")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    kubeconfig = _service_account_kubeconfig(
+        installed.cluster, work / f"{name}-kubeconfig", pod["serviceAccountName"]
+    )
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("FINLAKE_")}
+    env = inherited | {"FINLAKE_HOME": str(work / "hook-home"), "COLUMNS": "200",
+                       "PYTHONWARNINGS": "ignore:Unverified HTTPS request"}  # fmt: skip
+    ran = subprocess.run(
+        [sys.executable, "-m", "finlake.cli.main", *container["args"], "--kubeconfig",
+         str(kubeconfig)],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    done = {"type": "Complete", "status": "True", "lastProbeTime": at, "lastTransitionTime": at}
+    met = done | {"type": "SuccessCriteriaMet"}
+    status = {"startTime": at, "completionTime": at, "succeeded": 1, "conditions": [met, done]}
+    installed.kubectl(
+        "patch", "job", name, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    return ran.stdout
+
+
+def test_helm_uninstall_lets_the_operator_release_the_examples_first(
+    installed: Installed, chart_tools: ChartTools, tmp_path: Path
+) -> None:
+    # The examples back (the test above deleted them): an upgrade re-creates what is missing.
+    helm = [chart_tools.helm, "--kubeconfig", str(installed.cluster.kubeconfig)]
+    upgraded = chart_tools.run(
+        *helm, "upgrade", RELEASE, CHART, "--namespace", INSTALL_NAMESPACE,
+        "-f", CHART / "values-dev.yaml", "--set", "operator.standalone=false",
+    )  # fmt: skip
+    assert upgraded.returncode == 0, upgraded.stderr
+    for kind, name in EXAMPLE_RESOURCES:  # reconciled: each holds the operator's finalizer
+        eventually(
+            lambda kind=kind, name=name: (
+                "finlake.io/finalizer"
+                in ((installed.get(kind, name) or {}).get("metadata", {}).get("finalizers") or [])
+            ),
+            90,
+            f"{kind} {name} finalized by the operator (log: {installed.log})",
+        )
+    assert installed.get("deployment", "us-tech-producer") is not None
+    uninstall = subprocess.Popen(
+        [str(a) for a in (*helm, "uninstall", RELEASE, "--namespace", INSTALL_NAMESPACE,
+                          "--timeout", "240s")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        said = _run_hook_job(installed, "finlake-uninstall-cleanup", tmp_path)
+        out, err = uninstall.communicate(timeout=240)
+    finally:
+        uninstall.kill()
+    assert uninstall.returncode == 0, err
+    assert f'release "{RELEASE}" uninstalled' in out
+    assert f"the {len(EXAMPLE_RESOURCES)} finlake resources of release {RELEASE} are gone" in said
+    for kind, name in EXAMPLE_RESOURCES:
+        assert installed.get(kind, name) is None, (kind, name)
+    assert installed.get("deployment", "us-tech-producer") is None  # the operator's child
+    assert installed.get("deployment", OPERATOR_SA) is None
+    for kind in ("job", "serviceaccount", "role"):  # the hook's objects, once it succeeded
+        assert installed.get(kind, "finlake-uninstall-cleanup") is None, kind

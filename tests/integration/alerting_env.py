@@ -87,7 +87,9 @@ def query_api(
     from finlake_query_api.server import build_server
     from tests.unit.finlake_query_api.conftest import api_settings
 
-    settings = api_settings(home, **{"api_keys": [API_KEY], "keepalive_s": 0.5, **api})
+    settings = api_settings(
+        home, **{"api_keys": [API_KEY], "publisher_keys": [API_KEY], "keepalive_s": 0.5, **api}
+    )
     if kafka_bootstrap is not None:
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap})
         settings = settings.model_copy(update={"kafka": kafka})

@@ -41,11 +41,24 @@ def serve(
     )
     fragment = ""
     if not api.key_digests():
-        # No key configured: issue one for this run only, so data endpoints are never open.
+        # No key configured: issue one for this run only, so data endpoints are never open. It
+        # may publish alerts too: one user on this machine runs `finlake alerts serve` with it.
         key = secrets.token_urlsafe(24)
-        api = api.model_copy(update={"api_keys": [SecretStr(key)]})
+        api = api.model_copy(
+            update={"api_keys": [SecretStr(key)], "publisher_keys": [SecretStr(key)]}
+        )
         fragment = f"#key={key}"
-        typer.echo(f"no API key configured; this run accepts X-API-Key: {key}", err=True)
+        typer.echo(
+            f"no API key configured; this run accepts X-API-Key: {key} (to show alerts here: "
+            f"FINLAKE_ALERTING__DASHBOARD__API_KEY={key} finlake alerts serve ...)",
+            err=True,
+        )
+    elif not api.publisher_digests():
+        typer.echo(
+            "no publishing key configured (FINLAKE_API__PUBLISHER_KEYS, ..._KEY_HASHES, "
+            "..._KEYS_FILE): alerts posted to the live feed are refused",
+            err=True,
+        )
     settings = settings.model_copy(update={"api": api})
     if api.port:
         typer.echo(f"dashboard: http://{api.host}:{api.port}/{fragment}", err=True)

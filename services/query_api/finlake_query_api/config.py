@@ -42,6 +42,20 @@ class ApiSettings(BaseModel):
         default_factory=list,
         description="Plain API keys (local use); only their digests are kept in memory.",
     )
+    publisher_key_hashes: list[str] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of the keys that may publish alerts to the live feed "
+        "(POST /v1/alerts/events: the alert services); other keys only read.",
+    )
+    publisher_keys_file: Path | None = Field(
+        default=None,
+        description="A mounted Secret file holding publishing keys in plain, one per line: the "
+        "Secret the alert service takes FINLAKE_ALERTING__DASHBOARD__API_KEY from.",
+    )
+    publisher_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Plain publishing keys (local use); only their digests are kept in memory.",
+    )
     rate_limit: str = Field(
         default="600/minute", description="Per-key request limit, `limits` syntax (e.g. 10/second)."
     )
@@ -82,7 +96,7 @@ class ApiSettings(BaseModel):
         default=512, ge=1, le=16384, description="Largest CSV POST /v1/transactions/uploads takes."
     )
 
-    @field_validator("api_key_hashes")
+    @field_validator("api_key_hashes", "publisher_key_hashes")
     @classmethod
     def _digests(cls, hashes: list[str]) -> list[str]:
         lowered = [digest.strip().lower() for digest in hashes]
@@ -107,25 +121,48 @@ class ApiSettings(BaseModel):
         return text
 
     def key_digests(self) -> frozenset[str]:
-        """Every accepted key's digest: configured hashes, the Secret file, hashed plain keys.
+        """Every accepted key's digest: configured hashes, the Secret file, hashed plain keys,
+        and the publishing keys (:meth:`publisher_digests`), which read too.
 
-        ConfigurationError when the Secret file cannot be read or has a line that is no digest.
+        ConfigurationError when a Secret file cannot be read or has a line that is no digest.
         """
         digests = set(self.api_key_hashes)
         if self.api_key_hashes_file is not None:
             digests.update(_file_digests(self.api_key_hashes_file))
         digests.update(hash_api_key(key.get_secret_value()) for key in self.api_keys)
+        return frozenset(digests) | self.publisher_digests()
+
+    def publisher_digests(self) -> frozenset[str]:
+        """The digests of the keys that may publish to the live feed.
+
+        ConfigurationError when the publishing keys' Secret file cannot be read.
+        """
+        digests = set(self.publisher_key_hashes)
+        if self.publisher_keys_file is not None:
+            digests.update(hash_api_key(key) for key in _file_keys(self.publisher_keys_file))
+        digests.update(hash_api_key(key.get_secret_value()) for key in self.publisher_keys)
         return frozenset(digests)
+
+
+def _read_secret(setting: str, path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else error
+        raise ConfigurationError(f"{setting}: cannot read {path}: {reason}") from error
+
+
+def _file_keys(path: Path) -> list[str]:
+    """The plain keys in a Secret file, one a line (surrounding whitespace and blank lines
+    skipped: a Secret made with ``--from-literal`` has no final line break, one from a file has)."""
+    text = _read_secret("FINLAKE_API__PUBLISHER_KEYS_FILE", path)
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _file_digests(path: Path) -> list[str]:
     """The digests in a Secret file, one a line (blank lines skipped)."""
     setting = "FINLAKE_API__API_KEY_HASHES_FILE"
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else error
-        raise ConfigurationError(f"{setting}: cannot read {path}: {reason}") from error
+    text = _read_secret(setting, path)
     digests = []
     for number, line in enumerate(text.splitlines(), start=1):
         for word in line.split():

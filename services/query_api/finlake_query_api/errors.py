@@ -21,6 +21,10 @@ class NotAuthenticatedError(FinlakeError):
     """The request carries no valid API key."""
 
 
+class NotPermittedError(FinlakeError):
+    """The API key is valid but may not do this (e.g. publish alerts: a reading key)."""
+
+
 class RateLimitedError(FinlakeError):
     """The API key used up its request budget for now."""
 

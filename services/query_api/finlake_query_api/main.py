@@ -60,7 +60,10 @@ def create_app(
     settings = settings or Settings()
     engine = engine or build_engine(settings.api.engine, settings)
     market = Market(engine, hot_window_days=settings.api.hot_window_days, clock=clock)
-    state = AppState(settings, market, settings.api.key_digests(), Telemetry())
+    state = AppState(
+        settings, market, settings.api.key_digests(), Telemetry(),
+        publisher_digests=settings.api.publisher_digests(),
+    )  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

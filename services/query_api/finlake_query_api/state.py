@@ -23,6 +23,8 @@ class AppState:
     market: Market
     key_digests: frozenset[str]
     telemetry: Telemetry
+    publisher_digests: frozenset[str] = frozenset()
+    """The keys that may publish to the live feed (a subset of ``key_digests``)."""
     rate_limit: RateLimitItem = field(init=False)
     limiter: MovingWindowRateLimiter = field(init=False)
     alert_feed: AlertFeed = field(default_factory=AlertFeed)

@@ -53,6 +53,7 @@ class CountingEngine:
 
 API_DEFAULTS: dict[str, Any] = {
     "api_keys": [API_KEY],
+    "publisher_keys": [API_KEY],
     "refresh_interval_s": 3600,
     "rate_limit": "10000/minute",
 }

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
+from finlake.errors import ConfigurationError
 from finlake_query_api.alert_feed import AlertFeed, AlertItem
+from finlake_query_api.config import Settings, hash_api_key
+from finlake_query_api.main import create_app
+from tests.unit.finlake_query_api.lake_data import NOW
 
 ITEM = {
     "event_id": "r-AAPL-1", "rule": "r", "kind": "price_cross", "symbol": "AAPL",
@@ -33,6 +40,42 @@ def test_posting_needs_a_key_and_a_valid_event(client: TestClient) -> None:
     bad = client.post("/v1/alerts/events", json={"events": [{**ITEM, "value": "high"}]})
     assert bad.status_code == 422
     assert "value" in bad.json()["detail"]
+
+
+def test_only_a_publishing_key_may_post_alerts(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    reader, publisher, hashed = "reading-key-0123456789", "alert-service-key-01234", "other-0123456"
+    secret = tmp_path / "dashboard-key"
+    secret.write_text(f"{publisher}\n")  # the alert service's Secret, made from a file
+    settings = make_settings(
+        api_keys=[reader], publisher_keys=[], publisher_keys_file=secret,
+        publisher_key_hashes=[hash_api_key(hashed).upper()],
+    )  # fmt: skip
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        refused = client.post(
+            "/v1/alerts/events", json={"events": [ITEM]}, headers={"X-API-Key": reader}
+        )
+        assert refused.status_code == 403
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "may read but not publish alerts" in refused.json()["detail"]
+        assert client.get("/v1/alerts", headers={"X-API-Key": reader}).json()["alerts"] == []
+        for key, event_id in ((publisher, "from-file"), (hashed, "from-hash")):
+            event = {**ITEM, "event_id": event_id}
+            posted = client.post(
+                "/v1/alerts/events", json={"events": [event]}, headers={"X-API-Key": key}
+            )
+            assert posted.status_code == 200, posted.text
+        listed = client.get("/v1/alerts", headers={"X-API-Key": publisher}).json()["alerts"]
+        assert sorted(a["event_id"] for a in listed) == ["from-file", "from-hash"]
+
+
+def test_an_unreadable_publishing_keys_file_names_the_setting(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigurationError, match="FINLAKE_API__PUBLISHER_KEYS_FILE: cannot read"):
+        make_settings(publisher_keys_file=missing).api.publisher_digests()
 
 
 def test_subscribers_get_each_new_item_once() -> None:

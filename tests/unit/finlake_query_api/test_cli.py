@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,32 @@ def test_the_key_digests_file_is_read(serve: Serve, tmp_path: Path) -> None:
     assert served.code == 0, served.err
     assert served.uvicorn_args is not None
     assert "no API key configured" not in served.err  # no key of its own issued for this run
+
+
+def test_the_key_issued_for_one_run_is_told_with_how_alerts_reach_the_dashboard(
+    serve: Serve,
+) -> None:
+    served = serve()
+    assert served.code == 0, served.err
+    issued = re.search(r"accepts X-API-Key: (\S+)", served.message)
+    assert issued is not None, served.message
+    key = issued.group(1)
+    assert f"FINLAKE_ALERTING__DASHBOARD__API_KEY={key} finlake alerts serve" in served.message
+
+
+def test_keys_without_a_publishing_key_are_told_that_alerts_are_refused(
+    serve: Serve, tmp_path: Path
+) -> None:
+    secret = tmp_path / "digests"
+    secret.write_text(f"{hash_api_key(API_KEY)}\n")
+    served = serve(**{SECRET_FILE: str(secret)})
+    assert served.code == 0, served.err
+    assert "no publishing key configured" in served.message
+    assert "alerts posted to the live feed are refused" in served.message
+    publishing = serve(
+        **{SECRET_FILE: str(secret), "FINLAKE_API__PUBLISHER_KEYS": f'["{API_KEY}"]'}
+    )
+    assert "no publishing key configured" not in publishing.message
 
 
 def test_a_missing_key_digests_file_is_one_line_naming_the_setting(

@@ -9,7 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from finlake_query_api.config import hash_api_key, is_valid_key
-from finlake_query_api.errors import NotAuthenticatedError, RateLimitedError
+from finlake_query_api.errors import NotAuthenticatedError, NotPermittedError, RateLimitedError
 from finlake_query_api.market import Market
 from finlake_query_api.state import AppState
 
@@ -49,9 +49,23 @@ async def require_api_key(
     return await authorize(state, key)
 
 
+async def require_publisher_key(
+    state: StateDep, key: Annotated[str | None, Security(api_key_header)] = None
+) -> str:
+    """:func:`require_api_key` for a key that may also publish to the live feed."""
+    digest = await authorize(state, key)
+    if digest not in state.publisher_digests:
+        raise NotPermittedError(
+            "this API key may read but not publish alerts: publishing keys are configured "
+            "apart (FINLAKE_API__PUBLISHER_KEY_HASHES, FINLAKE_API__PUBLISHER_KEYS_FILE)"
+        )
+    return digest
+
+
 async def get_market(state: StateDep) -> Market:
     return state.market
 
 
 ApiKeyDep = Annotated[str, Depends(require_api_key)]
+PublisherKeyDep = Annotated[str, Depends(require_publisher_key)]
 MarketDep = Annotated[Market, Depends(get_market)]

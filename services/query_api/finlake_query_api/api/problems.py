@@ -20,6 +20,7 @@ from finlake_query_api.errors import (
     InvalidRangeError,
     LakeUnavailableError,
     NotAuthenticatedError,
+    NotPermittedError,
     RateLimitedError,
     UnknownSymbolError,
 )  # fmt: skip
@@ -33,6 +34,7 @@ STATUS_OF: dict[type[FinlakeError], int] = {
     InvalidRangeError: 400,
     InvalidCursorError: 400,
     NotAuthenticatedError: 401,
+    NotPermittedError: 403,
     RateLimitedError: 429,
     LakeUnavailableError: 503,
     CatalogUnavailableError: 503,

@@ -12,8 +12,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from finlake_query_api.alert_feed import Accepted, AlertBatch, AlertFeed, AlertItem, RecentAlerts
-from finlake_query_api.api.deps import ApiKeyDep, StateDep
-from finlake_query_api.api.problems import PROBLEMS
+from finlake_query_api.api.deps import ApiKeyDep, PublisherKeyDep, StateDep
+from finlake_query_api.api.problems import PROBLEMS, problem_responses
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=PROBLEMS)
 
@@ -62,8 +62,12 @@ async def recent(
     return RecentAlerts(alerts=state.alert_feed.recent(limit, since))
 
 
-@router.post("/events", summary="Publish alert events to the live feed (the alert service)")
-async def publish(_: ApiKeyDep, state: StateDep, batch: AlertBatch) -> Accepted:
+@router.post(
+    "/events",
+    summary="Publish alert events to the live feed (the alert service; a publishing key)",
+    responses=problem_responses(403),
+)
+async def publish(_: PublisherKeyDep, state: StateDep, batch: AlertBatch) -> Accepted:
     if state.feed_relay is not None:  # every replica's feed, through Kafka
         return await state.feed_relay.publish(batch.events)
     return state.alert_feed.publish(batch.events)
