@@ -99,11 +99,13 @@ def country_codes() -> tuple[str, ...]:
 
 TIMESTAMP_SHAPE = (
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]"
-    "(:[0-5][0-9]([.][0-9]{1,9})?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?"
+    "(:[0-5][0-9]([.][0-9]{1,9})?)?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?"
 )
-"""A full date and time: ``YYYY-MM-DD``, ``T`` or a space, ``hh:mm``, then optionally ``:ss``, a
-fraction and a zone (``Z`` or an offset up to 14 hours); no zone is UTC. Both engines read every
-text of this shape alike (an impossible date such as 02-30 is null in both)."""
+"""A full date and time: ``YYYY-MM-DD``, ``T`` or a space, ``hh:mm``, then optionally ``:ss`` and a
+fraction, then optionally a zone (``Z`` or an offset up to 14 hours); no zone is UTC. Both engines
+read every text of this shape alike (an impossible date such as 02-30 is null in both), once a
+zone right after ``hh:mm`` has been given seconds (:func:`_with_seconds`): neither cast reads
+``10:00Z`` or ``10:00+02:00`` (both null), both read ``10:00:00Z`` and ``10:00:00+02:00``."""
 AMOUNT_SHAPE = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)"
 """ASCII digits with an optional sign and decimal point: no exponent, grouping or underscore."""
 # regexp_extract is in both engines with the same meaning; the whole text must be the match
@@ -131,8 +133,20 @@ def _has_shape(text: str, shape: str) -> str:
     return f"regexp_extract({text}, '{shape}', 0) = {text}"
 
 
-def _cast_if_shaped(text: str, shape: str, sql_type: str) -> str:
-    return f"CASE WHEN {_has_shape(text, shape)} THEN TRY_CAST({text} AS {sql_type}) END"
+def _cast_if_shaped(text: str, shape: str, sql_type: str, cast_text: str | None = None) -> str:
+    """``text`` cast to ``sql_type`` if it has ``shape`` (as ``cast_text``, if given), else null."""
+    cast = cast_text or text
+    return f"CASE WHEN {_has_shape(text, shape)} THEN TRY_CAST({cast} AS {sql_type}) END"
+
+
+def _with_seconds(text: str) -> str:
+    """SQL for a text of :data:`TIMESTAMP_SHAPE` with ``:00`` put between ``hh:mm`` and a zone
+    right after it (``10:00Z`` -> ``10:00:00Z``), which both engines' casts read, as they do not
+    the original. The shape fixes the zone's place: the 17th character, after ``YYYY-MM-DDThh:mm``.
+    Any other text is left as it is, so every form read before is cast exactly as before."""
+    zone_after_minutes = f"substr({text}, 17, 1) IN ('Z', '+', '-')"
+    seconds_added = f"substr({text}, 1, 16) || ':00' || substr({text}, 17)"
+    return f"CASE WHEN {zone_after_minutes} THEN {seconds_added} ELSE {text} END"
 
 
 Dialect = Literal["duckdb", "spark"]
@@ -153,11 +167,14 @@ def typed_columns(timestamp_type: str = "TIMESTAMP") -> dict[str, str]:
     time zone UTC); DuckDB needs ``TIMESTAMPTZ`` to honour an offset in the text.
     """
     flag = f"lower({trimmed('in_is_fraud')})"
+    timestamp = trimmed("in_timestamp")
     return {
         "transaction_id": trimmed("in_transaction_id"),
         "account_id": trimmed("in_account_id"),
         "card_id": f"nullif({trimmed('in_card_id')}, '')",
-        "timestamp": _cast_if_shaped(trimmed("in_timestamp"), TIMESTAMP_SHAPE, timestamp_type),
+        "timestamp": _cast_if_shaped(
+            timestamp, TIMESTAMP_SHAPE, timestamp_type, _with_seconds(timestamp)
+        ),
         "amount": _cast_if_shaped(trimmed("in_amount"), AMOUNT_SHAPE, "DECIMAL(18,2)"),
         "currency": f"upper({trimmed('in_currency')})",
         "merchant": trimmed("in_merchant"),
@@ -238,7 +255,7 @@ def transaction_expectations(dialect: Dialect = "duckdb") -> tuple[Expectation, 
             name="timestamp_valid",
             condition="timestamp IS NOT NULL",
             description="timestamp is an ISO 8601 date and time, "
-            "YYYY-MM-DDThh:mm[:ss[.f][Z|±hh[:mm]]] (T or a space; no zone: UTC)",
+            "YYYY-MM-DDThh:mm[:ss[.f]][Z|±hh[:mm]] (T or a space; no zone: UTC)",
         ),
         Expectation(
             name="timestamp_not_before_1970",

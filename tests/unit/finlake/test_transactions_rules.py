@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from finlake.transactions.preview import RulePreview
@@ -88,7 +88,11 @@ def test_a_good_row_and_its_accepted_spellings_pass() -> None:
         ({"timestamp": "yesterday"}, "timestamp_valid"),
         ({"timestamp": "0026-05-01T10:00:00Z"}, "timestamp_not_before_1970"),
         ({"timestamp": "1970-01-01T00:30:00+01:00"}, "timestamp_not_before_1970"),
+        ({"timestamp": "1970-01-01T00:30+01:00"}, "timestamp_not_before_1970"),
         ({"timestamp": "2026-05-01T12:06:00Z"}, "timestamp_not_in_future"),
+        ({"timestamp": "2026-05-01T14:06+02:00"}, "timestamp_not_in_future"),
+        ({"timestamp": "2026-05-01T10:0Z"}, "timestamp_valid"),
+        ({"timestamp": "2026-05-01T10:00ZZ"}, "timestamp_valid"),
         ({"amount": "12,50"}, "amount_valid"),
         ({"amount": "12.345"}, "amount_two_decimals"),
         ({"amount": "5.00000000001"}, "amount_two_decimals"),
@@ -169,6 +173,21 @@ SHAPES = [
     ("timestamp", "2026-05-01T12:00:00+02", True),
     ("timestamp", "2026-05-01T00:00:00-10:00", True),
     ("timestamp", "2026-05-01T20:00:00+14:00", True),
+    ("timestamp", "2026-05-01T10:00Z", True),  # a zone right after the minutes
+    ("timestamp", "2026-05-01 10:00Z", True),
+    ("timestamp", "2026-05-01T12:00+02:00", True),
+    ("timestamp", "2026-05-01T12:00+0200", True),
+    ("timestamp", "2026-05-01T05:00-05", True),
+    ("timestamp", "2026-05-01T10:0Z", False),
+    ("timestamp", "2026-05-01T10:00ZZ", False),
+    ("timestamp", "2026-05-01T10:00z", False),
+    ("timestamp", "2026-05-01T10:00 Z", False),
+    ("timestamp", "2026-05-01T10:00+2", False),
+    ("timestamp", "2026-05-01T10:00+02:0", False),
+    ("timestamp", "2026-05-01T10:00+020", False),
+    ("timestamp", "2026-05-01T10:00+15:00", False),
+    ("timestamp", "2026-05-01T10:00.5Z", False),  # a fraction needs seconds
+    ("timestamp", "2026-02-30T10:00Z", False),
     ("timestamp", "2024", False),  # Spark: 2024-01-01
     ("timestamp", "2024-05", False),  # Spark: 2024-05-01
     ("timestamp", "2024-05-01", False),  # no time of day
@@ -192,13 +211,16 @@ SHAPES = [
 ]
 
 
-def spark_verdicts(spark: SparkSession, table: pa.Table) -> list[str | None]:
+def spark_bronze(spark: SparkSession, table: pa.Table) -> DataFrame:
     types = {pa.string(): StringType(), pa.int64(): LongType()}
     schema = StructType(
         [StructField(f.name, types.get(f.type, TimestampType())) for f in table.schema]
     )
-    frame = spark.createDataFrame(table.to_pylist(), schema=schema)
-    tagged = with_failed_rule(with_typed_columns(frame))
+    return spark.createDataFrame(table.to_pylist(), schema=schema)
+
+
+def spark_verdicts(spark: SparkSession, table: pa.Table) -> list[str | None]:
+    tagged = with_failed_rule(with_typed_columns(spark_bronze(spark, table)))
     return [row[RULE] for row in tagged.orderBy("row_number").collect()]
 
 
@@ -239,11 +261,7 @@ def test_both_engines_judge_decimals_and_control_characters_alike(spark: SparkSe
     expected = [rule for _, rule in cases]
     assert verdicts(table) == expected
     assert spark_verdicts(spark, table) == expected
-    types = {pa.string(): StringType(), pa.int64(): LongType()}
-    schema = StructType(
-        [StructField(f.name, types.get(f.type, TimestampType())) for f in table.schema]
-    )
-    typed = with_typed_columns(spark.createDataFrame(table.to_pylist()[:1], schema=schema))
+    typed = with_typed_columns(spark_bronze(spark, table.slice(0, 1)))
     stored = typed.select(*PADDED).first()
     assert stored is not None
     typed_values = {"timestamp": datetime(2026, 5, 1, 10), "amount": Decimal("12.50"),
@@ -264,3 +282,38 @@ def test_both_engines_accept_exactly_the_documented_timestamp_and_amount_shapes(
         for engine, rules in found.items()
     }  # fmt: skip
     assert wrong == {"duckdb": [], "spark": []}
+
+
+ZONE_AFTER_MINUTES = [
+    # (text, its instant): a zone right after hh:mm, which neither engine's cast reads as it is.
+    ("2026-05-01T10:00Z", datetime(2026, 5, 1, 10, 0, tzinfo=UTC)),
+    ("2026-05-01 10:00Z", datetime(2026, 5, 1, 10, 0, tzinfo=UTC)),
+    ("2026-05-01T12:00+02:00", datetime(2026, 5, 1, 10, 0, tzinfo=UTC)),
+    ("2026-05-01T12:30+0200", datetime(2026, 5, 1, 10, 30, tzinfo=UTC)),
+    ("2026-05-01T05:00-05", datetime(2026, 5, 1, 10, 0, tzinfo=UTC)),
+    ("2026-05-01T15:45+05:45", datetime(2026, 5, 1, 10, 0, tzinfo=UTC)),
+    ("2026-05-02T00:00+14", datetime(2026, 5, 1, 10, 0, tzinfo=UTC)),
+    ("2026-04-30T23:59-10:00", datetime(2026, 5, 1, 9, 59, tzinfo=UTC)),
+    ("2026-05-01T10:00", datetime(2026, 5, 1, 10, 0, tzinfo=UTC)),  # no zone: UTC
+    ("2026-05-01T12:00:30+02:00", datetime(2026, 5, 1, 10, 0, 30, tzinfo=UTC)),  # has seconds
+]
+
+
+def test_both_engines_read_a_zone_after_the_minutes_as_the_same_utc_instant(
+    spark: SparkSession,
+) -> None:
+    table = bronze(*({"timestamp": text} for text, _ in ZONE_AFTER_MINUTES))
+    expected = [instant for _, instant in ZONE_AFTER_MINUTES]
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.register("rows", table)
+    typed = typed_select_sql("rows", ("row_number",), "TIMESTAMPTZ")
+    sql = f"SELECT timestamp FROM ({typed}) AS t ORDER BY row_number"
+    in_duckdb = [row[0] and row[0].astimezone(UTC) for row in connection.execute(sql).fetchall()]
+    frame = with_typed_columns(spark_bronze(spark, table)).orderBy("row_number")
+    # Spark's TIMESTAMP comes back as UTC wall time (session zone and TZ UTC).
+    in_spark = [
+        row[0] and row[0].replace(tzinfo=UTC) for row in frame.select("timestamp").collect()
+    ]
+    assert {"duckdb": in_duckdb, "spark": in_spark} == {"duckdb": expected, "spark": expected}
+    assert verdicts(table) == spark_verdicts(spark, table) == [None] * len(expected)
