@@ -61,8 +61,14 @@ def dashboard_expressions(path: Path) -> list[str]:
     return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
 
 
+# Label lists of aggregations and vector matching (e.g. `by (namespace, finlake_resource)`).
+LABEL_LIST = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+
+
 def used_metrics(expressions: list[str]) -> set[str]:
-    return {name for expr in expressions for name in FINLAKE_METRIC.findall(expr)}
+    return {
+        name for expr in expressions for name in FINLAKE_METRIC.findall(LABEL_LIST.sub("", expr))
+    }
 
 
 @pytest.fixture(scope="module")

@@ -151,7 +151,6 @@ class YahooSource:
             self._fetched_at[symbol] = now
         self._queue.rotate(-served)
         self._plan_next(rate_limited)
-        self.metrics.last_poll.labels(self.name).set(time.time())
         return fresh
 
     def _fetch(self, symbol: str, start: datetime) -> list[MarketTick]:
