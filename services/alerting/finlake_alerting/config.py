@@ -74,7 +74,10 @@ class DashboardSettings(ChannelSettings):
     """The query API whose live feed (SSE) shows alerts on the dashboard."""
 
     url: str = Field(default="http://127.0.0.1:8000", description="Query API base URL.")
-    api_key: SecretStr | None = Field(default=None, description="X-API-Key for the query API.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="X-API-Key for the query API: a publishing key (FINLAKE_API__PUBLISHER_*).",
+    )
     rate_limit: str = Field(default="50/second", description="Posts per period.")
 
 
