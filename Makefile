@@ -7,6 +7,9 @@ UV_HOME := $(HOME)/.cache/finlake/uv
 UV := $(shell command -v uv 2>/dev/null || echo $(UV_HOME)/bin/uv)
 SYNCED := .venv/.finlake-synced
 PYTEST := $(UV) run --frozen pytest --durations=15
+# The chart and Kubernetes test tools are built with Go: the toolchain in /usr/local/go (go.dev's layout) when
+# go is not on PATH, as in a non-login shell whose PATH only a profile would have extended.
+export PATH := $(PATH)$(if $(shell command -v go 2>/dev/null),,:/usr/local/go/bin)
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)

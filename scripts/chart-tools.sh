@@ -27,6 +27,8 @@ bin=$tools/bin
 mkdir -p "$bin" "$tools/helm-plugins" "$tools/schemas"
 log() { echo "chart-tools: $*" >&2; }
 need() { command -v "$1" >/dev/null || { echo "error: $1 is required ($2)" >&2; exit 1; }; }
+# go.dev's layout when go is not on PATH (a non-login shell that no profile extended).
+command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || PATH=$PATH:/usr/local/go/bin
 need go "the Go toolchain builds helm, kubeconform, helm-docs and helm-unittest"
 need python3 "converts the CRDs to JSON schemas"
 

@@ -19,6 +19,8 @@ CRDS="$DIR/crds"
 
 log() { echo "k8s-tools: $*" >&2; }
 
+# go.dev's layout when go is not on PATH (a non-login shell that no profile extended).
+command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { log "error: Go is required (https://go.dev/dl/)"; exit 1; }
 mkdir -p "$BIN" "$CRDS" "$DIR/src"
 # One builder at a time: `make test` and the e2e fixture may both call this script.

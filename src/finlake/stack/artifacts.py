@@ -318,10 +318,32 @@ def _is_whole_archive(path: Path) -> bool:
     return True
 
 
+def extract_tar(archive: tarfile.TarFile, folder: Path) -> None:
+    """Extract ``archive`` into ``folder``, refusing what would land outside it.
+
+    Python's "data" filter where it has one (3.11.4+); before that (Debian bookworm's 3.11.2), the
+    same checks by hand: no absolute or ``..`` path, no link pointing out, no device file."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(folder, filter="data")
+        return
+    root = folder.resolve()
+    for member in archive.getmembers():
+        target = (root / member.name).resolve()
+        unsafe = not target.is_relative_to(root) or member.isdev()
+        if member.issym() or member.islnk():
+            base = target.parent if member.issym() else root
+            unsafe = unsafe or not (base / member.linkname).resolve().is_relative_to(root)
+        if unsafe:
+            raise ArtifactError(
+                f"{archive.name}: member {member.name!r} would be extracted outside {folder}"
+            )
+    archive.extractall(folder)
+
+
 def _unpack(work: Path) -> None:
     for archive_path in list((work / "lib").glob("*.tar.gz")):
         with tarfile.open(archive_path) as archive:
-            archive.extractall(work / "app", filter="data")
+            extract_tar(archive, work / "app")
         archive_path.unlink()
     for archive_path in list((work / "lib").glob("*.zip")):
         with zipfile.ZipFile(archive_path) as archive:
