@@ -4,6 +4,7 @@ or on the master spark-submit was given."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -145,6 +146,10 @@ def build_session(
     # Local mode only: the driver JVM is every executor, so the class path above reaches them all.
     local = master.startswith("local") and not submitted
     local_fs = local_fs_jar(settings.stack.cache_dir) if local else None
+    if local:
+        # Python workers (UDFs, foreachBatch) run `python3` from PATH unless told otherwise: under
+        # `.venv/bin/finlake`, with no venv on PATH, that is a Python without finlake or pyspark.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     conf = session_config(settings, jars, lake, local_fs, master)
     for key, value in {**conf, **(extra or {})}.items():
