@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import tarfile
@@ -334,8 +335,9 @@ def extract_tar(archive: tarfile.TarFile, folder: Path) -> None:
             base = target.parent if member.issym() else root
             unsafe = unsafe or not (base / member.linkname).resolve().is_relative_to(root)
         if unsafe:
+            source = os.fsdecode(archive.name) if archive.name else "a tarball"
             raise ArtifactError(
-                f"{archive.name}: member {member.name!r} would be extracted outside {folder}"
+                f"{source}: member {member.name!r} would be extracted outside {folder}"
             )
     archive.extractall(folder)
 
