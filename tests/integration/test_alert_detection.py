@@ -7,215 +7,50 @@ checkpoint over all the same ticks) finds nothing new, on the topic and in the t
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from finlake.config import FinlakeSettings
-from finlake.contracts.models import AlertEvent, MarketTick
+from finlake.contracts.models import AlertEvent
 from finlake.contracts.topics import TopicSpec
-from finlake.kafka_io import publish, read_back
-from finlake.query import LakeQuery, QueryError
+from finlake.kafka_io import publish
+from finlake.query import QueryError
 from finlake.stack.kafka import CLIENT_LOGGER, create_topics
 from tests.conftest import free_port
-from tests.integration.alert_detection import detection_env, run_detection_once
-
-START = datetime(2026, 11, 25, 23, 40, tzinfo=UTC)  # crosses midnight UTC: a gap
-STEP = timedelta(seconds=10)
-STEPS = 240  # 23:40 -> 00:20
-MORE = 30  # 00:20 -> 00:25 (second run)
-SOURCE, ALERTS = "alert-ticks", "alert-events"
-
-RULES = """\
-apiVersion: finlake.io/v1alpha1
-kind: AlertRule
-metadata: {name: aaa-cross}
-spec:
-  symbols: [AAA]
-  condition: {type: price_cross, level: 105, direction: above}
-  severity: critical
-  labels: {team: desk-a}
-  channels: [{type: dashboard}, {type: slack}]
----
-apiVersion: finlake.io/v1alpha1
-kind: AlertRule
-metadata: {name: aaa-cross-held}
-spec:
-  symbols: [AAA]
-  condition: {type: price_cross, level: 105, direction: above}
-  for: 30s
----
-apiVersion: finlake.io/v1alpha1
-kind: AlertRule
-metadata: {name: bbb-move-once}
-spec:
-  symbols: [BBB]
-  condition: {type: percent_move, percent: 3, window: 5m, direction: up}
-  fire: once
----
-apiVersion: finlake.io/v1alpha1
-kind: AlertRule
-metadata: {name: bbb-move-close}
-spec:
-  symbols: [BBB]
-  condition: {type: percent_move, percent: 3, window: 5m}
-  fire: once_per_bar_close
----
-apiVersion: finlake.io/v1alpha1
-kind: AlertRule
-metadata: {name: ccc-zscore}
-spec:
-  symbols: [CCC]
-  condition: {type: return_zscore, k: 4, window: 1m, lookback: 30m}
----
-apiVersion: finlake.io/v1alpha1
-kind: AlertRule
-metadata: {name: ddd-volume}
-spec:
-  symbols: [DDD]
-  condition: {type: volume_surge, ratio: 5, window: 1m, lookback: 10m}
----
-apiVersion: finlake.io/v1alpha1
-kind: AlertRule
-metadata: {name: e-gap}
-spec:
-  selector: {pattern: "E.*"}
-  condition: {type: gap, percent: 2}
-  severity: info
-"""
-ADDED_RULE = """\
-apiVersion: finlake.io/v1alpha1
-kind: AlertRule
-metadata: {name: aaa-drop}
-spec:
-  symbols: [AAA]
-  condition: {type: price_cross, level: 104, direction: below}
-"""
-
-
-def at(step: int) -> datetime:
-    return START + step * STEP
-
-
-def step_of(hour: int, minute: int, second: int = 0) -> int:
-    moment = START.replace(hour=hour, minute=minute, second=second)
-    if hour == 0:
-        moment += timedelta(days=1)
-    return int((moment - START) / STEP)
-
-
-CROSS_UP, MOVE_UP = step_of(23, 45), step_of(23, 50)
-GAP, JUMP, SURGE, DROP = step_of(0, 0), step_of(0, 5), step_of(0, 10), step_of(0, 21)
-
-
-def price(symbol: str, step: int) -> float:
-    wiggle = 0.01 * (step % 2)
-    if symbol == "AAA":
-        return (103.0 if step >= DROP else 106.0 if step >= CROSS_UP else 100.0) + wiggle
-    if symbol == "BBB":
-        return (104.0 if step >= MOVE_UP else 100.0) + wiggle
-    if symbol == "CCC":  # 1-minute returns of a few 0.1 %, then one jump of 3 %
-        level = 100.0 * (1 + 0.002 * ((step // 6) % 3))
-        return round(level * (1.03 if step >= JUMP else 1.0), 4)
-    return (103.0 if step >= GAP else 100.0) + wiggle  # DDD, EEE (EEE gaps at midnight)
-
-
-def volume(symbol: str, step: int) -> int:
-    return 1000 if symbol == "DDD" and SURGE <= step < SURGE + 6 else 100
-
-
-def ticks(first: int, last: int) -> list[MarketTick]:
-    return [
-        MarketTick(
-            symbol=symbol,
-            timestamp=at(step),
-            price=price(symbol, step),
-            volume=volume(symbol, step),
-            source="replay",
-            produced_at=at(step),
-        )
-        for step in range(first, last)
-        for symbol in ("AAA", "BBB", "CCC", "DDD", "EEE")
-    ]
-
-
-def unusable_ticks() -> list[MarketTick]:
-    """Ticks the detector must not evaluate: one stamped decades after it was produced (it would
-    move the watermark past every later tick, and the next run's cross would be dropped as late)
-    and prices that are no number (kept in the symbol's state, they would fail its next batch)."""
-    base = {"volume": 1, "source": "replay", "produced_at": at(12)}
-    return [
-        MarketTick(symbol="AAA", timestamp=datetime(2099, 1, 1, tzinfo=UTC), price=100, **base),
-        MarketTick(symbol="BBB", timestamp=at(12), price=float("nan"), **base),
-        MarketTick(symbol="CCC", timestamp=at(12), price=float("inf"), **base),
-    ]
-
-
-@dataclass(frozen=True)
-class Expected:
-    rule: str
-    symbol: str
-    bar: datetime
-    value: float
-
-
-def expected_first_run() -> list[Expected]:
-    held = CROSS_UP + 3  # 30 s after the cross
-    move = (price("BBB", MOVE_UP) / price("BBB", MOVE_UP - 30) - 1) * 100
-    closes = [Expected("bbb-move-close", "BBB", at(MOVE_UP) + timedelta(minutes=m), 0) for m in
-              range(5)]  # fmt: skip
-    return [
-        Expected("aaa-cross", "AAA", at(CROSS_UP), price("AAA", CROSS_UP)),
-        Expected("aaa-cross-held", "AAA", at(held).replace(second=0), price("AAA", held)),
-        Expected("bbb-move-once", "BBB", at(MOVE_UP), move),
-        *closes,
-        Expected("ccc-zscore", "CCC", at(JUMP), ccc_zscore()),
-        Expected("ddd-volume", "DDD", at(SURGE), 0),
-        Expected("e-gap", "EEE", at(GAP), (price("EEE", GAP) / price("EEE", GAP - 1) - 1) * 100),
-    ]
-
-
-def ccc_zscore() -> float:
-    """By hand: the jump minute's close-to-close return against the minutes before it."""
-    closes = [price("CCC", minute * 6 + 5) for minute in range(JUMP // 6)]
-    history = [b / a - 1 for a, b in itertools.pairwise(closes)][-30:]
-    jump = price("CCC", JUMP) / closes[-1] - 1
-    return (jump - statistics.fmean(history)) / statistics.stdev(history)
-
-
-def topic_events(settings: FinlakeSettings, topic: str = ALERTS) -> list[AlertEvent]:
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap, "group.id": "t", "logger": CLIENT_LOGGER}
-    )
-    try:
-        offsets = {}
-        for partition in range(3):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            if high > low:
-                offsets[partition] = (low, high - 1)
-    finally:
-        consumer.close()
-    return read_back(settings, topic, AlertEvent, offsets) if offsets else []
-
-
-def table_events(home: Path) -> list[tuple[object, ...]]:
-    query = LakeQuery(FinlakeSettings.model_validate({"home": home}))
-    return query.run(
-        "SELECT event_id, rule, symbol, window_start, value, severity, message, labels "
-        "FROM alerts.events ORDER BY rule, window_start"
-    )[1]
+from tests.integration.alert_detection import (
+    detection_env,
+    run_detection_once,
+    table_events,
+    topic_events,
+)
+from tests.integration.alert_patterns import (
+    ADDED_RULE,
+    ALERTS,
+    CROSS_UP,
+    DROP,
+    GAP,
+    MORE,
+    RULES,
+    SOURCE,
+    STEPS,
+    SURGE,
+    at,
+    expected_first_run,
+    price,
+    ticks,
+    unusable_ticks,
+)
 
 
 @dataclass
@@ -251,16 +86,16 @@ def scenario(settings: FinlakeSettings, tmp_path_factory: pytest.TempPathFactory
     producer.flush(10)
 
     output = run_detection_once(env, rules)
-    first, first_table = topic_events(settings), table_events(home)
+    first, first_table = topic_events(settings, ALERTS), table_events(home)
 
     (rules / "added.yml").write_text(ADDED_RULE)
     publish(settings, SOURCE, ticks(STEPS, STEPS + MORE), key_field="symbol")
     run_detection_once(env, rules)
-    second, second_table = topic_events(settings), table_events(home)
+    second, second_table = topic_events(settings, ALERTS), table_events(home)
 
     shutil.rmtree(home / "checkpoints")
     run_detection_once(env, rules)
-    third, third_table = topic_events(settings), table_events(home)
+    third, third_table = topic_events(settings, ALERTS), table_events(home)
     return Scenario(home, env, rules, [], first, first_table, second, second_table, third,
                     third_table, output)  # fmt: skip
 
