@@ -8,7 +8,6 @@ Kubernetes Secret mounted as env provides). They are kept as ``SecretStr`` and n
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -19,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from finlake.config import FinlakeSettings
 from finlake.contracts.alert_rule import Channel
+from finlake.contracts.resources import check_regex
 from finlake.contracts.topics import ALERTS
 
 
@@ -99,11 +99,9 @@ class Route(BaseModel):
         # Checked here: a pattern that fails on the first event would stop the service on it.
         for label, pattern in value.items():
             try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(
-                    f"{label}: {pattern!r} is not a regular expression: {error}"
-                ) from error
+                check_regex(pattern)
+            except ValueError as error:
+                raise ValueError(f"{label}: {error}") from error
         return value
 
 

@@ -9,28 +9,41 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from finlake.contracts.models import AlertEvent
-from finlake.contracts.resources import Duration
+from finlake.contracts.resources import Duration, check_regex
 
 
 class Matcher(BaseModel):
     """One condition on one label: equal / not equal, literal or full-match regex."""
 
-    model_config = ConfigDict(frozen=True)
+    # Unknown fields are refused, not dropped: a flag spelt another way (Alertmanager's
+    # ``isEqual``, which is also taken) would otherwise turn ``!=`` into ``=``.
+    model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(min_length=1, description="Label name; also rule, symbol, severity, kind.")
     value: str = Field(description="Value or regular expression.")
-    is_regex: bool = Field(default=False, description="value is a regular expression.")
-    is_equal: bool = Field(default=True, description="False: the label must NOT match.")
+    is_regex: bool = Field(
+        default=False, validation_alias=AliasChoices("is_regex", "isRegex"),
+        description="value is a regular expression (also isRegex).",
+    )  # fmt: skip
+    is_equal: bool = Field(
+        default=True, validation_alias=AliasChoices("is_equal", "isEqual"),
+        description="False: the label must NOT match (also isEqual).",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _compiles(self) -> Self:
         if self.is_regex:
-            try:
-                re.compile(self.value)
-            except re.error as error:
-                raise ValueError(f"{self.value!r} is not a regular expression: {error}") from error
+            check_regex(self.value)
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -45,17 +58,37 @@ class Matcher(BaseModel):
 class SilenceCreate(BaseModel):
     """A new silence: matchers, and when it starts and ends (or how long it lasts)."""
 
+    model_config = ConfigDict(extra="forbid")
     matchers: list[Matcher] = Field(min_length=1, max_length=20)
-    starts_at: AwareDatetime | None = Field(default=None, description="Default: now.")
-    ends_at: AwareDatetime | None = Field(default=None, description="Or give duration.")
+    starts_at: AwareDatetime | None = Field(
+        default=None, validation_alias=AliasChoices("starts_at", "startsAt"),
+        description="Default: now (also startsAt).",
+    )  # fmt: skip
+    ends_at: AwareDatetime | None = Field(
+        default=None, validation_alias=AliasChoices("ends_at", "endsAt"),
+        description="Or give duration (also endsAt).",
+    )  # fmt: skip
     duration: Duration | None = Field(default=None, description="From starts_at, e.g. 2h.")
-    created_by: str = Field(default="api", max_length=200)
+    created_by: str = Field(
+        default="api", max_length=200, validation_alias=AliasChoices("created_by", "createdBy")
+    )
     comment: str = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
     def _one_end(self) -> Self:
         if (self.ends_at is None) == (self.duration is None):
             raise ValueError("give exactly one of ends_at or duration")
+        return self
+
+    @model_validator(mode="after")
+    def _not_everything(self) -> Self:
+        # As Alertmanager: a missing label is "", so matchers that all match "" (a misspelt
+        # label name with !=, a .* regex) would silence every alert.
+        if all(matcher.matches({}) for matcher in self.matchers):
+            raise ValueError(
+                "at least one matcher must not match an empty or missing label "
+                "(these would silence every alert)"
+            )
         return self
 
 

@@ -29,7 +29,7 @@ from typing import Any, Self
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from finlake.contracts.alert_conditions import Condition
-from finlake.contracts.resources import Duration, SpecModel, register_kind
+from finlake.contracts.resources import Duration, SpecModel, check_regex, register_kind
 from finlake.contracts.storage import PersistenceSpec
 
 KIND = "AlertRule"
@@ -81,11 +81,7 @@ class SymbolSelector(SpecModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as error:
-            raise ValueError(f"not a valid regular expression: {error}") from error
-        return value
+        return check_regex(value)
 
 
 def secret_env_name(secret: str, key: str) -> str:

@@ -8,6 +8,7 @@ every problem as one line naming the file, the document and the field.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,9 +50,16 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("a duration is a string such as '30s', '5m' or '1h'")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a number of seconds")
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return _bounded(value, value)
+        # Whole milliseconds, as every duration is written and used (0.0004 s would pass a
+        # "longer than 0s" check and then be 0 ms where it divides).
+        millis = value * 1000
+        if abs(millis - round(millis)) > 1e-6:
+            raise ValueError(f"{value!r} s is not a whole number of milliseconds")
+        return _bounded(round(millis) / 1000, value)
     if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value.strip()):
         raise ValueError(f"{value!r} is not a duration such as '30s', '5m', '1h30m' or '1d'")
     seconds = sum(
@@ -64,6 +72,16 @@ def _bounded(seconds: float, value: object) -> timedelta:
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"{value!r} is longer than {MAX_DURATION.days}d, the longest duration")
     return timedelta(seconds=seconds)
+
+
+def check_regex(pattern: str) -> str:
+    """``pattern`` if Python compiles it; otherwise ValueError saying why (a syntax error, or a
+    repeat count or nesting its compiler cannot hold: ``A{4294967296}`` is an OverflowError)."""
+    try:
+        re.compile(pattern)
+    except (re.error, OverflowError, RecursionError) as error:
+        raise ValueError(f"{pattern!r} is not a regular expression: {error}") from error
+    return pattern
 
 
 def format_duration(value: timedelta) -> str:
@@ -263,6 +281,9 @@ def load_resources(
         except (yaml.YAMLError, UnicodeDecodeError) as error:
             reason = " ".join(str(error).split())
             problems.append(Problem(str(path), f"not valid YAML: {reason}"))
+            continue
+        except RecursionError:
+            problems.append(Problem(str(path), "not valid YAML: nested too deeply"))
             continue
         documents = [d for d in documents if d is not None]
         if not documents:

@@ -34,8 +34,9 @@ spec:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400), ("500ms", 0.5), (12, 12)],
-)
+    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400), ("500ms", 0.5), (12, 12),
+     (0.25, 0.25)],
+)  # fmt: skip
 def test_durations_parse_and_print_back(text: str | int, seconds: float) -> None:
     parsed = parse_duration(text)
     assert parsed == timedelta(seconds=seconds)
@@ -45,6 +46,17 @@ def test_durations_parse_and_print_back(text: str | int, seconds: float) -> None
 @pytest.mark.parametrize("bad", ["5x", "-1s", "1.5h", "", True, -3])
 def test_bad_durations_are_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [(0.0004, "not a whole number of milliseconds"), (1.0005, "milliseconds"),
+     (float("nan"), "not a number of seconds"), (float("inf"), "not a number of seconds")],
+)  # fmt: skip
+def test_seconds_must_be_whole_milliseconds(bad: float, said: str) -> None:
+    """0.0004 s is longer than 0s but 0 ms where a bar or window divides (it crashed detection)."""
+    with pytest.raises(ValueError, match=said):
         parse_duration(bad)
 
 
@@ -91,7 +103,9 @@ def test_selector_matches_by_pattern() -> None:
         ({"symbols": ["A"], "selector": {"pattern": "A"}, "condition": {"type": "gap",
           "percent": 1}}, "exactly one of symbols or selector"),
         ({"selector": {"pattern": "("}, "condition": {"type": "gap", "percent": 1}},
-         "not a valid regular expression"),
+         "is not a regular expression"),
+        ({"selector": {"pattern": "A{4294967296}"}, "condition": {"type": "gap", "percent": 1}},
+         "is not a regular expression"),
         ({"symbols": ["A", "A"], "condition": {"type": "gap", "percent": 1}}, "more than once"),
         ({"symbols": ["A"], "condition": {"type": "gap", "percent": 1},
           "channels": [{"type": "email"}]}, "email needs to"),

@@ -67,12 +67,15 @@ def test_an_active_matching_silence_suppresses() -> None:
         (Matcher(name="symbol", value="MSFT"), False),
         (Matcher(name="symbol", value="AA.*", is_regex=True), True),
         (Matcher(name="team", value="desk", is_equal=False), False),
+        (Matcher(name="team", value="ops", is_equal=False), True),
         (Matcher(name="rule", value="aapl-breakout"), True),
         (Matcher(name="severity", value="warn.*|crit.*", is_regex=True), True),
     ],
 )
 def test_matchers_follow_alertmanager_semantics(matcher: Matcher, silenced: bool) -> None:
-    silence = Silence.create(SilenceCreate(matchers=[matcher], duration="1h"), T0)
+    # With a matcher that an empty label fails: one that an empty label passes is refused alone.
+    on_aapl = Matcher(name="symbol", value="AA.*", is_regex=True)
+    silence = Silence.create(SilenceCreate(matchers=[on_aapl, matcher], duration="1h"), T0)
     assert silence.silences({"symbol": "AAPL", "team": "desk", "rule": "aapl-breakout",
                              "severity": "critical"}, T0) is silenced  # fmt: skip
 

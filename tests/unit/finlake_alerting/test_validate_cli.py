@@ -67,3 +67,20 @@ def test_a_folder_is_its_yaml_files(tmp_path: Path) -> None:
     empty = run_cli("alerts", "validate", str(tmp_path / "empty"))
     assert empty.returncode == 1
     assert empty.stderr.strip() == f"error: {tmp_path / 'empty'}: no .yaml or .yml files"
+
+
+def test_patterns_and_documents_python_cannot_hold_are_one_line(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(RULE.replace("symbols: [AAPL, MSFT]", 'selector: {pattern: "A{4294967296}"}'))
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(RULE.replace("fire: once_per_bar_close", "fire: once_per_bar\n  bar: 0.0004"))
+    result = run_cli("alerts", "validate", str(huge), str(deep), str(tiny))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, result.stderr
+    assert "spec.selector.pattern: 'A{4294967296}' is not a regular expression" in lines[0]
+    assert lines[1] == f"error: {deep}: not valid YAML: nested too deeply"
+    assert "spec.bar: 0.0004 s is not a whole number of milliseconds" in lines[2]
