@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,10 @@ import httpx
 import pytest
 
 from finlake.config import FinlakeSettings
+from finlake_alerting.dead_letters import DeadLetterError
+from finlake_alerting.delivery_pool import stop_pools
 from finlake_alerting.service import AlertService
+from finlake_alerting.store import Status
 from finlake_alerting.worker import start_http
 from tests.conftest import free_port
 from tests.integration.alerting_env import (
@@ -144,6 +148,43 @@ def test_a_failing_channel_retries_then_dead_letters_while_the_others_deliver(
         assert value[0] == 0  # the original Avro record (Confluent wire format), replayable
     assert service.metrics.retried.labels("slack")._value.get() == 6
     assert service.metrics.dead_lettered.labels("slack")._value.get() == 3
+
+
+def test_a_dead_letter_refused_part_way_through_a_group_leaves_the_others_final(
+    settings: FinlakeSettings, tmp_path: Path, smtp: SmtpServer, dashboard: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Kafka refuses the second dead letter of a two-event group once: the first stays
+    dead-lettered, only the second is tried again; each is on the dead-letter topic once."""
+    broken = WebhookServer(free_port(), status=lambda _: 500).start()
+    monkeypatch.setenv("FINLAKE_SECRET_BROKEN_WEBHOOK_URL", broken.url)
+    rules = rule_yaml("grouped", "[{type: slack, secretRef: {name: broken}}]")
+    service = _service(settings, tmp_path, smtp, dashboard, rules)
+    send, calls = service.dead_letters.send, Counter[str]()
+
+    def refused_once(key: str, *args: Any, **kwargs: Any) -> None:
+        calls["sent"] += 1
+        if calls["sent"] == 2:  # a broker hiccup, as the real producer reports one
+            raise DeadLetterError(f"dead letter for {key} not acknowledged: timeout")
+        send(key, *args, **kwargs)
+
+    monkeypatch.setattr(service.dead_letters, "send", refused_once)
+    events = [alert(n, rule="grouped", symbol="G") for n in range(2)]
+    for offset, event in enumerate(events):  # both queued before the worker takes the first
+        service.tracker.track(0, offset, service.dispatch(event, b"x", ("t", 0, offset)))
+    try:
+        for pool in service.pools.values():
+            pool.start()
+        topic = service.settings.alerting.topic
+        wait_until(lambda: len(dead_letters(settings, topic, 2, timeout_s=1)) == 2, 60, "letters")
+        letters = dead_letters(settings, topic, 3, timeout_s=5)
+    finally:
+        stop_pools(service.pools.values(), time.monotonic() + 10)
+        broken.stop()
+    assert sorted(key for key, _, _ in letters) == sorted(e.event_id for e in events)
+    assert broken.requests == 3 + 3  # the group's attempts, then the second event's alone
+    for event in events:
+        assert set(service.store.statuses(event.event_id).values()) == {Status.DEAD_LETTERED}
 
 
 def test_silences_and_cooldown_suppress_and_a_silence_expiring_is_announced(

@@ -59,6 +59,15 @@ class _Stopping(Exception):
     """The service is shutting down during a backoff: leave the job for the next run."""
 
 
+class _Unfinished(Exception):
+    """Dead-lettering a group stopped part way (Kafka did not acknowledge one): the jobs before
+    it are final, ``left`` are to be tried again."""
+
+    def __init__(self, left: list[Job], cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.left = left
+
+
 def _is_retryable(error: BaseException) -> bool:
     if isinstance(error, _Stopping):
         return False
@@ -158,7 +167,8 @@ class ChannelWorker:
                 return
             except Exception as error:  # e.g. Kafka down for a dead letter: keep it, try again
                 log.error("target %s: %s", self.key, self.redact(str(error)))
-                self._backlog.extendleft(reversed(group))
+                left = error.left if isinstance(error, _Unfinished) else group
+                self._backlog.extendleft(reversed(left))
                 self._stopping.wait(1.0)
 
     def _next(self) -> Job | None:
@@ -229,7 +239,10 @@ class ChannelWorker:
                         self.sender.send(events, target)
                     except Exception:
                         self.metrics.failed.labels(self.channel).inc()
-                        # The attempt's outcome is known (it failed): not in doubt.
+                        # Failed, or timed out: retried either way. A receiver that took a
+                        # message but answered after the timeout gets it again (at least once:
+                        # an alert lost is worse than one twice). Only a crash mid-send leaves
+                        # SENDING, in doubt, for the next run to dead-letter.
                         self.store.mark(ids, target.key, Status.FAILED, attempts=attempts)
                         raise
             elapsed = time.perf_counter() - started
@@ -250,21 +263,30 @@ class ChannelWorker:
         self._finish(group)
 
     def _dead_letter(self, group: list[Job], reason: str, attempts: int) -> None:
+        """Dead-letter each job; those acknowledged are final even if a later one fails (only
+        the rest go back to the queue: none is sent again or dead-lettered twice)."""
         reason = self.redact(reason)
         target = group[0].target
-        for job in group:
-            dead_letter(self.dead_letters, job, reason, attempts)
-            self.store.mark(
-                [job.event.event_id], target.key, Status.DEAD_LETTERED, attempts=attempts,
-                detail=reason,
-            )  # fmt: skip
-            self.metrics.dead_lettered.labels(self.channel).inc()
-        log.error(
-            "dead-lettered",
-            extra={"channel": target.key, "events": [j.event.event_id for j in group],
-                   "attempts": attempts, "reason": reason},
-        )  # fmt: skip
-        self._finish(group)
+        done: list[Job] = []
+        try:
+            for job in group:
+                dead_letter(self.dead_letters, job, reason, attempts)
+                self.store.mark(
+                    [job.event.event_id], target.key, Status.DEAD_LETTERED, attempts=attempts,
+                    detail=reason,
+                )  # fmt: skip
+                self.metrics.dead_lettered.labels(self.channel).inc()
+                done.append(job)
+        except Exception as error:
+            raise _Unfinished(group[len(done) :], error) from error
+        finally:
+            if done:
+                log.error(
+                    "dead-lettered",
+                    extra={"channel": target.key, "events": [j.event.event_id for j in done],
+                           "attempts": attempts, "reason": reason},
+                )  # fmt: skip
+                self._finish(done)
 
     def _finish(self, group: list[Job]) -> None:
         for job in group:

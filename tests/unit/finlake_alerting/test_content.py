@@ -25,6 +25,14 @@ def test_one_event_subject_text_and_html() -> None:
     assert "&lt;fast&gt; &amp; hard" in html
     assert "<fast>" not in html
     assert "data-event-id='aapl-breakout-AAPL-0'" in html
+    assert "Labels" not in html_body([alert(0, labels={})])
+
+
+def test_both_email_parts_carry_the_labels_escaped() -> None:
+    event = alert(0, labels={"team": "desk <a>", "env": "prod"})
+    assert "Labels: env=prod, team=desk <a>\n" in text_body([event])
+    html = html_body([event])
+    assert "<th align='left'>Labels</th><td>env=prod, team=desk &lt;a&gt;</td>" in html
 
 
 def test_a_group_is_one_message_naming_every_event() -> None:

@@ -46,7 +46,8 @@ def subject(events: Sequence[AlertEvent]) -> str:
 
 
 def _facts(event: AlertEvent) -> list[tuple[str, str]]:
-    return [
+    """What both parts of the email list (Slack shows the second to fifth)."""
+    facts = [
         ("Symbol", event.symbol),
         ("Kind", event.kind),
         ("Value", _number(event.value)),
@@ -55,6 +56,10 @@ def _facts(event: AlertEvent) -> list[tuple[str, str]]:
         ("Fired at", _ts(event.fired_at)),
         ("Event id", event.event_id),
     ]
+    if event.labels:
+        labels = sorted(event.labels.items())
+        facts.append(("Labels", ", ".join(f"{k}={v}" for k, v in labels)))
+    return facts
 
 
 def text_body(events: Sequence[AlertEvent]) -> str:
@@ -62,9 +67,6 @@ def text_body(events: Sequence[AlertEvent]) -> str:
     parts = []
     for event in events:
         lines = [event.message, ""] + [f"{name}: {value}" for name, value in _facts(event)]
-        if event.labels:
-            labels = sorted(event.labels.items())
-            lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in labels))
         parts.append("\n".join(lines))
     return "\n\n---\n\n".join(parts) + "\n"
 
