@@ -98,6 +98,7 @@ def test_a_good_row_and_its_accepted_spellings_pass() -> None:
         ({"amount": "5.00000000001"}, "amount_two_decimals"),
         ({"merchant": "Corner\x7fGrocer"}, "control_characters"),
         ({"transaction_id": "tx\x9b1"}, "control_characters"),
+        ({"card_id": "card\x001"}, "control_characters"),
         ({"amount": "0.00"}, "amount_non_zero"),
         ({"currency": "XYZ"}, "currency_known"),
         ({"merchant": ""}, "merchant_present"),
@@ -255,6 +256,7 @@ def test_both_engines_judge_decimals_and_control_characters_alike(spark: SparkSe
         ({"merchant": "Caf\u00e9 \u00c0 la carte"}, None),  # Latin-1 letters are not controls
         ({"merchant": "Corner\x7fGrocer"}, "control_characters"),
         ({"merchant": "Corner\x85Grocer"}, "control_characters"),
+        ({"merchant": "Corner\x00Grocer"}, "control_characters"),
         ({"account_id": "acc\x9f1"}, "control_characters"),
     ]
     table = bronze(*(change for change, _ in cases))
