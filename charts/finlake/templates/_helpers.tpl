@@ -158,6 +158,60 @@ envFrom:
   emptyDir: {}
 {{- end }}
 
+{{/* The volumes of a component that keeps state under FINLAKE_HOME (the ingestion service's Yahoo
+watermarks, the alert service's delivery log and silences): the home on its PersistentVolumeClaim when
+`persistence.enabled`, else on an emptyDir like every other component's. Call with
+(list $ "ingestion" .Values.ingestion). */}}
+{{- define "finlake.stateVolumes" -}}
+{{- $root := index . 0 }}
+{{- $component := index . 1 }}
+{{- $values := index . 2 }}
+- name: home
+  {{- if $values.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "finlake.componentName" (list $root $component) }}-state
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
+- name: tmp
+  emptyDir: {}
+{{- end }}
+
+{{/* The PersistentVolumeClaim of a component's home (ReadWriteOnce: its Deployment replaces its pod with
+Recreate). Call with (list $ "ingestion" .Values.ingestion). */}}
+{{- define "finlake.statePvc" -}}
+{{- $root := index . 0 }}
+{{- $component := index . 1 }}
+{{- $values := index . 2 }}
+{{- if and $values.enabled $values.persistence.enabled }}
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {{ include "finlake.componentName" (list $root $component) }}-state
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "finlake.componentLabels" (list $root $component) | nindent 4 }}
+spec:
+  accessModes:
+    - ReadWriteOnce
+  {{- with $values.persistence.storageClassName }}
+  storageClassName: {{ . | quote }}
+  {{- end }}
+  resources:
+    requests:
+      storage: {{ $values.persistence.size | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Recreate, not a rolling update, when the pod's home is a ReadWriteOnce claim: the old pod lets
+go of the volume before the new one mounts it. */}}
+{{- define "finlake.stateStrategy" -}}
+{{- if .persistence.enabled }}
+strategy:
+  type: Recreate
+{{- end }}
+{{- end }}
+
 {{/* A PodDisruptionBudget for one component. Call with (list $ "query-api" .Values.queryApi). */}}
 {{- define "finlake.pdb" -}}
 {{- $root := index . 0 }}
