@@ -60,6 +60,13 @@ MARKET_TICK_EXPECTATIONS = (
     Expectation(
         name="volume_non_negative", condition="volume >= 0", description="volume is not negative"
     ),
+    # Bars sum volumes as bigint, which ANSI mode refuses to overflow: two ticks of 5e18 in one
+    # window would fail every batch touching it. No tick trades a trillion shares.
+    Expectation(
+        name="volume_plausible",
+        condition="volume <= 1000000000000",
+        description="volume at most 10^12 a tick (bar volumes must fit a bigint)",
+    ),
     # One tick from the far future would raise its symbol's max event time and make every
     # later tick of it late; a day of slack covers skewed clocks.
     Expectation(

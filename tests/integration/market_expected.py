@@ -43,6 +43,8 @@ def rule_of(tick: MarketTick) -> str | None:
         return "price_fits_decimal"
     if tick.volume < 0:
         return "volume_non_negative"
+    if tick.volume > 10**12:
+        return "volume_plausible"
     if tick.timestamp > datetime.now(UTC) + timedelta(days=1):
         return "timestamp_not_future"
     return None

@@ -73,6 +73,9 @@ def dirty_file_a() -> tuple[list[MarketTick], set[int], set[int]]:
         tick("CCC", START + timedelta(minutes=6), 101.0, None),  # null volume
         tick("AAA", START + timedelta(minutes=7, seconds=1), 0.0, 100),  # non-positive
         tick("BBB", START + timedelta(minutes=7, seconds=2), -3.5, 100),  # non-positive
+        # Two volumes whose sum overflows a bar's bigint (the stream failed on them).
+        tick("CCC", START + timedelta(minutes=8, seconds=1), 100.0, 5 * 10**18),
+        tick("CCC", START + timedelta(minutes=8, seconds=2), 100.0, 5 * 10**18),
     ]
     published = ticks[:70] + extras + ticks[70:]  # extras arrive within the allowed lateness
     late_tick = tick("CCC", START + timedelta(minutes=1, seconds=7), 100.5, 10)  # > 1 h behind
@@ -176,8 +179,9 @@ def test_dirty_replay_then_an_extension_of_the_last_hour(
         "price_not_null": 1,
         "price_positive": 2,
         "volume_not_null": 1,
+        "volume_plausible": 2,
     }
-    assert len(invalid) == 4
+    assert len(invalid) == 6
     assert (
         scalar(
             query,

@@ -61,9 +61,11 @@ def test_expectations_route_each_row_by_its_first_failed_rule(spark: SparkSessio
         ("AAPL", at(9), 0.005, 5, 0, 9),  # rounds half up to 0.01: passes
         ("AAPL", datetime.now(UTC) + timedelta(days=2), 10.0, 5, 0, 10),
         ("AAPL", datetime.now(UTC) + timedelta(hours=12), 10.0, 5, 0, 11),
+        ("AAPL", at(12), 10.0, 10**12, 0, 12),
+        ("AAPL", at(13), 10.0, 5 * 10**18, 0, 13),  # two of these overflow a bar's bigint
     ]
     result = split_by_expectations(ticks(spark, rows), MARKET_TICK_EXPECTATIONS)
-    assert [r.kafka_offset for r in result.passed.collect()] == [0, 9, 11]
+    assert [r.kafka_offset for r in result.passed.collect()] == [0, 9, 11, 12]
     routed = {r.kafka_offset: r.rule for r in result.quarantined.collect()}
     assert routed == {
         1: "price_not_null",
@@ -75,6 +77,7 @@ def test_expectations_route_each_row_by_its_first_failed_rule(spark: SparkSessio
         7: "price_positive",
         8: "price_fits_decimal",
         10: "timestamp_not_future",
+        13: "volume_plausible",
     }
     assert result.dropped.count() == 0
 
