@@ -98,7 +98,7 @@ def test_replay_publishes_every_row_as_is(settings: FinlakeSettings, tmp_path: P
     metrics = IngestionMetrics()
     report = execute(
         ingestion_settings(settings, topic),
-        lambda m: ReplaySource(path, m),
+        lambda m, _: ReplaySource(path, m),
         serve=False,
         metrics=metrics,
     )
@@ -135,7 +135,9 @@ def test_simulate_publishes_the_seeded_walk(settings: FinlakeSettings) -> None:
     step = timedelta(minutes=1)
     report = execute(
         ingestion_settings(settings, topic),
-        lambda _m: SimulateSource(symbols, rate=0, seed=7, count=40, start=T0, event_interval=step),
+        lambda _m, _: SimulateSource(
+            symbols, rate=0, seed=7, count=40, start=T0, event_interval=step
+        ),
         serve=False,
     )
     assert (report.delivered, report.failed) == (120, 0)
@@ -206,7 +208,7 @@ def test_stop_event_ends_an_endless_run_with_everything_flushed(settings: Finlak
     timer.start()
     report = execute(
         ingestion_settings(settings, topic),
-        lambda _m: SimulateSource(("AAPL", "MSFT"), rate=500, seed=1),
+        lambda _m, _: SimulateSource(("AAPL", "MSFT"), rate=500, seed=1),
         serve=False,
         stop=stop,
     )
@@ -233,7 +235,7 @@ def test_the_service_holds_after_its_replay_file_until_stopped(
     )
     service = threading.Thread(
         target=lambda: reports.append(
-            execute(options, lambda m: ReplaySource(path, m), serve=True, stop=stop,
+            execute(options, lambda m, _: ReplaySource(path, m), serve=True, stop=stop,
                     metrics=metrics, hold=True)
         )
     )  # fmt: skip

@@ -112,7 +112,7 @@ def replay(
             highlight=False,
         )
         return
-    _finish(settings, lambda metrics: ReplaySource(file, metrics, speed=speed), serve)
+    _finish(settings, lambda metrics, _: ReplaySource(file, metrics, speed=speed), serve)
 
 
 @app.command()
@@ -164,7 +164,7 @@ def simulate(
             )
     _finish(
         settings,
-        lambda _metrics: SimulateSource(
+        lambda _metrics, _: SimulateSource(
             names,
             rate=rate,
             seed=seed,

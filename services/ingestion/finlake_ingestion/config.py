@@ -46,7 +46,9 @@ class YahooSettings(BaseModel):
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_SYMBOLS, min_length=1, description="Tickers, comma-separated in env."
     )
-    poll_interval_s: float = Field(default=30.0, gt=0, description="Seconds between poll cycles.")
+    poll_interval_s: float = Field(
+        default=30.0, gt=0, description="Seconds between poll cycles; also a cycle's deadline."
+    )
     interval: Literal["1m", "2m", "5m", "15m", "60m"] = Field(
         default="1m", description="Bar size requested from Yahoo."
     )
@@ -55,9 +57,12 @@ class YahooSettings(BaseModel):
     )
     requests_per_minute: int = Field(
         default=60,
-        description="Request budget: Yahoo calls per rolling minute; at least 2 (a new symbol's).",
+        description="Request budget: HTTP requests to Yahoo per rolling minute (yfinance's cookie"
+        " and crumb steps and repeats included); at least 2 (a new symbol's).",
     )
-    request_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one request.")
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of each HTTP request to Yahoo."
+    )
     attempts: int = Field(
         default=3, ge=1, description="Tries per request on timeouts and bad responses."
     )

@@ -75,6 +75,11 @@ class IngestionMetrics:
             "Poll cycles cut short because the request budget was used up.",
             registry=r,
         )
+        self.cycle_overruns = Counter(
+            "finlake_ingestion_yahoo_cycle_overruns",
+            "Poll cycles that ran for a poll interval; the symbols left waited for the next cycle.",
+            registry=r,
+        )
         self.backfilled = Counter(
             "finlake_ingestion_yahoo_backfilled_ticks",
             "Ticks a gap in polling held back (outage, open breaker, backoff, restart, too small"

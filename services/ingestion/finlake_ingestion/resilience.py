@@ -13,7 +13,12 @@ Clock = Callable[[], float]
 
 
 class RequestBudget:
-    """At most ``limit`` requests in any rolling ``window_s`` seconds."""
+    """At most ``limit`` requests in any rolling ``window_s`` seconds, counted as they are sent.
+
+    A caller checks ``allows`` before work that sends requests and charges each one it sends with
+    ``spend``; work that sends more than it planned overdraws the budget, and what follows waits
+    until the overdraft has expired.
+    """
 
     def __init__(self, limit: int, window_s: float = 60.0, clock: Clock = time.monotonic) -> None:
         self.limit = limit
@@ -26,18 +31,19 @@ class RequestBudget:
             self._spent.popleft()
 
     def remaining(self) -> int:
-        """Requests still allowed right now."""
+        """Requests still allowed right now (below 0 while overdrawn)."""
         self._expire(self._clock())
         return self.limit - len(self._spent)
 
-    def try_spend(self, count: int = 1) -> bool:
-        """Take ``count`` requests from the budget if all of them are left, else none."""
+    def allows(self, count: int = 1) -> bool:
+        """Whether ``count`` more requests fit now; more than the limit fit an untouched budget."""
+        return self.remaining() >= min(count, self.limit)
+
+    def spend(self, count: int = 1) -> None:
+        """Charge ``count`` requests sent now, whether or not they fit."""
         now = self._clock()
         self._expire(now)
-        if len(self._spent) + count > self.limit:
-            return False
         self._spent.extend([now] * count)
-        return True
 
     def seconds_until_free(self) -> float:
         """How long until one more request fits (0 when one fits now)."""
@@ -45,7 +51,7 @@ class RequestBudget:
         self._expire(now)
         if len(self._spent) < self.limit:
             return 0.0
-        return self._spent[0] + self.window_s - now
+        return self._spent[len(self._spent) - self.limit] + self.window_s - now
 
 
 class BreakerState(StrEnum):

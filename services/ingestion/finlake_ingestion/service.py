@@ -18,13 +18,15 @@ from finlake_ingestion.sources.simulate import SimulateSource, simulated_symbols
 from finlake_ingestion.worker import RunReport, run, stop_on_signals
 
 log = logging.getLogger(__name__)
-SourceFactory = Callable[[IngestionMetrics], TickSource]
+# A source gets the metrics and the liveness heartbeat, for work within a batch that is slow
+# but progressing (the work loop beats once per batch).
+SourceFactory = Callable[[IngestionMetrics, Callable[[], None]], TickSource]
 
 
 def yahoo_source(settings: IngestionSettings) -> SourceFactory:
     """The Yahoo poller as configured, keeping its watermarks under ``$FINLAKE_HOME``."""
 
-    def build(metrics: IngestionMetrics) -> TickSource:
+    def build(metrics: IngestionMetrics, heartbeat: Callable[[], None]) -> TickSource:
         # yfinance pulls in pandas (~2 s): only the yahoo source pays for it, not every command.
         from finlake_ingestion.sources.yahoo import YahooSource
         from finlake_ingestion.yahoo_client import YahooClient
@@ -36,7 +38,7 @@ def yahoo_source(settings: IngestionSettings) -> SourceFactory:
             cache_dir=settings.state_dir / "yfinance-cache",
         )
         state = settings.state_dir / f"yahoo-{settings.yahoo.interval}-state.json"
-        return YahooSource(settings.yahoo, client, metrics, state_file=state)
+        return YahooSource(settings.yahoo, client, metrics, state_file=state, heartbeat=heartbeat)
 
     return build
 
@@ -50,9 +52,9 @@ def configured_source(settings: IngestionSettings) -> SourceFactory:
         if options.replay_file is None:
             raise ConfigurationError("the replay source needs FINLAKE_INGESTION__REPLAY_FILE")
         path, speed = options.replay_file, parse_pace(options.replay_pace)
-        return lambda metrics: ReplaySource(path, metrics, speed=speed)
+        return lambda metrics, _: ReplaySource(path, metrics, speed=speed)
     symbols = simulated_symbols(options.simulate_symbols)
-    return lambda _metrics: SimulateSource(
+    return lambda _metrics, _: SimulateSource(
         symbols, rate=options.simulate_rate, seed=options.simulate_seed
     )
 
@@ -73,10 +75,10 @@ def execute(
     the whole file published again, restart after restart."""
     stop = stop or threading.Event()
     metrics = metrics or IngestionMetrics()
-    source = build_source(metrics)
-    source.prepare()
     stale_after = 3 * max(settings.yahoo.poll_interval_s, 10.0)
     probes = Probes(stale_after_s=stale_after)
+    source = build_source(metrics, probes.beat)
+    source.prepare()
     server = None
     if serve:
         options = settings.ingestion

@@ -6,6 +6,7 @@ import copy
 import json
 import re
 from collections import defaultdict, deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +25,8 @@ CHART = re.compile(r"https://query2\.finance\.yahoo\.com/v8/finance/chart/(?P<sy
 # once, with the other cookie strategy, on any HTTP status >= 400).
 FAILURES: dict[str, tuple[int, int, str, str]] = {
     "429": (429, 2, "rate_limited.txt", "text/plain"),
+    "401": (401, 2, "unauthorized.json", "application/json"),  # a crumb Yahoo no longer takes
+    "not_chart": (200, 1, "quote_empty.json", "application/json"),  # JSON, but no chart
     "html": (502, 2, "server_error.html", "text/html"),
     "down": (200, 1, "error_page.html", "text/html"),
     "empty": (200, 1, "", "application/json"),
@@ -32,6 +35,12 @@ FAILURES: dict[str, tuple[int, int, str, str]] = {
 }
 
 Response = tuple[int, dict[str, str], str]
+# What fc.yahoo.com answers a client without cookies: a 404 page that sets Yahoo's A3 cookie,
+# which yfinance then keeps in its cookie cache and sends with every request.
+A3_COOKIE = (
+    "A3=d=AQABBFakeCookie&S=AQAAAFake; Expires=Mon, 24 Nov 2031 14:30:00 GMT; "
+    "Max-Age=157766400; Domain=.yahoo.com; Path=/; SameSite=None; Secure; HttpOnly"
+)
 
 
 class FakeClock:
@@ -62,18 +71,30 @@ def fixture(name: str) -> str:
 
 
 class FakeYahoo:
-    """Serves charts up to ``clock.now``, plus scripted failures; records every chart request."""
+    """Serves charts up to ``clock.now``, plus scripted failures; records every chart request.
+
+    ``latency_s`` moves the clock on each chart request, as a slow Yahoo would; ``on_chart`` is
+    called as one arrives.
+    """
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.queued: dict[str, deque[str]] = defaultdict(deque)
         self.outage: str | None = None
+        self.latency_s = 0.0
+        self.on_chart: Callable[[], object] = lambda: None
         self.chart_requests: list[tuple[str, dict[str, str]]] = []
         self.mock = responses.RequestsMock(assert_all_requests_are_fired=False)
 
     def __enter__(self) -> FakeYahoo:
         self.mock.start()
-        self.mock.add(responses.GET, "https://fc.yahoo.com/", status=404, body="")
+        self.mock.add(
+            responses.GET,
+            "https://fc.yahoo.com/",
+            status=404,
+            body="",
+            headers={"Set-Cookie": A3_COOKIE},
+        )
         for host in ("query1", "query2"):
             self.mock.add(
                 responses.GET, f"https://{host}.finance.yahoo.com/v1/test/getcrumb", body="Xy1crumb"
@@ -125,6 +146,8 @@ class FakeYahoo:
         symbol = match.group("symbol")
         params = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
         self.chart_requests.append((symbol, params))
+        self.on_chart()
+        self.clock.advance(self.latency_s)
         kind = self.outage or (self.queued[symbol].popleft() if self.queued[symbol] else None)
         if kind is not None:
             status, _, body, content_type = FAILURES[kind]

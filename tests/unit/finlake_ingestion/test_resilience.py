@@ -16,13 +16,17 @@ class Ticker:
 def test_budget_allows_limit_per_rolling_window() -> None:
     clock = Ticker()
     budget = RequestBudget(3, 60.0, clock)
-    assert [budget.try_spend() for _ in range(4)] == [True, True, True, False]
+    allowed = []
+    for _ in range(4):
+        allowed.append(budget.allows())
+        budget.spend()
+    assert allowed == [True, True, True, False]
     assert budget.seconds_until_free() == 60.0
     clock.now = 59.9
-    assert not budget.try_spend()
+    assert not budget.allows()
     clock.now = 60.0
     assert budget.remaining() == 3
-    assert budget.try_spend()
+    assert budget.allows()
 
 
 def test_breaker_opens_after_consecutive_failures_only() -> None:
@@ -96,9 +100,26 @@ def test_backoff_reset_starts_from_the_base() -> None:
     assert backoff.ceiling() == 1
 
 
-def test_budget_spends_several_requests_all_or_none() -> None:
+def test_budget_allows_several_requests_all_or_none() -> None:
     budget = RequestBudget(3, 60.0, Ticker())
-    assert budget.try_spend(2)
-    assert not budget.try_spend(2)
-    assert budget.remaining() == 1
-    assert budget.try_spend()
+    assert budget.allows(2)
+    budget.spend(2)
+    assert not budget.allows(2)
+    assert budget.allows()
+
+
+def test_more_than_the_whole_budget_fits_an_untouched_one_and_overdraws_it() -> None:
+    clock = Ticker()
+    budget = RequestBudget(3, 60.0, clock)
+    assert budget.allows(5)  # else it would never be sent
+    for moment in (0.0, 10.0, 20.0, 30.0, 40.0):
+        clock.now = moment
+        budget.spend()
+    assert budget.remaining() == -2
+    assert not budget.allows()
+    # One more fits once three of the five have expired: at 80 s.
+    assert budget.seconds_until_free() == pytest.approx(40.0)
+    clock.now = 79.9
+    assert not budget.allows()
+    clock.now = 80.0
+    assert budget.allows()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from tests.unit.finlake_ingestion.fake_yahoo import SESSION_OPEN, FakeClock, Fak
 
 
 def make_source(
-    yahoo: FakeYahoo, clock: FakeClock, state_file: Path | None = None, **options: object
+    yahoo: FakeYahoo,
+    clock: FakeClock,
+    state_file: Path | None = None,
+    heartbeat: Callable[[], object] = lambda: None,
+    **options: object,
 ) -> tuple[YahooSource, IngestionMetrics]:
     settings = YahooSettings.model_validate(
         {"symbols": ("AAPL", "MSFT"), "lookback_s": 3600, "backoff_base_s": 5.0} | options
@@ -35,6 +40,7 @@ def make_source(
         clock=clock,
         monotonic=clock.monotonic,
         sleep=clock.advance,
+        heartbeat=heartbeat,
     )
     return source, metrics
 
@@ -167,9 +173,10 @@ def test_outage_opens_the_breaker_then_backfills_the_gap(
 
 
 def test_request_budget_spreads_symbols_over_cycles(yahoo: FakeYahoo, clock: FakeClock) -> None:
-    # Three symbols, each new (time-zone probe + chart): a budget of 4 serves two per minute.
+    # Three symbols, each new (time-zone probe + chart), and a new pod's first request fetches
+    # Yahoo's cookie and crumb: a budget of 6 serves two in the first minute.
     source, metrics = make_source(
-        yahoo, clock, symbols=("AAPL", "MSFT", "IBM"), requests_per_minute=4
+        yahoo, clock, symbols=("AAPL", "MSFT", "IBM"), requests_per_minute=6
     )
     assert {t.symbol for t in source.poll()} == {"AAPL", "MSFT"}
     assert value(metrics, "finlake_ingestion_yahoo_budget_exhausted_total") == 1
@@ -192,7 +199,55 @@ def test_fetch_raises_only_yahoo_fetch_errors(yahoo: FakeYahoo, clock: FakeClock
     yahoo.fail("AAPL", "empty")
     with pytest.raises(YahooFetchError, match="AAPL: bad_response"):
         client.fetch("AAPL", SESSION_OPEN)
+    client.start_cycle()  # as each poll does: yfinance cached the bad answer to its probe
     assert client.fetch("AAPL", clock.now + timedelta(hours=1)) == []  # no bars in that range
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind", "said"),
+    [("401", "unauthorized", "Invalid Crumb"), ("not_chart", "bad_response", "quoteResponse")],
+)
+def test_an_answer_without_a_chart_is_an_error_not_an_empty_range(
+    yahoo: FakeYahoo,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    failure: str,
+    kind: str,
+    said: str,
+) -> None:
+    source, metrics = make_source(yahoo, clock, attempts=1, breaker_failures=2)
+    source.confirm(source.poll())
+    clock.advance(30)
+    yahoo.outage = failure  # yfinance raises the same YFPricesMissingError as for no bars
+    assert source.poll() == []
+    errors = value(metrics, "finlake_ingestion_source_errors_total", source="yahoo", kind=kind)
+    assert errors == 2
+    assert value(metrics, "finlake_ingestion_yahoo_requests_total", outcome="empty") == 0
+    assert source.breaker.state is BreakerState.OPEN
+    details = [r.detail for r in caplog.records if r.getMessage() == "yahoo request failed"]
+    assert len(details) == 2
+    assert all(said in detail for detail in details)
+
+
+def test_a_ten_day_gap_is_backfilled_seven_days_per_request(
+    tmp_path: Path, yahoo: FakeYahoo, clock: FakeClock
+) -> None:
+    state = tmp_path / "state.json"
+    source, _ = make_source(yahoo, clock, state_file=state)
+    source.confirm(source.poll())  # watermark 14:49
+    clock.advance(10 * 24 * 3600)
+    restarted, metrics = make_source(yahoo, clock, state_file=state)
+    asked = len(yahoo.data_requests("AAPL"))
+    ticks = restarted.poll()
+    first, second = yahoo.data_requests("AAPL")[asked:]
+    start = SESSION_OPEN + timedelta(minutes=19 - 5)  # the watermark minus the overlap
+    assert int(first["period1"]) == int(start.timestamp())
+    assert int(first["period2"]) == int((start + timedelta(days=7)).timestamp())
+    assert second["period1"] == first["period2"]
+    aapl = sorted(t.timestamp for t in ticks if t.symbol == "AAPL")
+    # The rest of the fixtures' session, all of it closed by now.
+    assert aapl == [SESSION_OPEN + timedelta(minutes=m) for m in range(20, 120)]
+    assert value(metrics, "finlake_ingestion_yahoo_backfill_truncated_seconds_total") == 0
 
 
 class SteppingStop(threading.Event):
@@ -233,18 +288,22 @@ def test_a_gap_beyond_yahoos_history_is_counted_once(
     state = tmp_path / "state.json"
     source, _ = make_source(yahoo, clock, state_file=state)
     source.confirm(source.poll())
-    clock.advance(8 * 24 * 3600)  # down for eight days; 1m bars reach back seven
+    clock.advance(40 * 24 * 3600)  # down for forty days; 1m bars reach back thirty
     restarted, metrics = make_source(yahoo, clock, state_file=state)
+    asked = len(yahoo.data_requests("AAPL"))
     restarted.poll()
-    # Per symbol (AAPL, MSFT): one day plus the overlap and the history margin.
+    # Per symbol (AAPL, MSFT): ten days plus the overlap and the history margin.
     lost = value(metrics, "finlake_ingestion_yahoo_backfill_truncated_seconds_total")
-    assert lost == pytest.approx(2 * (24 * 3600 + 11 * 60 + 5))
+    assert lost == pytest.approx(2 * (10 * 24 * 3600 + 11 * 60 + 5))
+    # The thirty days left, seven per request.
+    windows = yahoo.data_requests("AAPL")[asked:]
+    assert len(windows) == 5
+    oldest = clock.now - timedelta(days=30) + timedelta(minutes=5)
+    assert int(windows[0]["period1"]) == int(oldest.timestamp())
     clock.advance(30)
     restarted.poll()
     lost_again = value(metrics, "finlake_ingestion_yahoo_backfill_truncated_seconds_total")
     assert lost_again == pytest.approx(lost + 2 * 30)  # only what slipped out since
-    period1 = int(yahoo.data_requests("AAPL")[-1]["period1"])
-    assert period1 >= int((clock.now - timedelta(days=7)).timestamp())
 
 
 BACKFILLED = "finlake_ingestion_yahoo_backfilled_ticks_total"
@@ -305,15 +364,17 @@ def test_a_retry_the_budget_cannot_pay_for_still_counts_as_a_failure(
     source, metrics = make_source(
         yahoo, clock, requests_per_minute=4, attempts=3, breaker_failures=2
     )
-    source.confirm(source.poll())  # both symbols are new: two requests each, the whole budget
-    clock.advance(61)
+    # Cookie, crumb, AAPL's probe and bars: the first minute's budget. MSFT's two the next.
+    for _ in range(2):
+        source.confirm(source.poll())
+        clock.advance(61)
     yahoo.outage = "timeout"
-    assert source.poll() == []  # AAPL: three tries; MSFT: one, and no budget to retry it
+    assert source.poll() == []  # MSFT: three tries; AAPL: one, and no budget to retry it
     timeouts = value(
         metrics, "finlake_ingestion_source_errors_total", source="yahoo", kind="timeout"
     )
     assert timeouts == 4
-    assert len(yahoo.data_requests()) == 2 + 4
+    assert len(yahoo.data_requests()) == 3 + 4
     assert source.breaker.consecutive_failures == 2
     assert source.breaker.state is BreakerState.OPEN
 
@@ -335,8 +396,9 @@ def test_http2_stream_errors_open_the_breaker(yahoo: FakeYahoo, clock: FakeClock
 
 
 def test_a_new_symbol_spends_both_its_requests_or_none(yahoo: FakeYahoo, clock: FakeClock) -> None:
-    source, metrics = make_source(yahoo, clock, requests_per_minute=3)
-    assert {t.symbol for t in source.poll()} == {"AAPL"}  # MSFT's two requests do not fit
+    source, metrics = make_source(yahoo, clock, requests_per_minute=5)
+    # Cookie, crumb, AAPL's probe and bars leave one request: MSFT's two do not fit.
+    assert {t.symbol for t in source.poll()} == {"AAPL"}
     assert value(metrics, "finlake_ingestion_yahoo_budget_exhausted_total") == 1
     assert not yahoo.data_requests("MSFT")
     assert source.budget.remaining() == 1  # nothing spent on MSFT's half

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -13,16 +14,17 @@ from pathlib import Path
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
 from finlake.contracts.models import MarketTick
-from finlake_ingestion.config import NEW_SYMBOL_REQUESTS, YahooSettings
+from finlake_ingestion.config import YahooSettings
 from finlake_ingestion.dedupe import SeenTicks
 from finlake_ingestion.metrics import IngestionMetrics
 from finlake_ingestion.resilience import Backoff, BreakerState, CircuitBreaker, RequestBudget
 from finlake_ingestion.sources.base import Batch
 from finlake_ingestion.yahoo_client import (
+    BAR_LIMITS,
     BAR_SIZES,
-    HISTORY_LIMITS,
     HISTORY_MARGIN,
     UNHEALTHY,
+    RequestRefused,
     YahooClient,
     YahooFetchError,
 )
@@ -31,10 +33,16 @@ log = logging.getLogger(__name__)
 OVERLAP_BARS = 5  # each request re-reads a few bars, in case Yahoo filled one in late
 RETRYABLE = frozenset({"timeout", "network", "bad_response", "server_error"})
 RETRY_WAIT_MAX_S = 10.0  # retries inside a cycle stay short; longer waits happen between cycles
+Window = tuple[datetime, datetime | None]  # start, end (None: now)
 
 
 class YahooSource:
-    """Polls Yahoo every ``poll_interval_s`` for every symbol, as the budget and breaker allow."""
+    """Polls Yahoo every ``poll_interval_s`` for every symbol, as the budget and breaker allow.
+
+    A cycle ends early on a stop (no request goes out after it) and once it has run for a poll
+    interval (the symbols left go first next cycle); ``heartbeat`` is called on every request,
+    so a cycle slow with timeouts still shows the service alive.
+    """
 
     name = "yahoo"
 
@@ -48,15 +56,23 @@ class YahooSource:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
+        heartbeat: Callable[[], object] = lambda: None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.metrics = metrics
         self.state_file = state_file
         self._clock = clock
+        self._monotonic = monotonic
         self._sleep = sleep
+        self._heartbeat = heartbeat
+        self._stop = threading.Event()  # batches() hands in the service's
+        self._deadline = math.inf
+        client.on_request = self._sending
         self.bar = BAR_SIZES[settings.interval]
-        self.max_history = HISTORY_LIMITS[settings.interval] - HISTORY_MARGIN
+        limits = BAR_LIMITS[settings.interval]
+        self.max_history = limits.history - HISTORY_MARGIN
+        self.per_request = limits.per_request
         overlap = self.bar * OVERLAP_BARS
         self.seen = SeenTicks.load(state_file, overlap) if state_file else SeenTicks(overlap)
         self.budget = RequestBudget(settings.requests_per_minute, 60.0, monotonic)
@@ -83,6 +99,7 @@ class YahooSource:
 
     def batches(self, stop: threading.Event) -> Iterator[Batch]:
         """Poll until ``stop`` is set: one batch per cycle (maybe empty), confirmed on delivery."""
+        self._stop = stop
         self._sleep = stop.wait  # a retry wait ends early on SIGTERM
         while not stop.is_set():
             yield Batch(self.poll(), confirm=self.confirm)
@@ -106,6 +123,14 @@ class YahooSource:
             self._count_lost(symbol, wanted, oldest)
         return max(wanted, oldest)
 
+    def windows(self, start: datetime, now: datetime) -> list[Window]:
+        """The requests that cover ``start`` to now, each within Yahoo's span per request."""
+        windows: list[Window] = []
+        while now - start > self.per_request:
+            windows.append((start, start + self.per_request))
+            start += self.per_request
+        return [*windows, (start, None)]
+
     def _count_lost(self, symbol: str, wanted: datetime, oldest: datetime) -> None:
         # Count each lost second once, however many cycles the symbol stays behind.
         counted = self._lost_until.get(symbol)
@@ -123,28 +148,40 @@ class YahooSource:
         """One cycle over the symbols; returns the closed bars not published before."""
         self.client.start_cycle()
         now = self._clock()
+        self._deadline = self._monotonic() + self.settings.poll_interval_s
         fresh: list[MarketTick] = []
         served, rate_limited = 0, False
         for symbol in list(self._queue):
+            if self._stop.is_set():
+                break
+            if self._monotonic() >= self._deadline:
+                self._overran(len(self._queue) - served)
+                break
             if not self.breaker.allows():
                 log.info("circuit breaker open: the rest of the cycle is skipped")
                 break
             if self._parked.get(symbol, now) > now:
                 served += 1
                 continue
-            if not self._spend(symbol):
+            windows = self.windows(self.start_for(symbol, now), now)
+            # All of a symbol's requests or none: a backfill cut short is fetched again whole.
+            # yfinance first probes a new symbol's time zone.
+            planned = len(windows) + (1 if self.client.is_new(symbol) else 0)
+            if not self.budget.allows(planned):
                 self.metrics.budget_exhausted.inc()
                 log.info("request budget used up; the rest waits for the next cycle")
                 break
-            served += 1
-            start = self.start_for(symbol, now)
             try:
-                ticks = self._fetch(symbol, start)
+                ticks = [tick for window in windows for tick in self._fetch(symbol, *window)]
+            except RequestRefused:
+                break
             except YahooFetchError as error:
+                served += 1
                 rate_limited = self._failed(error, now) or rate_limited
                 if rate_limited:
                     break
                 continue
+            served += 1
             self.breaker.record_success()
             self.metrics.yahoo_requests.labels("ok" if ticks else "empty").inc()
             fresh.extend(self._new_closed_bars(symbol, ticks, now))
@@ -153,8 +190,23 @@ class YahooSource:
         self._plan_next(rate_limited)
         return fresh
 
-    def _fetch(self, symbol: str, start: datetime) -> list[MarketTick]:
-        """One symbol's bars; timeouts and bad responses are retried (full jitter, budgeted)."""
+    def _overran(self, left: int) -> None:
+        self.metrics.cycle_overruns.inc()
+        log.warning(
+            "poll cycle ran past its deadline; the symbols left wait for the next cycle",
+            extra={"deadline_s": self.settings.poll_interval_s, "symbols_left": left},
+        )
+
+    def _sending(self) -> None:
+        # Every HTTP request yfinance sends, cookie, crumb and its own repeats included, is
+        # charged and shows the service alive; none goes out once the service is stopping.
+        if self._stop.is_set():
+            raise RequestRefused("stopping: no more requests to Yahoo")
+        self.budget.spend()
+        self._heartbeat()
+
+    def _fetch(self, symbol: str, start: datetime, end: datetime | None) -> list[MarketTick]:
+        """One request's bars; timeouts and bad responses are retried (full jitter, budgeted)."""
         retrying = Retrying(
             stop=self._stop_retrying,
             wait=wait_random_exponential(
@@ -169,16 +221,18 @@ class YahooSource:
         )
         for attempt in retrying:
             with attempt:
-                return self.client.fetch(symbol, start)
+                return self.client.fetch(symbol, start, end)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _stop_retrying(self, state: RetryCallState) -> bool:
-        # Tenacity asks this only once a retry is due, so the request spent here goes out next.
-        # Without budget, the last failure is re-raised as it is and the breaker counts it: an
-        # empty budget says nothing about Yahoo, the timeout before it does.
-        if state.attempt_number >= self.settings.attempts:
+        # Without budget or time, the last failure is re-raised as it is and the breaker counts
+        # it: an empty budget or a stop says nothing about Yahoo, the timeout before it does.
+        if state.attempt_number >= self.settings.attempts or self._stop.is_set():
             return True
-        if self.budget.try_spend():
+        if self._monotonic() >= self._deadline:
+            log.info("poll cycle past its deadline; the failed request is not retried")
+            return True
+        if self.budget.allows():
             return False
         log.info("request budget used up; the failed request is not retried this cycle")
         return True
@@ -192,11 +246,6 @@ class YahooSource:
             self.metrics.source_errors.labels(self.name, error.kind).inc()
             self.metrics.yahoo_requests.labels("error").inc()
             log.info("retrying yahoo request", extra={"symbol": symbol, "kind": error.kind})
-
-    def _spend(self, symbol: str) -> bool:
-        # A symbol seen for the first time costs one more request: yfinance probes its time zone.
-        # Both or neither: half a new symbol's cost would be spent for nothing.
-        return self.budget.try_spend(NEW_SYMBOL_REQUESTS if self.client.is_new(symbol) else 1)
 
     def _new_closed_bars(
         self, symbol: str, ticks: list[MarketTick], now: datetime
