@@ -30,6 +30,7 @@ from finlake.config import FinlakeSettings
 from finlake.errors import ConfigurationError, FinlakeError, UnavailableError
 from finlake.lake.connection import lake_connection, open_catalog
 from finlake.lake.pruning import DataFileStats, ScanShape, plan_files, scan_shape
+from finlake.lake.table_spec import TableSpec
 
 _TABLE_REF = re.compile(r"\b([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\b", re.IGNORECASE)
 
@@ -146,9 +147,44 @@ def python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
 
 
 def rows_to_arrow(columns: Sequence[str], rows: Sequence[Row]) -> pa.Table:
-    """Python rows as an Arrow table, each column's type inferred from its values."""
+    """Python rows as an Arrow table, each column's type inferred from its values.
+
+    So the types vary from one result to the next (decimal(5,2) for 130.00, decimal(4,2) for
+    12.34): a caller that combines results casts them with ``with_declared_types`` first.
+    """
     arrays = [pa.array([row[index] for row in rows]) for index in range(len(columns))]
     return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    # Spark's TIMESTAMP is an instant (Iceberg timestamptz): what DuckDB reads it as.
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+
+
+def arrow_type(spark_type: str) -> pa.DataType:
+    """The Arrow type of a primitive Spark SQL type name of a table spec."""
+    name = spark_type.strip().lower()
+    if name in _ARROW_TYPES:
+        return _ARROW_TYPES[name]
+    if match := _DECIMAL.match(name):
+        return pa.decimal128(int(match[1]), int(match[2]))
+    raise ConfigurationError(f"no Arrow type for Spark type {spark_type!r}")
+
+
+def with_declared_types(table: pa.Table, spec: TableSpec) -> pa.Table:
+    """``table``, a result of columns of ``spec``'s table selected by name, with the types the
+    spec declares for them: the same schema whichever engine answered, and for every result."""
+    declared = {column.name: column.type for column in spec.columns}
+    schema = pa.schema([pa.field(name, arrow_type(declared[name])) for name in table.column_names])
+    return table if table.schema == schema else table.cast(schema)
 
 
 def _quoted_literal(text: str) -> str:

@@ -32,8 +32,9 @@ class AlertItem(BaseModel):
     window_start: AwareDatetime
     window_end: AwareDatetime
     fired_at: AwareDatetime
-    value: float
-    threshold: float
+    # JSON has no NaN or Infinity: an item that held one would not reach the other replicas.
+    value: float = Field(allow_inf_nan=False)
+    threshold: float = Field(allow_inf_nan=False)
     message: str = Field(max_length=2000)
     labels: dict[str, str] = Field(default_factory=dict)
 

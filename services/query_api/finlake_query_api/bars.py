@@ -19,6 +19,11 @@ import pyarrow.compute as pc
 from finlake_query_api.errors import InvalidCursorError
 
 BAR_COLUMNS = "window_start, window_end, open, high, low, close, volume, trade_count, vwap"
+BAR_DATA_TIME = "greatest(window_start, least(window_end, coalesce(updated_at, window_end)))"
+"""SQL of how recent a gold bar's ticks are (the gold tables keep no time of the latest): none
+after its end, nor after its last recompute (``updated_at``), so the bar still filling counts
+from when the stream last merged it, not from its start; yet one at its start at least (event
+times come from the producers' clocks, ``updated_at`` from the writer's)."""
 
 
 class Interval(StrEnum):
@@ -176,25 +181,40 @@ CURSOR_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 CURSOR_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def encode_cursor(interval: Interval, after: datetime) -> str:
-    """An opaque cursor: the next page starts after this bar."""
-    raw = f"{interval.value}|{int(utc(after).timestamp() * 1_000_000)}"
+def encode_cursor(kind: str, after: datetime, key: str | None = None) -> str:
+    """An opaque cursor of a ``kind`` of page (an interval): the next page starts after the row
+    at ``after`` (a window start) or, where rows share it, after the one with this ``key``."""
+    raw = f"{kind}|{int(utc(after).timestamp() * 1_000_000)}" + ("" if key is None else f"|{key}")
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, interval: Interval) -> datetime:
-    """The window start a cursor points after; it must belong to the same interval."""
+def _decoded(cursor: str, kind: str, *, is_keyed: bool) -> tuple[datetime, str | None]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, micros = raw.split("|")
+        found, micros, *key = raw.split("|", 2)
         after = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
     except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError, OSError) as error:
         raise InvalidCursorError("cursor is not one this API returned") from error
-    if kind != interval.value:
-        raise InvalidCursorError(f"cursor belongs to interval {kind}, not {interval.value}")
+    if found != kind:
+        raise InvalidCursorError(f"cursor belongs to interval {found}, not {kind}")
+    if bool(key) != is_keyed:
+        raise InvalidCursorError("cursor is not one this API returned")
     if not CURSOR_EARLIEST <= after < CURSOR_LATEST:  # none this API returned; year 9999 + 1d
         raise InvalidCursorError("cursor is not one this API returned")
+    return after, key[0] if key else None
+
+
+def decode_cursor(cursor: str, kind: str) -> datetime:
+    """The window start a cursor points after; it must belong to the same kind of page."""
+    after, _ = _decoded(cursor, kind, is_keyed=False)
     return after
+
+
+def decode_keyed_cursor(cursor: str, kind: str) -> tuple[datetime, str]:
+    """The window start and key of the row a keyed cursor points after (same kind of page)."""
+    after, key = _decoded(cursor, kind, is_keyed=True)
+    assert key is not None
+    return after, key
 
 
 class BarMetrics(NamedTuple):
@@ -209,24 +229,27 @@ class BarMetrics(NamedTuple):
     vwap: Decimal | None
     simple_return: float
     log_return: float
-    realized_volatility: float
+    realized_volatility: float | None
 
 
 def bar_metrics(bars: Sequence[Bar]) -> BarMetrics | None:
-    """VWAP, returns and realized volatility (root of summed squared log returns of closes)."""
+    """VWAP, returns and realized volatility (root of summed squared log returns of closes;
+    None without a return: a single bar has one close)."""
     if not bars:
         return None
     volume = sum(bar.volume for bar in bars)
     weighted = sum((bar.vwap or bar.close) * bar.volume for bar in bars)
     first, last = bars[0].open, bars[-1].close
     closes = [float(bar.close) for bar in bars]
-    log_returns = [math.log(now / before) for before, now in itertools.pairwise(closes) if before]
+    log_returns = [
+        math.log(now / before) for before, now in itertools.pairwise(closes) if before and now
+    ]
     return BarMetrics(
         len(bars), first, last, max(bar.high for bar in bars), min(bar.low for bar in bars),
         volume, (weighted / volume).quantize(Decimal("0.000001")) if volume else None,
         float(last / first - 1) if first else 0.0,
         math.log(float(last) / float(first)) if first and last else 0.0,
-        math.sqrt(sum(value * value for value in log_returns)),
+        math.sqrt(sum(value * value for value in log_returns)) if log_returns else None,
     )  # fmt: skip
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from finlake.errors import FinlakeError, UnavailableError
 
 
@@ -44,5 +47,21 @@ def lake_unavailable(error: FinlakeError) -> LakeUnavailableError:
     return LakeUnavailableError("the lake could not answer", cause=error)
 
 
+@contextlib.contextmanager
+def asking_the_engine() -> Iterator[None]:
+    """Engine calls inside: a failure of the lake, whatever the engine calls it (Trino
+    unreachable, a query it rejected), is a LakeUnavailableError, as in ``Market.query``."""
+    try:
+        yield
+    except LakeUnavailableError:
+        raise
+    except FinlakeError as error:
+        raise lake_unavailable(error) from error
+
+
 class FeedUnavailableError(UnavailableError):
     """The live feed's Kafka topic did not take the posted events (the poster retries)."""
+
+
+class ModelRegistryUnavailableError(UnavailableError):
+    """The model registry (MLflow's tracking server) could not give the champion model."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,10 +12,12 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from finlake.query import Engine, python_values
+from finlake.lake.tables import MARKET_OHLC_1H, MARKET_OHLC_1M
+from finlake.query import Engine, python_values, with_declared_types
 from finlake_query_api.bars import BAR_COLUMNS, Bar, Interval, render_bar, render_bars_arrow, to_bar
 
 log = logging.getLogger(__name__)
+SPECS = {spec.identifier: spec for spec in (MARKET_OHLC_1M, MARKET_OHLC_1H)}
 
 
 class HotSeries:
@@ -138,12 +141,27 @@ class HotTier:
         Gold bars carry ``updated_at`` (when a batch last wrote them), so a new snapshot costs
         reading the bars written since shortly before the newest one held (``REWRITE_MARGIN``:
         a few minutes of micro-batches), not the whole window again: a week of 1-minute bars of
-        500 symbols is 5 M bars. Every
-        ``FULL_RELOAD_EVERY`` refreshes, and whenever nothing is held, the window is read whole.
+        500 symbols is 5 M bars. Every ``FULL_RELOAD_EVERY`` refreshes, whenever nothing is
+        held, and after a refresh that failed, the window is read whole.
         """
         loaded = self._tables.get(interval)
         if (loaded is not None and loaded.snapshot_id == snapshot_id) or not self.window:
             return
+        try:
+            table = self._read(interval, snapshot_id, loaded)
+        except Exception:
+            if loaded is not None:
+                # Whatever failed (the engine, or merging its answer into the bars held), the
+                # next poll reads the window whole rather than try the same refresh for ever.
+                self._tables[interval] = dataclasses.replace(loaded, refreshes=FULL_RELOAD_EVERY)
+            raise
+        # One assignment: readers on other threads see the old table or the new, never a mix.
+        self._tables[interval] = table
+
+    def _read(
+        self, interval: Interval, snapshot_id: int | None, loaded: HotTable | None
+    ) -> HotTable:
+        """``interval``'s bars at ``snapshot_id``: the window read whole, or ``loaded`` updated."""
         cutoff = self.clock() - self.window
         cutoff = cutoff.replace(second=0, microsecond=0)
         if interval is Interval.HOUR:
@@ -166,6 +184,9 @@ class HotTier:
             sql += " AND updated_at >= ?"
             params.append(loaded.updated_through - REWRITE_MARGIN)
         rows = self.engine.query_arrow(sql + " ORDER BY symbol, window_start", params)
+        # Typed as the table declares, not as the engine inferred from this result's values:
+        # bars of different reads are concatenated.
+        rows = with_declared_types(rows, SPECS[interval.table])
         changed = _by_symbol(rows)
         newest = pc.max(rows.column("updated_at")).as_py() if rows.num_rows else None
         if incremental and loaded is not None:
@@ -181,12 +202,11 @@ class HotTier:
             table = HotTable(snapshot_id, cutoff, series, through, loaded.refreshes + 1)
         else:
             table = HotTable(snapshot_id, cutoff, changed, newest)
-        # One assignment: readers on other threads see the old table or the new, never a mix.
-        self._tables[interval] = table
         log.info(
             "hot tier %s %s: %d bars read since %s",
             "refreshed" if incremental else "loaded", interval.table, rows.num_rows, cutoff,
         )  # fmt: skip
+        return table
 
     def covers(self, interval: Interval, start: datetime) -> bool:
         """Whether bars from ``start`` on are all in memory."""

@@ -13,6 +13,7 @@ from finlake.lake.tables import MARKET_TABLES
 from finlake.query import Engine, TableNotFoundError
 from finlake_query_api.bars import (
     BAR_COLUMNS,
+    BAR_DATA_TIME,
     Bar,
     BarMetrics,
     Interval,
@@ -62,6 +63,13 @@ def request_bound(moment: datetime) -> datetime:
     if not EARLIEST <= moment <= LATEST:
         raise InvalidRangeError(OUT_OF_BOUNDS)
     return moment
+
+
+class Quote(NamedTuple):
+    """A symbol's latest 1-minute bar, and how recent its ticks are (``BAR_DATA_TIME``)."""
+
+    bar: Bar
+    as_of: datetime
 
 
 class SymbolRow(NamedTuple):
@@ -305,18 +313,18 @@ class Market:
 
     # -- quotes --------------------------------------------------------------------------------
 
-    def latest_quotes(self) -> dict[str, Bar]:
+    def latest_quotes(self) -> dict[str, Quote]:
         """The latest 1-minute bar of every symbol."""
 
-        def compute() -> dict[str, Bar]:
+        def compute() -> dict[str, Quote]:
             if not self.has("market.ohlc_1m"):
                 return {}
             rows = self.query(
-                f"SELECT symbol, {BAR_COLUMNS} FROM ("
+                f"SELECT symbol, {BAR_COLUMNS}, {BAR_DATA_TIME} FROM ("
                 "SELECT *, row_number() OVER (PARTITION BY symbol ORDER BY window_start DESC) AS n"
                 " FROM market.ohlc_1m) AS latest WHERE n = 1 ORDER BY symbol"
             )
-            return {str(row[0]): to_bar(row[1:]) for row in rows}
+            return {str(row[0]): Quote(to_bar(row[1:-1]), utc(row[-1])) for row in rows}
 
-        result: dict[str, Bar] = self.cached("quotes", ("market.ohlc_1m",), compute)
+        result: dict[str, Quote] = self.cached("quotes", ("market.ohlc_1m",), compute)
         return result

@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from finlake_query_api.bars import utc
+from finlake_query_api.bars import BAR_DATA_TIME, utc
 from finlake_query_api.market import Market
 
-# (layer, table, event-time column): the time that says how fresh the layer is.
+# (layer, table, event time): the time that says how fresh the layer is.
 LAYERS = (
     ("bronze", "market.raw", '"timestamp"'),
     ("dead_letter", "market.dead_letter", "kafka_timestamp"),
     ("silver", "market.cleaned", '"timestamp"'),
     ("quarantine", "market.quarantine", '"timestamp"'),
-    ("gold_1m", "market.ohlc_1m", "window_end"),
-    ("gold_1h", "market.ohlc_1h", "window_end"),
+    ("gold_1m", "market.ohlc_1m", BAR_DATA_TIME),
+    ("gold_1h", "market.ohlc_1h", BAR_DATA_TIME),
 )
 RUN_COLUMNS = (
     "batch_id", "committed_at", "watermark", "max_event_time", "rows_in", "bronze_rows",

@@ -112,7 +112,10 @@ class QuotePublic(Public):
 
     symbol: str = Field(examples=["AAPL"])
     price: Decimal = Field(examples=["231.47"])
-    as_of: datetime = Field(description="End of the bar the price closes.")
+    as_of: datetime = Field(
+        description="How recent the price is: the end of its bar, or for the bar still filling "
+        "when the pipeline last updated it; never after now."
+    )
     volume: int = Field(ge=0, description="Volume of that bar.")
 
 
@@ -150,7 +153,8 @@ class MarketMetrics(Public):
     simple_return: float | None = Field(description="close / open - 1 over the window.")
     log_return: float | None = Field(description="ln(close / open) over the window.")
     realized_volatility: float | None = Field(
-        description="Square root of the summed squared log returns of consecutive closes."
+        description="Square root of the summed squared log returns of consecutive closes; null "
+        "with fewer than two closes (no return)."
     )
 
 
@@ -161,7 +165,10 @@ class LayerPublic(Public):
     table: str = Field(examples=["market.cleaned"])
     is_available: bool = Field(description="False until the pipeline created the table.")
     row_count: int
-    max_event_time: datetime | None
+    max_event_time: datetime | None = Field(
+        description="Latest event time not after now; for gold, the end of the latest bar, or "
+        "for a bar still filling when the pipeline last updated it."
+    )
     lag_seconds: float | None = Field(description="Now minus the latest event time.")
 
 

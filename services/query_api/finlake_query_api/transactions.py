@@ -33,7 +33,10 @@ class UploadPublic(BaseModel):
     model_config = ConfigDict(frozen=True)
     upload_id: str = Field(description="Id of the upload (the same content gives the same id).")
     is_duplicate: bool = Field(description="True: this content was uploaded before; no-op.")
-    file_name: str
+    file_name: str = Field(description="Name of the file this request uploaded.")
+    first_file_name: str | None = Field(
+        default=None, description="For a repeat: the name the content was first uploaded under."
+    )
     content_sha256: str = Field(description="SHA-256 of the uploaded bytes.")
     size_bytes: int
     encoding: str = Field(description="Text encoding the file was read with.")
@@ -60,7 +63,10 @@ class UploadPublic(BaseModel):
     def of(cls, result: UploadResult) -> UploadPublic:
         """The response for an upload result."""
         if result.is_duplicate:
-            message = f"same content as upload {result.upload_id}; nothing uploaded"
+            message = (
+                f"same content as upload {result.upload_id} ({result.first_file_name}); "
+                "nothing uploaded"
+            )
             if not result.counts_known:
                 message += "; its rows are no longer in transactions.raw: rule counts unknown"
         else:
@@ -71,6 +77,7 @@ class UploadPublic(BaseModel):
             upload_id=result.upload_id,
             is_duplicate=result.is_duplicate,
             file_name=result.file_name,
+            first_file_name=result.first_file_name,
             content_sha256=result.content_sha256,
             size_bytes=result.size_bytes,
             encoding=result.encoding,
@@ -112,22 +119,38 @@ class SummaryWindow(BaseModel):
 
 
 class SummaryList(BaseModel):
-    """Summary windows of one account, oldest first."""
+    """A page of summary windows of one account, oldest first."""
 
     model_config = ConfigDict(frozen=True)
     account_id: str
     granularity: Granularity
     start: datetime
     end: datetime
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null: no windows follow in the range."
+    )
     windows: list[SummaryWindow]
 
 
-SUMMARY_SQL = (
+_SUMMARY_SQL = (
     "SELECT window_start, window_end, currency, transaction_count, amount_sum, amount_max, "
     "declined_count, count_by_category, amount_by_category, count_by_channel, amount_by_channel "
     "FROM transactions.summary WHERE account_id = ? AND granularity = ? "
-    "AND window_start >= ? AND window_start < ? ORDER BY window_start, currency LIMIT ?"
+    "AND window_start >= ? AND window_start < ?"
 )
+
+
+def summary_query(
+    account_id: str, granularity: Granularity, start: datetime, end: datetime, limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> tuple[str, list[object]]:  # fmt: skip
+    """SQL and parameters of up to ``limit`` windows starting in [start, end), in the order of
+    their key (window start, currency): those after the window ``after`` if given."""
+    sql, params = _SUMMARY_SQL, [account_id, granularity.value, start, end]
+    if after is not None:
+        sql += " AND (window_start > ? OR (window_start = ? AND currency > ?))"
+        params += [after[0], after[0], after[1]]
+    return f"{sql} ORDER BY window_start, currency LIMIT ?", [*params, limit]
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -138,7 +161,7 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def to_window(row: Sequence[Any]) -> SummaryWindow:
-    """A window from a row selected by :data:`SUMMARY_SQL`."""
+    """A window from a row selected by :func:`summary_query`."""
     start, end, currency, count, total, largest, declined, n_cat, a_cat, n_chan, a_chan = row
     return SummaryWindow(
         window_start=start,

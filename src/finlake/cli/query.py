@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,10 @@ from rich.text import Text
 from finlake.cli.output import console
 from finlake.config import get_settings
 from finlake.query import LakeQuery
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet runs as a formula when a cell begins with it (OWASP: CSV injection)."""
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class OutputFormat(StrEnum):
@@ -51,6 +56,16 @@ def _text(value: Any) -> str:
     return json.dumps(plain) if isinstance(plain, dict | list) else str(plain)
 
 
+def _csv_cell(value: Any) -> str:
+    """One CSV cell; text a spreadsheet would run as a formula starts with a quote (OWASP)."""
+    text = _text(value)
+    # Numbers stay as they are, negative ones too, also as text ("-12.50" in bronze's amount
+    # column): a spreadsheet reads them as that number, never as a formula.
+    if isinstance(value, str) and text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return f"'{text}"
+    return text
+
+
 def query(
     sql: Annotated[
         str,
@@ -74,7 +89,7 @@ def query(
     elif output is OutputFormat.CSV:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows([list(map(_text, row)) for row in rows])
+        writer.writerows([list(map(_csv_cell, row)) for row in rows])
     else:
         table = Table(*columns, caption=f"{len(rows)} rows")
         for row in rows:

@@ -22,8 +22,8 @@ def describe_upload(result: UploadResult) -> list[str]:
     if result.is_duplicate:
         return [
             f"{result.file_name}: same content as upload {result.upload_id} "
-            f"({result.rows_total:,} rows, received {result.received_at:%Y-%m-%d %H:%M:%S} UTC); "
-            "nothing uploaded"
+            f"({result.first_file_name}, {result.rows_total:,} rows, "
+            f"received {result.received_at:%Y-%m-%d %H:%M:%S} UTC); nothing uploaded"
         ]
     lines = [
         f"uploaded {result.file_name} as {result.upload_id}: {result.rows_total:,} rows to "

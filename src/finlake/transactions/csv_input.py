@@ -1,10 +1,11 @@
 """Reading uploaded transaction CSVs: encoding, delimiter, header, then record by record.
 
-What cannot be read at all (empty or binary file, unknown header, a field longer than any sane
-record) raises :class:`UnreadableFileError` with one line that says why. Everything else is read:
-a record that does not fit the header, or holds bytes that are not valid in the file's encoding,
-is still returned, with ``upload_issue`` saying why, so that the batch quarantines it and nothing
-is lost. Values are never changed here: bronze stores them as uploaded.
+What cannot be read at all (empty or binary file, unknown header) raises
+:class:`UnreadableFileError` with one line that says why. Everything else is read: a record that
+does not fit the header, breaks the quoting rules, or holds bytes that are not valid in the file's
+encoding, is still returned, with ``upload_issue`` saying why and its text as uploaded, so that the
+batch quarantines it and nothing is lost. Values are never changed here: bronze stores them as
+uploaded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -24,11 +26,12 @@ from finlake.transactions.rules import REQUIRED_COLUMNS, TEXT_COLUMNS
 
 DELIMITERS = (",", ";", "\t", "|")
 MAX_FIELD_CHARS = 16 << 20
-"""A field longer than this is taken as a broken file (an unclosed quote), not as a value. Shorter
+"""A field longer than this is taken as a broken record (an unclosed quote), not as a value. Shorter
 huge fields are read as they are and quarantined by the ``field_lengths`` rule."""
 SNIFF_BYTES = 64 * 1024
 ISSUE_FIELD_COUNT = "field count"
 ISSUE_ENCODING = "encoding"
+ISSUE_QUOTING = "quoting"
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -85,12 +88,25 @@ def detect_encoding(head: bytes, encoding: str | None = None) -> str:
         raise UnreadableFileError("the file is empty")
     if named is None:
         if b"\x00" in head:
-            offset = head.index(b"\x00")
-            raise UnreadableFileError(
-                f"the file looks binary (a NUL byte at offset {offset}), not a CSV text file"
-            )
+            raise _binary_file_error(head)
         return "utf-8"
     return named
+
+
+def _binary_file_error(head: bytes) -> UnreadableFileError:
+    """The error for a file with NUL bytes; it names UTF-16 when they alternate like its text."""
+    offset = head.index(b"\x00")
+    message = f"the file looks binary (a NUL byte at offset {offset}), not a CSV text file"
+    # Latin text in UTF-16 (the header, at least) has a NUL as every other byte: second in
+    # little-endian, first in big-endian. Binary data has NULs at odd and even offsets alike.
+    for first_nul, name in ((1, "utf-16-le"), (0, "utf-16-be")):
+        nul_side, text_side = head[first_nul::2], head[1 - first_nul :: 2]
+        if nul_side.count(0) * 2 > len(nul_side) and text_side.count(0) * 10 < len(text_side):
+            message += (
+                f"; its NUL bytes alternate like {name.upper()} text without a byte order mark: "
+                f"upload again naming the file's encoding, {name}"
+            )
+    return UnreadableFileError(message)
 
 
 def text_encoding(encoding: str) -> str:
@@ -183,28 +199,41 @@ class _Batch:
     issues: dict[int, str] = field(default_factory=dict)
     raw_records: dict[int, str] = field(default_factory=dict)
 
-    def add(self, number: int, fields: list[str], layout: CsvLayout, check_bytes: bool) -> None:
+    def add(
+        self,
+        number: int,
+        fields: list[str] | None,
+        lines: list[str],
+        layout: CsvLayout,
+        *,
+        check_bytes: bool,
+        problem: str | None = None,
+    ) -> None:
+        """One record read from ``lines``; ``fields`` None: it has none (``problem`` says why)."""
         index = len(self.rows)
         self.numbers.append(number)
-        issue: str | None = None
-        if check_bytes and any(_ESCAPED_BYTE.search(value) for value in fields):
-            # Keep the bytes visible (\xe9) rather than guess what they were meant to be.
-            fields = [_escaped_bytes(value) for value in fields]
-            issue = (
+        problems = [] if problem is None else [problem]
+        width = len(layout.columns)
+        if fields is not None and len(fields) != width:
+            count = f"{len(fields)} field{'s' if len(fields) != 1 else ''}"
+            problems.append(f"{ISSUE_FIELD_COUNT}: {count}, the header has {width}")
+            fields = None
+        is_garbled = check_bytes and any(_ESCAPED_BYTE.search(line) for line in lines)
+        if is_garbled:
+            problems.append(
                 f"{ISSUE_ENCODING}: bytes not valid in {layout.encoding} (shown as \\x..); "
                 "upload again naming the file's encoding, e.g. cp1252"
             )
-        width = len(layout.columns)
-        if len(fields) != width:
-            count = f"{len(fields)} field{'s' if len(fields) != 1 else ''}"
-            problem = f"{ISSUE_FIELD_COUNT}: {count}, the header has {width}"
-            issue = f"{problem}; {issue}" if issue else problem
-            self.raw_records[index] = layout.delimiter.join(fields)
+        if fields is None:
+            # The text as uploaded: fields joined again would lose their quoting.
+            raw = "".join(lines).removesuffix("\n").removesuffix("\r")
+            self.raw_records[index] = _escaped_bytes(raw) if is_garbled else raw
             self.rows.append(None)
         else:
-            self.rows.append(fields)
-        if issue:
-            self.issues[index] = issue
+            # Keep the bytes visible (\xe9) rather than guess what they were meant to be.
+            self.rows.append([_escaped_bytes(value) for value in fields] if is_garbled else fields)
+        if problems:
+            self.issues[index] = "; ".join(problems)
 
     def to_arrow(self, layout: CsvLayout) -> pa.RecordBatch:
         width = len(layout.columns)
@@ -226,7 +255,7 @@ def read_layout(stream: BinaryIO, encoding: str | None, delimiter: str | None) -
     name = detect_encoding(head, encoding)
     text = head.decode(name, errors="replace")
     if name == "utf-8" and "\x00" in text:
-        raise UnreadableFileError("the file looks binary (it contains NUL bytes)")
+        raise _binary_file_error(head)
     if not text.strip("\ufeff \r\n\t"):
         raise UnreadableFileError("the file is empty (no header line)")
     first_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
@@ -236,6 +265,11 @@ def read_layout(stream: BinaryIO, encoding: str | None, delimiter: str | None) -
         )
     chosen, columns = parse_header(first_line, delimiter)
     return CsvLayout(name, chosen, columns)
+
+
+def text_decoder(encoding: str) -> codecs.IncrementalDecoder:
+    """An incremental decoder that decodes as :func:`read_batches` does (bad bytes kept)."""
+    return codecs.getincrementaldecoder(encoding)(errors=_ESCAPE_ERRORS)
 
 
 def is_cleanly_decodable(stream: BinaryIO, encoding: str) -> bool:
@@ -252,32 +286,89 @@ def is_cleanly_decodable(stream: BinaryIO, encoding: str) -> bool:
     return True
 
 
+class _PhysicalLines:
+    """The file's lines for ``csv.reader``, each kept until its record is read (its raw text)."""
+
+    def __init__(self, text: Iterable[str]) -> None:
+        self._text = iter(text)
+        self._again: deque[str] = deque()
+        self.is_exhausted = False
+        self.record: list[str] = []
+        """The lines of the record being read."""
+        self.first_line_number = 1
+        """Where that record starts in the file (1: the header)."""
+
+    def __iter__(self) -> _PhysicalLines:
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            line = self._again.popleft()
+        else:
+            try:
+                line = next(self._text)
+            except StopIteration:
+                self.is_exhausted = True
+                raise
+        self.record.append(line)
+        return line
+
+    def next_record(self) -> None:
+        """Forget the lines of the record just read."""
+        self.first_line_number += len(self.record)
+        self.record = []
+
+    def read_again_after_first(self) -> None:
+        """Make the record only its first line: the lines after it are handed out again."""
+        self._again.extendleft(reversed(self.record[1:]))
+        del self.record[1:]
+        self.is_exhausted = False
+
+
+def _quoting_problem(error: csv.Error, lines: _PhysicalLines) -> str:
+    line = lines.first_line_number
+    if lines.is_exhausted:
+        return f"{ISSUE_QUOTING}: the quote opened on line {line} is never closed"
+    return f"{ISSUE_QUOTING}: line {line} breaks the CSV quoting rules ({error})"
+
+
 def read_batches(
     stream: BinaryIO, layout: CsvLayout, *, batch_rows: int = 100_000, check_bytes: bool = True
 ) -> Iterator[pa.RecordBatch]:
     """Every record after the header, as Arrow batches of :data:`RECORD_SCHEMA`.
 
-    Raises ``UnreadableFileError`` when the CSV itself breaks (a quote left open runs into a
-    field longer than :data:`MAX_FIELD_CHARS`). Blank lines are no records and are skipped.
+    Blank lines are no records and are skipped. A record that breaks the quoting rules (a quote
+    left open, text after a closing quote, a field longer than :data:`MAX_FIELD_CHARS`) is its
+    first line, kept as uploaded with an ``upload_issue``; the lines after it, which a stray quote
+    would have swallowed, are read again as records of their own.
     """
     text = io.TextIOWrapper(stream, encoding=layout.encoding, errors=_ESCAPE_ERRORS, newline="")
+    lines = _PhysicalLines(text)
     number = 0
     batch = _Batch()
     try:
-        reader = csv.reader(text, delimiter=layout.delimiter, strict=False)
-        next(reader, None)  # the header, already parsed
-        for fields in reader:
-            if not fields:
+        next(lines, None)  # the header, already parsed from the first line
+        # strict: a lenient reader changes the value around a stray quote ('"a" b' reads 'a b').
+        reader = csv.reader(lines, delimiter=layout.delimiter, strict=True)
+        while True:
+            lines.next_record()
+            problem = None
+            try:
+                fields: list[str] | None = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:  # the reader goes on with the next line it is given
+                fields, problem = None, _quoting_problem(error, lines)
+                lines.read_again_after_first()
+            if fields == []:
                 continue
             number += 1
-            batch.add(number, fields, layout, check_bytes)
+            batch.add(
+                number, fields, lines.record, layout, check_bytes=check_bytes, problem=problem
+            )
             if len(batch.rows) >= batch_rows:
                 yield batch.to_arrow(layout)
                 batch = _Batch()
-    except csv.Error as error:
-        raise UnreadableFileError(
-            f"record {number + 1} cannot be parsed ({error}); is a quote left open?"
-        ) from error
     finally:
         text.detach()
     if batch.rows:

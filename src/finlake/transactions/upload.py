@@ -1,7 +1,7 @@
 """Uploading a transactions CSV into bronze ``transactions.raw`` through PyIceberg (no Spark).
 
-An upload is identified by its content: the upload id is derived from the SHA-256 of the file's
-bytes (and the encoding and delimiter it is read with), and ``transactions.uploads`` records every
+An upload is identified by its content: the upload id is derived from the SHA-256 of the text the
+file decodes to (and the delimiter it is read with), and ``transactions.uploads`` records every
 accepted upload, so the same content uploaded again is a no-op that says so. The rows of one
 upload are committed in one Iceberg transaction (all or nothing); the ledger row follows. Should
 a crash fall between the two commits, the next upload of the same content finds the bronze commit
@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import EqualTo
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, Or
 from pyiceberg.table import Table
 
 from finlake.config import FinlakeSettings
@@ -36,6 +36,7 @@ from finlake.transactions.csv_input import (
     is_cleanly_decodable,
     read_batches,
     read_layout,
+    text_decoder,
 )
 from finlake.transactions.iceberg import ensure_table
 from finlake.transactions.preview import RulePreview
@@ -56,13 +57,14 @@ def open_lake(settings: FinlakeSettings) -> tuple[Catalog, str]:
     return open_catalog(settings), connection.warehouse
 
 
-def upload_id_of(content_sha256: str, layout: CsvLayout) -> str:
-    """The upload id of this content read this way (encoding and delimiter).
+def upload_id_of(text_sha256: str, delimiter: str) -> str:
+    """The upload id of the text a file decodes to (its SHA-256), split at ``delimiter``.
 
-    Uploading the same bytes again is a no-op, unless they are read differently: a file first
-    uploaded as UTF-8 by mistake can be uploaded again naming its real encoding.
+    Uploading the same bytes again is a no-op, unless they read differently: a file first
+    uploaded as UTF-8 by mistake can be uploaded again naming its real encoding. Naming an
+    encoding that decodes them to the same text (ascii for ASCII bytes) is still a repeat.
     """
-    key = "\0".join((content_sha256, layout.encoding, layout.delimiter))
+    key = "\0".join((text_sha256, delimiter))
     return f"up-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
 
@@ -84,6 +86,8 @@ class UploadResult:
     failing_by_rule: dict[str, int] = field(default_factory=dict)
     counts_known: bool = True
     """False: a repeat whose bronze rows are no longer all there; the two dicts are empty."""
+    first_file_name: str | None = None
+    """For a repeat: the name the content was first uploaded under (``file_name`` is this one's)."""
 
     @property
     def rows_expected_valid(self) -> int:
@@ -91,25 +95,46 @@ class UploadResult:
         return self.rows_total - sum(self.failing_by_rule.values())
 
 
-def _hash(stream: BinaryIO) -> tuple[str, int]:
-    digest = hashlib.sha256()
+def _fingerprint(stream: BinaryIO, encoding: str) -> tuple[str, str, int]:
+    """SHA-256 of the bytes and of the text they decode to, and the size (stream rewound)."""
+    content, text = hashlib.sha256(), hashlib.sha256()
+    decoder = text_decoder(encoding)
     size = 0
     while chunk := stream.read(1 << 20):
-        digest.update(chunk)
+        content.update(chunk)
+        # surrogatepass: bytes the encoding cannot decode are lone surrogates in the text.
+        text.update(decoder.decode(chunk).encode("utf-8", "surrogatepass"))
         size += len(chunk)
+    text.update(decoder.decode(b"", final=True).encode("utf-8", "surrogatepass"))
     stream.seek(0)
-    return digest.hexdigest(), size
+    return content.hexdigest(), text.hexdigest(), size
 
 
-def _previous_upload(uploads: Table, raw: Table, upload_id: str) -> UploadResult | None:
-    found = uploads.scan(row_filter=EqualTo(term="upload_id", value=upload_id)).to_arrow()
+def _repeat_of(upload_id: str, content_sha256: str, layout: CsvLayout) -> BooleanExpression:
+    """Ledger rows of the same upload: its id, or (rows written before ids came from the decoded
+    text) the same bytes read with the same encoding and delimiter."""
+    same_read = And(
+        EqualTo(term="content_sha256", value=content_sha256),
+        And(
+            EqualTo(term="encoding", value=layout.encoding),
+            EqualTo(term="delimiter", value=layout.delimiter),
+        ),
+    )
+    return Or(EqualTo(term="upload_id", value=upload_id), same_read)
+
+
+def _previous_upload(
+    uploads: Table, raw: Table, repeat: BooleanExpression, file_name: str
+) -> UploadResult | None:
+    found = uploads.scan(row_filter=repeat).to_arrow()
     if found.num_rows == 0:
         return None
     row = found.slice(0, 1).to_pylist()[0]
     return _recounted(
         UploadResult(
             upload_id=row["upload_id"],
-            file_name=row["file_name"],
+            file_name=file_name,
+            first_file_name=row["file_name"],
             content_sha256=row["content_sha256"],
             size_bytes=row["size_bytes"],
             encoding=row["encoding"],
@@ -208,17 +233,18 @@ def upload_transactions(
 ) -> UploadResult:
     """Append the CSV in ``stream`` (seekable) to ``transactions.raw``; a repeat is a no-op."""
     layout: CsvLayout = read_layout(stream, encoding, delimiter)
-    content_sha256, size = _hash(stream)
-    upload_id = upload_id_of(content_sha256, layout)
+    content_sha256, text_sha256, size = _fingerprint(stream, layout.encoding)
+    upload_id = upload_id_of(text_sha256, layout.delimiter)
     uploads = ensure_table(catalog, TRANSACTIONS_UPLOADS, warehouse)
     raw = ensure_table(catalog, TRANSACTIONS_RAW, warehouse)
-    previous = _previous_upload(uploads, raw, upload_id)
+    repeat = _repeat_of(upload_id, content_sha256, layout)
+    previous = _previous_upload(uploads, raw, repeat, file_name)
     if previous is not None:
         return previous
     # The same content uploaded at the same time (a client retrying a slow upload, two API
     # replicas): one appends, the other waits, then finds its ledger row.
     with catalog_lock(catalog, f"transactions-upload/{upload_id}"):
-        previous = _previous_upload(uploads.refresh(), raw, upload_id)
+        previous = _previous_upload(uploads.refresh(), raw, repeat, file_name)
         if previous is not None:
             return previous
         return _append_upload(

@@ -98,6 +98,19 @@ def test_cli_prints_nested_values_and_brackets_as_they_are(lake_home: Path) -> N
     assert "[bold]x" in as_table.stdout
 
 
+def test_cli_csv_escapes_text_a_spreadsheet_would_run_but_not_numbers(lake_home: Path) -> None:
+    sql = (
+        "SELECT '=HYPERLINK(1)' AS a, '@SUM(1)' AS b, '+1+1' AS c, '-1+1' AS d, "
+        "chr(9) || '=1' AS e, '-12.50' AS amount_text, -close AS negative, 'a=1' AS f "
+        "FROM market.ohlc_1h WHERE symbol = 'AAPL'"
+    )
+    as_csv = _cli(lake_home, sql, "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    assert as_csv.stdout.splitlines()[1] == (
+        "'=HYPERLINK(1),'@SUM(1),'+1+1,'-1+1,'\t=1,-12.50,-231.47,a=1"
+    )
+
+
 def test_cli_bad_sql_is_one_line(lake_home: Path) -> None:
     done = _cli(lake_home, "SELEC nonsense")
     assert done.returncode == 1

@@ -25,8 +25,14 @@ def test_upload_reports_counts_and_a_repeat_says_nothing_was_uploaded(tmp_path: 
     assert "rows the batch will quarantine: 2 (formula_injection 1, record_readable 1)" in (
         first.stdout
     )
-    again = run_cli("transactions", "upload", str(csv), env=env)
+    copy = tmp_path / "day-copy.csv"
+    copy.write_bytes(csv.read_bytes())
+    again = run_cli("transactions", "upload", str(copy), env=env)
     assert again.returncode == 0, again.stderr
+    upload_id = first.stdout.split(" as ", 1)[1].split(":", 1)[0]
+    assert again.stdout.strip().startswith(
+        f"day-copy.csv: same content as upload {upload_id} (day.csv, 3 rows, received "
+    )
     assert "nothing uploaded" in again.stdout
 
 

@@ -117,13 +117,60 @@ def test_a_record_with_the_wrong_field_count_is_kept_whole_with_the_reason() -> 
     assert record["transaction_id"] is None
 
 
+def test_a_garbled_record_keeps_its_text_as_uploaded_quotes_and_line_breaks_included() -> None:
+    quoted = ROW.replace("Corner Grocer", '"Corner, Grocer",extra')
+    multiline = ROW.replace("tx1", "tx2").replace("Corner Grocer", '"Corner;\r\nGrocer",extra')
+    rows = read(f"{HEADER}\r\n{quoted}\r\n{multiline}\r\n".encode())
+    assert [r["upload_issue"] for r in rows] == ["field count: 14 fields, the header has 13"] * 2
+    assert [r["raw_record"] for r in rows] == [quoted, multiline]
+
+
+def test_text_after_a_closing_quote_flags_the_record_instead_of_changing_the_value() -> None:
+    stray = ROW.replace("tx1", "tx2").replace("Corner Grocer", '"Corner" Grocer')
+    rows = read(f"{HEADER}\n{ROW}\n{stray}\n{ROW.replace('tx1', 'tx3')}\n".encode())
+    assert [(r["row_number"], r["transaction_id"]) for r in rows] == [
+        (1, "tx1"),
+        (2, None),
+        (3, "tx3"),
+    ]
+    assert rows[1]["upload_issue"] == (
+        "quoting: line 3 breaks the CSV quoting rules (',' expected after '\"')"
+    )
+    assert rows[1]["raw_record"] == stray
+
+
+@pytest.mark.parametrize("value", ["Corner Grocer", "false"])  # the merchant, the last field
+def test_an_unclosed_quote_flags_its_line_and_the_lines_after_it_are_records(value: str) -> None:
+    stray = ROW.replace("tx1", "tx2").replace(value, f'"{value}')
+    after = [ROW.replace("tx1", f"tx{n}") for n in (3, 4, 5)]
+    rows = read("\n".join([HEADER, ROW, "", stray, *after]).encode())
+    assert [(r["row_number"], r["transaction_id"]) for r in rows] == [
+        (1, "tx1"),
+        (2, None),
+        (3, "tx3"),
+        (4, "tx4"),
+        (5, "tx5"),
+    ]
+    assert rows[1]["upload_issue"] == "quoting: the quote opened on line 4 is never closed"
+    assert rows[1]["raw_record"] == stray
+    assert [r["upload_issue"] for r in rows[2:]] == [None] * 3
+
+
+def test_bytes_not_valid_in_a_record_that_breaks_the_quoting_stay_visible_in_its_text() -> None:
+    stray = ROW.replace("Corner Grocer", '"Caf\xe9" Grocer').encode("cp1252")
+    [record] = read(f"{HEADER}\n".encode() + stray + b"\n")
+    assert record["upload_issue"].startswith("quoting: line 2 breaks the CSV quoting rules")
+    assert "; encoding: bytes not valid in utf-8" in record["upload_issue"]
+    assert record["raw_record"] == ROW.replace("Corner Grocer", '"Caf\\xe9" Grocer')
+
+
 def test_formula_text_is_read_as_is_for_the_rules_to_judge() -> None:
     formula = '"=HYPERLINK(""http://evil.example"",""x"")"'
     [record] = read(f"{HEADER}\n{ROW.replace('Corner Grocer', formula)}\n".encode())
     assert record["merchant"] == '=HYPERLINK("http://evil.example","x")'
 
 
-def test_a_long_field_is_read_but_an_unclosed_quote_is_an_error() -> None:
+def test_a_long_field_is_read_but_an_open_quote_stops_at_the_field_limit() -> None:
     long_name = "A" * 5000
     [record] = read(f"{HEADER}\n{ROW.replace('Corner Grocer', long_name)}\n".encode())
     assert record["merchant"] == long_name
@@ -131,9 +178,16 @@ def test_a_long_field_is_read_but_an_unclosed_quote_is_an_error() -> None:
     huge = '"' + "B" * (3 << 20) + '"'
     [record] = read(f"{HEADER}\n{ROW.replace('Corner Grocer', huge)}\n".encode())
     assert record["merchant"] == huge.strip('"')
-    runaway = f"{HEADER}\n{ROW.replace('Corner', chr(34) + 'Corner')}\n" + "x" * MAX_FIELD_CHARS
-    with pytest.raises(UnreadableFileError, match=r"record 1 cannot be parsed.*quote"):
-        read(runaway.encode())
+    stray = ROW.replace("Corner", '"Corner')
+    filler = ["x" * 1000] * (MAX_FIELD_CHARS // 1000 + 1)
+    rows = read("\n".join([HEADER, stray, *filler, ROW.replace("tx1", "tx2")]).encode())
+    assert rows[0]["upload_issue"].startswith(
+        "quoting: line 2 breaks the CSV quoting rules (field larger than field limit"
+    )
+    assert rows[0]["raw_record"] == stray
+    assert len(rows) == 1 + len(filler) + 1
+    assert {r["raw_record"] for r in rows[1:-1]} == {filler[0]}
+    assert (rows[-1]["transaction_id"], rows[-1]["upload_issue"]) == ("tx2", None)
 
 
 @pytest.mark.parametrize(
@@ -146,8 +200,19 @@ def test_a_long_field_is_read_but_an_unclosed_quote_is_an_error() -> None:
     ],
 )
 def test_what_cannot_be_read_at_all_is_one_clear_error(data: bytes, message: str) -> None:
-    with pytest.raises(UnreadableFileError, match=message):
+    with pytest.raises(UnreadableFileError, match=message) as raised:
         read(data)
+    assert "UTF-16" not in str(raised.value)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_named_in_the_error(encoding: str) -> None:
+    data = f"{HEADER}\n{ROW.replace('Corner', 'Cöner')}\n".encode(encoding)
+    hint = f"looks binary.*like {encoding.upper()} text.*naming the file's encoding, {encoding}$"
+    with pytest.raises(UnreadableFileError, match=hint):
+        read(data)
+    [record] = read(data, encoding=encoding)
+    assert (record["merchant"], record["upload_issue"]) == ("Cöner Grocer", None)
 
 
 def test_blank_lines_are_no_records() -> None:

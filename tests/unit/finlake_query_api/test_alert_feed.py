@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +41,24 @@ def test_posting_needs_a_key_and_a_valid_event(client: TestClient) -> None:
     bad = client.post("/v1/alerts/events", json={"events": [{**ITEM, "value": "high"}]})
     assert bad.status_code == 422
     assert "value" in bad.json()["detail"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("field", ["value", "threshold"])
+def test_a_number_json_cannot_carry_is_a_422_problem(
+    client: TestClient, field: str, number: str
+) -> None:
+    # Python's json (the API's parser) reads these tokens; a feed item must not hold them.
+    item = json.dumps({**ITEM, "event_id": f"nan-{field}-{number}", field: 0.0})
+    body = '{"events": [' + item.replace(f'"{field}": 0.0', f'"{field}": {number}') + "]}"
+    posted = client.post(
+        "/v1/alerts/events", content=body, headers={"content-type": "application/json"}
+    )
+    assert posted.status_code == 422, posted.text
+    assert posted.headers["content-type"] == "application/problem+json"
+    assert field in posted.json()["detail"]
+    listed = client.get("/v1/alerts").json()["alerts"]
+    assert f"nan-{field}-{number}" not in [alert["event_id"] for alert in listed]
 
 
 def test_only_a_publishing_key_may_post_alerts(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from mlflow.tracking._model_registry import utils as registry_uris
+from mlflow.tracking._tracking_service import utils as tracking_uris
 
 from finlake_query_api.config import Settings
 from finlake_query_api.main import create_app
@@ -172,9 +174,15 @@ def test_a_lake_down_before_the_first_poll_is_a_503_not_a_500(
         "trino": {"port": free_port(), "retries": 1, "request_timeout_s": 2},
     })  # fmt: skip
     port = str(settings.trino.port)
+    urls: list[tuple[str, dict[str, str]]] = [
+        ("/v1/symbols", {}), ("/v1/symbols/AAPL/ohlc", {}), ("/v1/quotes/latest", {}),
+        ("/v1/quality", {}), ("/v1/transactions/summary", {"account_id": "acc1"}),
+        ("/v1/transactions/predictions", {}),
+    ]  # fmt: skip
     with TestClient(create_app(settings, clock=lambda: NOW), headers={"X-API-Key": API_KEY}) as c:
-        for url in ("/v1/symbols", "/v1/symbols/AAPL/ohlc", "/v1/quotes/latest", "/v1/quality"):
-            assert _problem(c, url, 503) == "the lake could not answer", url
+        for url, params in urls:
+            assert _problem(c, url, 503, **params) == "the lake could not answer", url
+            assert c.get(url, params=params).headers["retry-after"] == "5", url
         assert c.get("/readyz").status_code == 503
     said = [r.getMessage() for r in caplog.records if r.name == "finlake_query_api.api.problems"]
     assert said, "the cause is logged"
@@ -222,3 +230,34 @@ def test_lake_files_that_cannot_be_read_are_a_503(tmp_path: Path) -> None:
         assert answer.status_code == 503, answer.text
         assert answer.json()["detail"] == "the lake's storage did not answer"
         assert answer.headers["retry-after"] == "5"
+
+
+@pytest.fixture
+def mlflow_unreachable(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The API's MLflow tracking URI: a closed local port, asked once (no retries)."""
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("FINLAKE_ML__TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    # The scorer sets MLflow's process-wide URIs (and their env variables): put them back after.
+    monkeypatch.setattr(tracking_uris, "_tracking_uri", tracking_uris._tracking_uri)
+    monkeypatch.setattr(registry_uris, "_registry_uri", registry_uris._registry_uri)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    return uri
+
+
+def test_a_model_registry_that_does_not_answer_is_a_503(
+    tmp_path: Path, mlflow_unreachable: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    transaction = {"account_id": "acc1", "timestamp": "2026-11-26T12:00:00Z", "amount": "4.99",
+                   "currency": "EUR", "merchant": "Corner Grocer", "country": "DE",
+                   "channel": "pos"}  # fmt: skip
+    app = create_app(api_settings(tmp_path), clock=lambda: NOW)
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as client:
+        answer = client.post("/v1/predict", json=transaction)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()["detail"] == "the model registry did not answer"
+    said = [r.getMessage() for r in caplog.records if r.name == "finlake_query_api.api.problems"]
+    assert any(mlflow_unreachable in message for message in said), said  # the cause: logs only

@@ -6,11 +6,20 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 from fastapi.testclient import TestClient
 
 from finlake_query_api.main import create_app
 from tests.unit.finlake_query_api.conftest import API_KEY, api_settings
-from tests.unit.finlake_query_api.lake_data import NOW, build_lake, ticks, write
+from tests.unit.finlake_query_api.lake_data import (
+    NOW,
+    TS,
+    build_lake,
+    hour_bars,
+    minute_bars,
+    ticks,
+    write,
+)
 
 
 def test_symbols_carry_first_and_last_tick(client: TestClient) -> None:
@@ -67,6 +76,20 @@ def test_metrics_of_an_empty_window_are_null(client: TestClient) -> None:
     )
 
 
+def test_a_single_bar_has_no_realized_volatility(client: TestClient) -> None:
+    """One bar has one close, so no return: volatility unknown (null), not zero; two have one."""
+    start = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+    for minutes, is_known in ((1, False), (2, True)):
+        params = {
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=minutes)).isoformat(),
+        }
+        metrics = client.get("/v1/symbols/AAPL/metrics", params=params).json()
+        assert metrics["bar_count"] == minutes
+        assert metrics["simple_return"] is not None
+        assert (metrics["realized_volatility"] is not None) == is_known, metrics
+
+
 def test_quality_reports_each_layer_with_counts_rules_and_lag(client: TestClient) -> None:
     quality = client.get("/v1/quality").json()
     layers = {layer["layer"]: layer for layer in quality["layers"]}
@@ -96,3 +119,36 @@ def test_a_tick_from_a_skewed_clock_does_not_make_a_stalled_bronze_look_fresh(
     assert bronze["row_count"] == 4  # the future tick is counted, not trusted as event time
     assert bronze["max_event_time"] == "2026-11-26T16:00:00Z"
     assert bronze["lag_seconds"] == 6 * 3600.0
+
+
+def test_gold_freshness_and_quotes_are_as_of_the_last_merge_of_the_bar_still_filling(
+    tmp_path: Path,
+) -> None:
+    """At 16:58:30 the stream last merged AAPL's minute 16:58-16:59 and hour 16:00-17:00 at
+    16:58:10: gold is 20 s behind, not 30 s (the minute's start) or nearly an hour (the hour's),
+    and the quote is as of 16:58:10, not 16:59. MSFT's writer clock runs 5 s ahead of ours: its
+    quote is as of now, never later."""
+    settings = api_settings(tmp_path, response_cache_entries=0)
+    build_lake(settings, symbols=("AAPL", "MSFT"))
+    now = NOW + timedelta(minutes=58, seconds=30)
+    merged = {"AAPL": NOW + timedelta(minutes=58, seconds=10), "MSFT": now + timedelta(seconds=5)}
+    for symbol, last_merge in merged.items():
+        minutes = minute_bars([symbol], NOW, 60)
+        # Finished minutes were last merged just after they ended; the filling one at last_merge.
+        stamps = [end + timedelta(seconds=5) for end in minutes.column("window_end").to_pylist()]
+        stamps[58] = last_merge
+        minutes = minutes.set_column(
+            minutes.schema.get_field_index("updated_at"), "updated_at", pa.array(stamps, TS)
+        )
+        hours = hour_bars(minutes)
+        hours = hours.set_column(
+            hours.schema.get_field_index("updated_at"), "updated_at", pa.array([last_merge], TS)
+        )
+        write(settings, {"market.ohlc_1m": minutes.slice(0, 59), "market.ohlc_1h": hours})
+    with TestClient(create_app(settings, clock=lambda: now), headers={"X-API-Key": API_KEY}) as c:
+        layers = {layer["layer"]: layer for layer in c.get("/v1/quality").json()["layers"]}
+        quotes = {q["symbol"]: q["as_of"] for q in c.get("/v1/quotes/latest").json()["quotes"]}
+    for layer in ("gold_1m", "gold_1h"):
+        assert layers[layer]["max_event_time"] == "2026-11-26T16:58:10Z", layer
+        assert layers[layer]["lag_seconds"] == 20.0, layer
+    assert quotes == {"AAPL": "2026-11-26T16:58:10Z", "MSFT": "2026-11-26T16:58:30Z"}

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -54,7 +55,11 @@ def test_an_upload_answers_its_id_and_counts_and_a_repeat_is_a_no_op(client: Tes
     assert again.status_code == 200  # nothing created
     assert again.json()["is_duplicate"] is True
     assert again.json()["upload_id"] == answer["upload_id"]
-    assert "nothing uploaded" in again.json()["message"]
+    assert (again.json()["file_name"], again.json()["first_file_name"]) == (
+        "may-copy.csv", "may.csv",
+    )  # fmt: skip
+    assert answer["first_file_name"] is None
+    assert f"upload {answer['upload_id']} (may.csv); nothing uploaded" in again.json()["message"]
     counts = ("rows_flagged", "flagged_by_issue", "rows_failing_rules", "failing_by_rule")
     for name in (*counts, "rows_expected_valid", "rows_total"):
         assert again.json()[name] == answer[name], name
@@ -88,6 +93,16 @@ def test_a_body_that_is_no_csv_is_a_422_problem(client: TestClient) -> None:
         assert response.status_code == 422
         assert response.headers["content-type"] == "application/problem+json"
         assert words in response.json()["detail"]
+
+
+def test_a_multipart_form_is_refused_with_415_saying_how_to_send_the_csv(
+    client: TestClient,
+) -> None:
+    files = {"file": ("may.csv", csv_of(ROW.format(n=1)), "text/csv")}
+    response = client.post(UPLOADS, params={"file_name": "may.csv"}, files=files)
+    assert response.status_code == 415, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "--data-binary @file.csv" in response.json()["detail"]
 
 
 def test_an_encoding_that_cannot_read_text_is_a_422_problem(client: TestClient) -> None:
@@ -195,3 +210,41 @@ def test_summary_answers_hour_and_day_windows_of_one_account(home: Path) -> None
     [day] = days.json()["windows"]
     assert (day["transaction_count"], Decimal(day["amount_sum"])) == (3, Decimal("37.50"))
     assert other.json()["windows"] == []
+
+
+def test_summary_pages_walk_every_window_once(home: Path) -> None:
+    """Hours of one account, two currencies in every third: pages of 4 cut between the currencies
+    of an hour, and each window is on exactly one page."""
+    catalog, warehouse = open_lake(api_settings(home))
+    table = ensure_table(catalog, TRANSACTIONS_SUMMARY, warehouse)
+    first = datetime(2026, 5, 1, tzinfo=UTC)
+    rows = [
+        {"account_id": "acc1", "granularity": "hour", "window_start": first + timedelta(hours=h),
+         "window_end": first + timedelta(hours=h + 1), "currency": currency,
+         "transaction_count": h, "amount_sum": Decimal(h), "amount_max": Decimal(h),
+         "declined_count": 0, "updated_at": first}
+        for h in range(30) for currency in (("EUR", "USD") if h % 3 == 0 else ("EUR",))
+    ]  # fmt: skip
+    table.append(pa.Table.from_pylist(rows, schema=table.schema().as_arrow()))
+    window = {"account_id": "acc1", "granularity": "hour", "start": "2026-05-01T00:00:00Z",
+              "end": "2026-05-03T00:00:00Z"}  # fmt: skip
+    with TestClient(create_app(api_settings(home)), headers={"X-API-Key": API_KEY}) as client:
+        whole = client.get("/v1/transactions/summary", params=window).json()
+        pages: list[list[dict[str, Any]]] = []
+        cursors: list[str | None] = [None]
+        while cursors[-1] is not None or not pages:
+            params = {**window, "limit": "4", **({"cursor": cursors[-1]} if cursors[-1] else {})}
+            page = client.get("/v1/transactions/summary", params=params).json()
+            assert len(page["windows"]) <= 4
+            pages.append(page["windows"])
+            cursors.append(page["next_cursor"])
+        days = {**window, "granularity": "day", "cursor": cursors[1]}
+        other = client.get("/v1/transactions/summary", params=days)
+    assert whole["next_cursor"] is None
+    assert len(whole["windows"]) == len(rows) == 40
+    assert [w for page in pages for w in page] == whole["windows"]
+    assert len(pages) == 10
+    keys = [(w["window_start"], w["currency"]) for page in pages for w in page]
+    assert len(set(keys)) == len(rows)
+    assert other.status_code == 400
+    assert "interval hour, not day" in other.json()["detail"]

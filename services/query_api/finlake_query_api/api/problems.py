@@ -19,6 +19,7 @@ from finlake_query_api.errors import (
     InvalidCursorError,
     InvalidRangeError,
     LakeUnavailableError,
+    ModelRegistryUnavailableError,
     NotAuthenticatedError,
     NotPermittedError,
     RateLimitedError,
@@ -40,6 +41,7 @@ STATUS_OF: dict[type[FinlakeError], int] = {
     CatalogUnavailableError: 503,
     LakeStorageUnavailableError: 503,
     FeedUnavailableError: 503,
+    ModelRegistryUnavailableError: 503,
 }
 _SCHEMA = {"$ref": "#/components/schemas/Problem"}
 

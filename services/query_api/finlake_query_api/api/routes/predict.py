@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from mlflow.exceptions import MlflowException
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from finlake.lake.tables import TRANSACTIONS_PREDICTIONS
@@ -21,6 +22,7 @@ from finlake.query import QueryError
 from finlake.transactions.rules import EARLIEST_TIMESTAMP, WHITESPACE
 from finlake_query_api.api.deps import ApiKeyDep, StateDep
 from finlake_query_api.api.problems import PROBLEMS, problem_responses
+from finlake_query_api.errors import ModelRegistryUnavailableError, asking_the_engine
 from finlake_query_api.state import AppState
 
 router = APIRouter(tags=["predictions"], responses=PROBLEMS)
@@ -37,7 +39,9 @@ class TransactionIn(BaseModel):
     amount: Decimal = Field(
         max_digits=18, decimal_places=2, description="Amount in currency units (two decimals)."
     )
-    currency: Text | None = Field(default=None, description="ISO 4217 code (not a feature).")
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = Field(
+        description="ISO 4217 code of the amount (amount features never mix currencies)."
+    )
     merchant: Text = Field(description="Merchant name or id.")
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = Field(
         description="ISO 3166-1 alpha-2 merchant country."
@@ -57,11 +61,16 @@ class TransactionIn(BaseModel):
     @classmethod
     def _as_silver_stores_it(cls, data: Any) -> Any:
         # The online features are keyed by silver's values (transactions.rules: trimmed, country
-        # upper case, channel and entry mode lower case): " Shop" or "de" would miss them and
-        # read as a new merchant or country.
+        # and currency upper case, channel and entry mode lower case): " Shop" or "de" would miss
+        # them and read as a new merchant or country.
         if not isinstance(data, dict):
             return data
-        cased = {"country": str.upper, "channel": str.lower, "entry_mode": str.lower}
+        cased = {
+            "country": str.upper,
+            "currency": str.upper,
+            "channel": str.lower,
+            "entry_mode": str.lower,
+        }
         return {
             key: cased.get(key, str)(value.strip(WHITESPACE)) if isinstance(value, str) else value
             for key, value in data.items()
@@ -145,6 +154,10 @@ async def predict(
         raise HTTPException(status_code=404, detail=str(error)) from error
     except NotAfterHistoryError as error:  # the account's state is already past it
         raise HTTPException(status_code=409, detail=str(error)) from error
+    except MlflowException as error:  # the registry down or failing: worth a retry, no fault here
+        raise ModelRegistryUnavailableError(
+            "the model registry did not answer", cause=error
+        ) from error
     return PredictionOut(
         transaction_id=transaction.transaction_id,
         fraud_score=result.fraud_score,
@@ -181,13 +194,16 @@ async def predictions(
         f"ORDER BY timestamp DESC, transaction_id LIMIT {limit}"
     )
     engine = state.market.engine
-    try:
-        snapshot = await run_in_threadpool(engine.snapshot_id, TRANSACTIONS_PREDICTIONS.identifier)
-    except QueryError:  # TableNotFoundError, or Trino's word for a namespace not there yet
-        snapshot = None
-    if snapshot is None:  # nothing scored yet
-        return PredictionPage(predictions=[])
-    columns, rows = await run_in_threadpool(engine.query, sql, params)
+    with asking_the_engine():
+        try:
+            snapshot = await run_in_threadpool(
+                engine.snapshot_id, TRANSACTIONS_PREDICTIONS.identifier
+            )
+        except QueryError:  # TableNotFoundError, or Trino's word for a namespace not there yet
+            snapshot = None
+        if snapshot is None:  # nothing scored yet
+            return PredictionPage(predictions=[])
+        columns, rows = await run_in_threadpool(engine.query, sql, params)
     return PredictionPage(
         predictions=[StoredPrediction(**dict(zip(columns, row, strict=True))) for row in rows]
     )

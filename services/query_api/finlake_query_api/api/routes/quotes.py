@@ -29,10 +29,11 @@ async def latest_quotes(
     unknown = [name for name in wanted if name not in latest]
     if unknown:
         raise UnknownSymbolError(f"no quotes for {', '.join(repr(n) for n in unknown[:5])}")
+    now = market.clock()  # a writer's clock ahead of ours does not date a price in the future
     return QuoteList(
         quotes=[
-            QuotePublic(symbol=name, price=latest[name].close, as_of=latest[name].window_end,
-                        volume=latest[name].volume)
+            QuotePublic(symbol=name, price=latest[name].bar.close,
+                        as_of=min(latest[name].as_of, now), volume=latest[name].bar.volume)
             for name in wanted
         ]
     )  # fmt: skip
