@@ -13,23 +13,37 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import mlflow
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from fastapi.testclient import TestClient
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from finlake.config import FinlakeSettings
 from finlake.lake.connection import lake_connection, open_catalog
 from finlake.lake.tables import TRANSACTIONS_VALIDATED
-from finlake.ml.registry import champion_version, open_registry
+from finlake.ml.features import MODEL_FEATURES
+from finlake.ml.registry import (
+    ChampionCache,
+    OutdatedChampionError,
+    champion_version,
+    ensure_experiment,
+    open_registry,
+)
 from finlake.ml.scoring import score_new_transactions
 from finlake.ml.settings import MlSettings
 from finlake.ml.store import FraudFeatureStore, read_validated
-from finlake.ml.training import TrainingResult, train
+from finlake.ml.training import EXPERIMENT, HISTOGRAM_TREES, TrainingResult, train
 from finlake.transactions.generate import generate_transactions
 from finlake.transactions.iceberg import ensure_table
 from finlake_query_api.config import Settings
 from finlake_query_api.main import create_app
+from tests.conftest import free_port
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 ROWS = 6_000
@@ -137,8 +151,8 @@ def test_predict_endpoint_serves_the_champion_and_follows_the_alias(
     probe = {
         "transaction_id": "probe-1", "account_id": "acc00000003",
         "timestamp": (START + timedelta(days=21, hours=1)).isoformat(), "amount": "3.17",
-        "merchant": "Pixel Games DE-00170", "country": "BR", "channel": "ecommerce",
-        "entry_mode": "manual",
+        "currency": "BRL", "merchant": "Pixel Games DE-00170", "country": "BR",
+        "channel": "ecommerce", "entry_mode": "manual",
     }  # fmt: skip
     headers = {"X-API-Key": API_KEY}
     with TestClient(create_app(settings)) as client:
@@ -148,6 +162,9 @@ def test_predict_endpoint_serves_the_champion_and_follows_the_alias(
         assert body["model_version"] == trained.strong.version
         assert 0.0 <= body["fraud_score"] <= 1.0
         assert body["features"]["is_new_country"] == 1.0
+        # Never paid in Brazil, so never in reais: no amounts to compare the probe's with.
+        assert body["features"]["is_new_currency"] == 1.0
+        assert body["features"]["amount_zscore"] is None
         open_registry(trained.settings, trained.ml).set_registered_model_alias(
             trained.ml.model_name, trained.ml.champion_alias, trained.weak.version
         )
@@ -164,6 +181,47 @@ def test_predict_endpoint_serves_the_champion_and_follows_the_alias(
                            headers=headers)  # fmt: skip
         assert past.status_code == 409, past.text
         assert "is not after account acc00000003's latest transaction" in past.json()["detail"]
+
+
+def test_a_champion_trained_on_other_features_is_replaced(trained: Trained) -> None:
+    # The champion of a finlake before the features changed (no is_new_currency): it cannot
+    # score what derive computes now, so it serves nothing and any new version replaces it.
+    ml = trained.ml.model_copy(update={"model_name": "finlake-fraud-before"})
+    columns = [name for name in MODEL_FEATURES if name != "is_new_currency"]
+    inputs = pd.DataFrame(np.random.default_rng(0).random((40, len(columns))), columns=columns)
+    outdated = HistGradientBoostingClassifier(max_iter=2).fit(inputs, np.arange(40) % 2)
+    client = open_registry(trained.settings, trained.ml)
+    with mlflow.start_run(experiment_id=ensure_experiment(client, trained.settings, EXPERIMENT)):
+        info = mlflow.sklearn.log_model(
+            outdated, name="model", registered_model_name=ml.model_name,
+            pip_requirements=["scikit-learn"], skops_trusted_types=[HISTOGRAM_TREES],
+        )  # fmt: skip
+    before = str(info.registered_model_version)
+    client.set_registered_model_alias(ml.model_name, ml.champion_alias, before)
+    with pytest.raises(OutdatedChampionError, match="trained on other features"):
+        ChampionCache(client, ml).get()
+    result = train(trained.settings, ml, validated=read_validated(trained.settings), params=WEAK)
+    assert (result.champion_before, result.champion_outdated, result.promoted) == (
+        before, True, True,
+    )  # fmt: skip
+    assert result.champion_pr_auc is None
+    assert "which was trained on other features" in result.verdict
+    assert ChampionCache(client, ml).get().version == result.version
+
+
+def test_the_known_champion_is_served_while_the_registry_does_not_answer(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    ml = trained.ml.model_copy(update={"alias_check_s": 0})
+    cache = ChampionCache(open_registry(trained.settings, trained.ml), ml)
+    served = cache.get()
+    away = f"http://127.0.0.1:{free_port()}"  # nothing listens: the registry is away
+    cache._client = MlflowClient(tracking_uri=away, registry_uri=away)
+    assert cache.get() is served
+    with pytest.raises(MlflowException):  # never loaded: nothing to serve meanwhile
+        ChampionCache(MlflowClient(tracking_uri=away, registry_uri=away), ml).get()
 
 
 def test_predictions_endpoint_reads_the_batch_predictions(trained: Trained) -> None:

@@ -34,13 +34,17 @@ def postgres_settings(stack: Stack, **more: object) -> MlSettings:
 
 
 def generated_keys(seed: int) -> tuple[pa.Table, list[dict[str, str]]]:
-    """Transactions of a few accounts and their (account, merchant, country) keys, one unknown."""
+    """Transactions of a few accounts and their (account, currency, merchant, country) keys, one
+    unknown."""
     generated = generate_transactions(
         rows=600, accounts=8, fraud_rate=0.02, seed=seed, start=START, days=5
     ).select(list(TRANSACTION_COLUMNS))
     frame = generated.to_pandas()
-    keys = frame[["account_id", "merchant", "country"]].drop_duplicates().to_dict("records")
-    keys.append({"account_id": "acc-unknown", "merchant": "nowhere", "country": "ZZ"})
+    columns = ["account_id", "currency", "merchant", "country"]
+    keys = frame[columns].drop_duplicates().to_dict("records")
+    keys.append(
+        {"account_id": "acc-unknown", "currency": "EUR", "merchant": "nowhere", "country": "ZZ"}
+    )
     return generated, keys
 
 

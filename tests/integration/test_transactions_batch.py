@@ -283,9 +283,15 @@ def test_pipeline_run_transactions_once_says_what_it_did(tmp_path: Path) -> None
     store = FraudFeatureStore(
         FinlakeSettings.model_validate({"home": tmp_path / "home"}), MlSettings()
     )
-    keys = {"account_id": "acc-bad", "merchant": "Corner Grocer", "country": "DE"}
+    keys = {
+        "account_id": "acc-bad",
+        "currency": "EUR",
+        "merchant": "Corner Grocer",
+        "country": "DE",
+    }
     online = store.online([keys]).iloc[0]
     assert (online["history_count"], online["merchant_tx_count"]) == (1, 1)
+    assert (online["currency_tx_count"], online["amount_sum_24h"]) == (1, 25.0)
     again = run_cli("pipeline", "run", "transactions", "--once", env=env, timeout=300)
     assert "nothing to do" in again.stdout
     assert "features:" not in again.stdout  # silver did not change

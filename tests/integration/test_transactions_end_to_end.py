@@ -31,7 +31,7 @@ def test_generate_upload_batch_train_score(tmp_path: Path) -> None:
     batch = step("pipeline", "run", "transactions", "--once", timeout=600)
     assert f"{ROWS:,} rows read, {ROWS:,} new in transactions.validated" in batch
     assert f"features: {ROWS:,} transactions, online store materialized up to " in batch
-    assert "predictions: none yet, there is no champion model (`finlake ml train`)" in batch
+    assert "predictions: none made: model 'finlake-fraud' has no 'champion' version yet" in batch
     trained = step("ml", "train")
     pr_auc = float(re.search(r"PR-AUC \(held out\)\s*│\s*([0-9.]+)", trained).group(1))  # type: ignore[union-attr]
     base_rate = float(

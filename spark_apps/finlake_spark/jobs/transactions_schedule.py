@@ -82,8 +82,8 @@ def score_new(settings: FinlakeSettings) -> str:
     ml = MlSettings()
     try:
         done = score_new_transactions(settings, ml)
-    except NoChampionError:
-        return "predictions: none yet, there is no champion model (`finlake ml train`)"
+    except NoChampionError as error:  # none yet, or one trained on features of an older finlake
+        return f"predictions: none made: {error}"
     except Exception as error:  # reported; the batch and the features have committed
         log.exception("scoring after the transactions batch failed")
         return f"predictions: scoring failed ({error}); `finlake ml score` retries it"

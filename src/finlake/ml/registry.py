@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -15,12 +16,19 @@ from mlflow.tracking import MlflowClient
 
 from finlake.config import FinlakeSettings
 from finlake.errors import FinlakeError
+from finlake.ml.features import MODEL_FEATURES
 from finlake.ml.settings import MlSettings
 from finlake.ml.store import ml_home
+
+log = logging.getLogger(__name__)
 
 
 class NoChampionError(FinlakeError):
     """No model version carries the champion alias yet."""
+
+
+class OutdatedChampionError(NoChampionError):
+    """The champion was trained on other features than finlake computes now: none can score."""
 
 
 def mlflow_folder(settings: FinlakeSettings) -> Path:
@@ -62,6 +70,24 @@ def champion_version(client: MlflowClient, ml: MlSettings) -> str | None:
         raise
 
 
+_LOADING = threading.Lock()
+"""One model loads at a time in a process: two threads loading a model at once (the hourly
+batch's scoring and a person's, in one process) could fail on CPython 3.11
+(python/cpython#106905)."""
+
+
+def load_version(ml: MlSettings, version: str) -> Any:
+    """The fitted model of ``version`` of the registered model."""
+    with _LOADING:
+        return mlflow.sklearn.load_model(f"models:/{ml.model_name}/{version}")
+
+
+def takes_model_features(model: Any) -> bool:
+    """Whether ``model`` was fitted on the features ``derive`` computes now (not so a champion
+    of a finlake before they changed: scikit-learn refuses inputs with other column names)."""
+    return tuple(getattr(model, "feature_names_in_", ())) == MODEL_FEATURES
+
+
 @dataclass(frozen=True)
 class ServingModel:
     """A loaded model version."""
@@ -84,7 +110,15 @@ class ChampionCache:
         """The champion now (a moved alias is picked up within ``alias_check_s``)."""
         with self._lock:
             if self._current is None or time.monotonic() - self._checked >= self._ml.alias_check_s:
-                version = champion_version(self._client, self._ml)
+                try:
+                    version = champion_version(self._client, self._ml)
+                except MlflowException:
+                    if self._current is None:
+                        raise
+                    # The registry away: serve the champion known until it answers again.
+                    log.warning("model registry did not answer; serving version %s meanwhile",
+                                self._current.version)  # fmt: skip
+                    version = self._current.version
                 self._checked = time.monotonic()
                 if version is None:
                     raise NoChampionError(
@@ -92,6 +126,11 @@ class ChampionCache:
                         "version yet: run `finlake ml train`"
                     )
                 if self._current is None or self._current.version != version:
-                    uri = f"models:/{self._ml.model_name}/{version}"
-                    self._current = ServingModel(version, mlflow.sklearn.load_model(uri))
+                    self._current = ServingModel(version, load_version(self._ml, version))
+            if not takes_model_features(self._current.model):
+                raise OutdatedChampionError(
+                    f"the {self._ml.champion_alias!r} version {self._current.version} of model "
+                    f"{self._ml.model_name!r} was trained on other features than finlake "
+                    "computes now: run `finlake ml train`"
+                )
             return self._current

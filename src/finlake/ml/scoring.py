@@ -123,7 +123,8 @@ class OnlineScorer:
         self._champion = ChampionCache(open_registry(settings, ml), ml)
 
     def score(self, transactions: Sequence[dict[str, Any]]) -> list[OnlineScore]:
-        """Scores of transactions (keys: account_id, timestamp, amount, merchant, country, ...).
+        """Scores of transactions (keys: account_id, timestamp, amount, currency, merchant,
+        country, ...).
 
         Raises NotAfterHistoryError for a transaction at or before its account's latest one in
         the online store: that store holds each account's state after its latest transaction,

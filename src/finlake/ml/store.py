@@ -29,6 +29,7 @@ from finlake.lake.connection import open_catalog
 from finlake.lake.tables import TRANSACTIONS_VALIDATED
 from finlake.ml.features import (
     ACCOUNT_FEATURES,
+    CURRENCY_FEATURES,
     FeatureFiles,
     derive,
     files_source,
@@ -43,13 +44,15 @@ FEATURE_TTL = timedelta(days=365)
 # Entity timestamps are moved this far back so a transaction sees only strictly earlier ones.
 STRICTLY_BEFORE = pd.Timedelta(milliseconds=1)
 TRANSACTION_COLUMNS = (
-    "transaction_id", "account_id", "timestamp", "amount", "merchant", "country", "channel",
-    "entry_mode", "status", "is_fraud",
+    "transaction_id", "account_id", "timestamp", "amount", "currency", "merchant", "country",
+    "channel", "entry_mode", "status", "is_fraud",
 )  # fmt: skip
 
 account = Entity(name="account", join_keys=["account_id"], value_type=ValueType.STRING)
 merchant = Entity(name="merchant", join_keys=["merchant"], value_type=ValueType.STRING)
 country = Entity(name="country", join_keys=["country"], value_type=ValueType.STRING)
+currency = Entity(name="currency", join_keys=["currency"], value_type=ValueType.STRING)
+ENTITIES = (account, merchant, country, currency)
 
 
 class FeatureStoreError(FinlakeError):
@@ -74,17 +77,25 @@ def _views(files: FeatureFiles) -> list[FeatureView]:
     def source(name: str, path: Path) -> FileSource:
         return FileSource(name=name, path=str(path), timestamp_field="event_timestamp")
 
-    account_fields = [
-        Field(name=name, dtype=Float64 if "amount" in name else Int64) for name in ACCOUNT_FEATURES
-    ]
+    def fields(names: Sequence[str]) -> list[Field]:
+        return [Field(name=name, dtype=Float64 if "amount" in name else Int64) for name in names]
+
     return [
         FeatureView(
             name="account_history",
             entities=[account],
             ttl=FEATURE_TTL,
-            schema=account_fields,
+            schema=fields(ACCOUNT_FEATURES),
             source=source("account_history_source", files.account_history),
-            description="Per account, up to and including each transaction: 1 h/24 h/7 d windows.",
+            description="Per account, up to and including each transaction: 1 h/24 h/7 d counts.",
+        ),
+        FeatureView(
+            name="account_currency",
+            entities=[account, currency],
+            ttl=FEATURE_TTL,
+            schema=fields(CURRENCY_FEATURES),
+            source=source("account_currency_source", files.account_currency),
+            description="Per account and currency, up to and including each transaction: amounts.",
         ),
         FeatureView(
             name="account_merchant",
@@ -107,11 +118,13 @@ def _views(files: FeatureFiles) -> list[FeatureView]:
 
 VIEW_KEYS = {
     "account_history": ["account_id"],
+    "account_currency": ["account_id", "currency"],
     "account_merchant": ["account_id", "merchant"],
     "account_country": ["account_id", "country"],
 }
 FEATURE_REFS = [
     *(f"account_history:{name}" for name in ACCOUNT_FEATURES),
+    *(f"account_currency:{name}" for name in CURRENCY_FEATURES),
     "account_merchant:merchant_tx_count",
     "account_country:country_tx_count",
 ]
@@ -201,13 +214,13 @@ class FraudFeatureStore:
             raise FeatureStoreError("transactions.validated is empty: run the batch first")
         files = write_feature_files(validated, self.files.folder)
         store = self.store()
-        store.apply([account, merchant, country, *_views(files)])
+        store.apply([*ENTITIES, *_views(files)])
         latest = pc.max(validated.column("timestamp")).as_py()
         latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
         end = until or max(datetime.now(UTC), latest + timedelta(microseconds=1))
         store.materialize(start_date=end - FEATURE_TTL, end_date=end)
         if (offline := self.offline()) is not store:
-            offline.apply([account, merchant, country, *_views(files)])
+            offline.apply([*ENTITIES, *_views(files)])
         return FeatureRefresh(
             transactions=validated.num_rows,
             account_rows=pa.parquet.read_metadata(files.account_history).num_rows,
@@ -267,10 +280,7 @@ class FraudFeatureStore:
 
     def online(self, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         """Raw features of new transactions from the online store (latest state per key)."""
-        keys = [
-            {"account_id": r["account_id"], "merchant": r["merchant"], "country": r["country"]}
-            for r in rows
-        ]
+        keys = [{entity.join_key: r[entity.join_key] for entity in ENTITIES} for r in rows]
         try:
             found = self.store().get_online_features(features=FEATURE_REFS, entity_rows=keys)
         except FeastObjectNotFoundException as error:  # nothing applied to this home yet

@@ -1,12 +1,14 @@
 """``finlake ml train``: point-in-time training set, fraud classifier, MLflow run and registry.
 
 The model is scikit-learn's histogram gradient boosting (native missing values: an account without
-history is NaN, not a made-up zero). The held-out set is the latest quarter of the labelled
-transactions by time, as a model always scores the future. A new version gets the ``champion``
-alias only if its PR-AUC on that held-out set beats the current champion's on the same rows: the
-rows after the latest transaction the champion trained on (a version records it as the tag
-``trained_until``), so that rows it learned from never judge it (older data uploaded later moves
-the held-out quarter back into its training period).
+history, or without any in the transaction's currency, is NaN, not a made-up zero). The held-out
+set is the latest quarter of the labelled transactions by time, as a model always scores the
+future. A new version gets the ``champion`` alias only if its PR-AUC on that held-out set beats the
+current champion's on the same rows: the rows after the latest transaction the champion trained on
+(a version records it as the tag ``trained_until``), so that rows it learned from never judge it
+(older data uploaded later moves the held-out quarter back into its training period). A champion
+trained on other features (by a finlake before they changed) cannot score the ones computed now:
+any new version replaces it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from skops import __version__ as skops_version
 from finlake.config import FinlakeSettings
 from finlake.errors import FinlakeError
 from finlake.ml.features import MODEL_FEATURES, derive
-from finlake.ml.registry import champion_version, ensure_experiment, open_registry
+from finlake.ml.registry import (
+    champion_version,
+    ensure_experiment,
+    load_version,
+    open_registry,
+    takes_model_features,
+)
 from finlake.ml.settings import MlSettings
 from finlake.ml.store import FraudFeatureStore, read_validated
 
@@ -61,6 +69,9 @@ class TrainingResult:
     compared_pr_auc: float | None = None
     """This version's PR-AUC on those rows."""
     champion_trained_until: str | None = None
+    champion_outdated: bool = False
+    """The champion was trained on other features than finlake computes now: it cannot score
+    them, so it is not compared but replaced."""
 
     @property
     def verdict(self) -> str:
@@ -68,6 +79,11 @@ class TrainingResult:
         new = f"version {self.version} (held-out PR-AUC {self.pr_auc:.4f})"
         if self.champion_before is None:
             return f"{new} is the first model: it becomes champion"
+        if self.champion_outdated:
+            return (
+                f"{new} replaces champion version {self.champion_before}, which was trained on "
+                "other features than finlake computes now: it becomes champion"
+            )
         if self.champion_pr_auc is None:
             return (
                 f"{new} cannot be compared with champion version {self.champion_before}: no "
@@ -148,18 +164,19 @@ def train(
     client = open_registry(settings, ml)
     previous = champion_version(client, ml)
     champion_pr_auc = compared_pr_auc = champion_until = None
+    champion_outdated = False
     compared = test_rows.iloc[:0]
     if previous is not None:
         champion_until = client.get_model_version(ml.model_name, previous).tags.get(TRAINED_UNTIL)
-        compared = _unseen(test_rows, champion_until)
-        if compared["is_fraud"].astype(bool).nunique() == 2:
-            champion = mlflow.sklearn.load_model(f"models:/{ml.model_name}/{previous}")
+        champion = load_version(ml, previous)
+        champion_outdated = not takes_model_features(champion)
+        unseen = _unseen(test_rows, champion_until)
+        if not champion_outdated and unseen["is_fraud"].astype(bool).nunique() == 2:
+            compared = unseen
             truth = compared["is_fraud"].astype(int).to_numpy()
             inputs = derive(compared)
             champion_pr_auc = float(average_precision_score(truth, _scores(champion, inputs)))
             compared_pr_auc = float(average_precision_score(truth, _scores(model, inputs)))
-        else:
-            compared = test_rows.iloc[:0]
     experiment_id = ensure_experiment(client, settings, EXPERIMENT)
     metrics = {
         "pr_auc": pr_auc,
@@ -185,7 +202,7 @@ def train(
     client.set_model_version_tag(ml.model_name, version, "pr_auc", f"{pr_auc:.6f}")
     trained_until = pd.Timestamp(train_rows["timestamp"].max()).isoformat()
     client.set_model_version_tag(ml.model_name, version, TRAINED_UNTIL, trained_until)
-    if previous is None:
+    if previous is None or champion_outdated:
         promoted = True
     else:
         promoted = champion_pr_auc is not None and (compared_pr_auc or 0.0) > champion_pr_auc
@@ -205,6 +222,7 @@ def train(
         compared_rows=len(compared),
         compared_pr_auc=compared_pr_auc,
         champion_trained_until=champion_until,
+        champion_outdated=champion_outdated,
     )
 
 

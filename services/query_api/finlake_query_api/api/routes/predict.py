@@ -4,6 +4,7 @@ newly promoted model serves without a restart."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -130,6 +131,10 @@ class PredictionPage(BaseModel):
 def _scorer(request: Request, state: AppState) -> tuple[OnlineScorer, MlSettings]:
     cached: tuple[OnlineScorer, MlSettings] | None = getattr(request.app.state, "ml_scorer", None)
     if cached is None:
+        # A request waits for the registry: MLflow's defaults (7 retries, 120 s each) would hold
+        # it for minutes when the registry is away, instead of a prompt 503 (or the known model).
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         ml = MlSettings()
         cached = (OnlineScorer(state.settings, ml), ml)
         request.app.state.ml_scorer = cached
