@@ -106,7 +106,7 @@ def test_dashboard_shows_api_bars_and_switches_symbol_and_interval(
 
         page.wait_for_selector("#quality tbody tr[data-layer='silver']")
         assert "price_positive: 3" in page.inner_text("#quarantine")
-        page.wait_for_function("document.getElementById('feed-status').textContent === 'live'")
+        expect(page.locator("#feed-status")).to_have_text("live")
         page.screenshot(path=str(artifacts_dir / "dashboard.png"), full_page=True)
         browser.close()
     assert errors == []
@@ -141,7 +141,7 @@ def test_a_posted_alert_appears_in_the_live_feed_without_a_reload(server: str) -
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(f"{server}/#key={API_KEY}")
-        page.wait_for_function("document.getElementById('feed-status').textContent === 'live'")
+        expect(page.locator("#feed-status")).to_have_text("live")
         loads = page.evaluate("performance.getEntriesByType('navigation').length")
         response = httpx.post(f"{server}/v1/alerts/events", json={"events": [alert]},
                               headers={"X-API-Key": API_KEY}, timeout=10)  # fmt: skip
@@ -151,7 +151,24 @@ def test_a_posted_alert_appears_in_the_live_feed_without_a_reload(server: str) -
         assert "CRITICAL AAPL aapl-breakout" in item.inner_text()
         assert "AAPL crossed above 200 at 201.5" in item.inner_text()
         assert page.evaluate("performance.getEntriesByType('navigation').length") == loads
+        # One that fired earlier arrives later (read back after a reconnect, say): it goes below,
+        # and a message of one long word (a silence of many matchers) does not widen the page.
+        earlier = {**alert, "event_id": "live-AAPL-0", "fired_at": "2026-03-02T14:21:00Z",
+                   "message": "|".join(f"SYM{n:03}" for n in range(250))}  # fmt: skip
+        httpx.post(f"{server}/v1/alerts/events", json={"events": [earlier]},
+                   headers={"X-API-Key": API_KEY}, timeout=10).raise_for_status()  # fmt: skip
+        page.wait_for_selector("#feed li[data-event-id='live-AAPL-0']", timeout=30_000)
+        order = page.eval_on_selector_all("#feed li", "items => items.map(i => i.dataset.eventId)")
+        assert order.index("live-AAPL-1") < order.index("live-AAPL-0")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         browser.close()
+
+
+def test_a_refused_key_is_said_where_the_feed_and_the_chart_report(server: str) -> None:
+    with _page() as page:
+        page.goto(f"{server}/#key=not-a-key")
+        expect(page.locator("#feed-status")).to_have_text("offline: the API key was refused")
+        expect(page.locator("#status")).to_contain_text("a valid X-API-Key header is required")
 
 
 @contextmanager

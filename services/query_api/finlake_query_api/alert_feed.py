@@ -24,7 +24,9 @@ class AlertItem(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     type: Literal["alert", "silence_expired"] = "alert"
-    event_id: str = Field(min_length=1, max_length=200)
+    # No whitespace or control character: the id is the SSE stream's `id:` line, where a line
+    # break would start a record of the poster's own (a forged alert on every dashboard).
+    event_id: str = Field(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f]+$")
     rule: str = Field(max_length=200)
     kind: str = Field(max_length=50)
     symbol: str = Field(max_length=32)

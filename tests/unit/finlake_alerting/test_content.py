@@ -5,7 +5,9 @@ from pydantic import SecretStr
 
 from finlake.contracts.alert_rule import Channel
 from finlake_alerting.channels.content import (
+    MAX_FEED_MESSAGE,
     MAX_TEXT,
+    dashboard_item,
     html_body,
     slack_blocks,
     subject,
@@ -103,3 +105,13 @@ def test_a_long_message_is_cut_to_slacks_limits_not_refused() -> None:
     assert section["text"]["text"].endswith("m…")
     assert all(len(field["text"]) <= 2000 for field in section["fields"])
     assert section["fields"][0]["text"].endswith("k…")
+
+
+def test_a_long_message_is_cut_to_what_the_live_feed_takes() -> None:
+    matchers = "|".join(f"SYM{n:03}" for n in range(400))
+    notice = alert(0, message=f'Silence {{symbol=~"{matchers}"}} expired after suppressing 3.')
+    item = dashboard_item(notice)
+    assert len(item["message"]) == MAX_FEED_MESSAGE
+    assert item["message"].endswith("…")
+    assert item["message"][:-1] == notice.message[: MAX_FEED_MESSAGE - 1]
+    assert dashboard_item(alert(1))["message"] == alert(1).message

@@ -43,6 +43,18 @@ def test_posting_needs_a_key_and_a_valid_event(client: TestClient) -> None:
     assert "value" in bad.json()["detail"]
 
 
+@pytest.mark.parametrize("event_id", ["x\n\ndata: {}", "x\ry", "two words", "tab\there"])
+def test_an_event_id_that_would_break_the_stream_s_id_line_is_a_422(
+    client: TestClient, event_id: str
+) -> None:
+    posted = client.post("/v1/alerts/events", json={"events": [{**ITEM, "event_id": event_id}]})
+    assert posted.status_code == 422, posted.text
+    assert "event_id" in posted.json()["detail"]
+    assert event_id not in [
+        alert["event_id"] for alert in client.get("/v1/alerts").json()["alerts"]
+    ]
+
+
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize("field", ["value", "threshold"])
 def test_a_number_json_cannot_carry_is_a_422_problem(

@@ -55,3 +55,20 @@ def test_asset_urls_are_root_relative_whatever_the_scheme_seen(
         ]
         for url in assets.urls:  # each one served at that path, whatever the host
             assert client.get(url).status_code == 200, url
+
+
+def test_the_page_allows_only_its_own_scripts_and_no_framing(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with TestClient(create_app(make_settings(), clock=lambda: NOW)) as client:
+        page = client.get("/")
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in page.headers["content-security-policy"].split(";")
+    )
+    assert policy["script-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["object-src"] == "'none'"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in page.text  # an inline script would be refused by the policy

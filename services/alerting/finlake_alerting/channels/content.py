@@ -17,6 +17,8 @@ MAX_TEXT = 3000
 """Slack's limit of characters in a text object (a section's text, a context element)."""
 MAX_FIELD = 2000
 """Slack's limit of characters in one of a section's fields."""
+MAX_FEED_MESSAGE = 2000
+"""The query API's limit of characters in a live feed item's message."""
 _ICONS = {
     "critical": ":red_circle:",
     "warning": ":large_orange_circle:",
@@ -159,6 +161,9 @@ def slack_blocks(events: Sequence[AlertEvent]) -> list[dict[str, Any]]:
 
 
 def dashboard_item(event: AlertEvent) -> dict[str, Any]:
-    """The JSON the query API's live feed shows."""
+    """The JSON the query API's live feed shows (the message cut to what it takes: a silence
+    of many matchers announces itself at length, and a 422 would dead-letter the notice)."""
     kind = SILENCE_EXPIRED if event.kind == SILENCE_EXPIRED else "alert"
-    return {"type": kind, **event.model_dump(mode="json")}
+    item = {"type": kind, **event.model_dump(mode="json")}
+    item["message"] = _clip(event.message, MAX_FEED_MESSAGE)
+    return item

@@ -3,6 +3,7 @@
 
 const SPAN_SECONDS = { "1m": 86400, "1h": 30 * 86400, "1d": 365 * 86400 };
 const KEY_ITEM = "finlake-api-key";
+const FEED_ITEMS = 200; // alerts the live feed keeps on the page
 // barsTicket: the newest chart request (older ones are abandoned); barLoads: those in flight.
 const state = { symbol: null, interval: "1m", symbols: [], chart: null, candles: null, volume: null,
   barsTicket: 0, barLoads: 0 };
@@ -31,8 +32,11 @@ function setStatus(text, isError, where = "status") {
 
 async function api(path) {
   const response = await fetch(path, { headers: { "X-API-Key": apiKey() } });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+  // A proxy in between may answer an error with HTML: say its status rather than a parse error.
+  const body = await response.json().catch(() => null);
+  if (!response.ok || body === null) {
+    throw new Error(body?.detail || `${response.status} ${response.statusText}`.trim());
+  }
   return body;
 }
 
@@ -191,11 +195,16 @@ async function followAlerts() {
     watchdog = setTimeout(() => controller.abort(), Math.max(2 * keepaliveMs, 1000));
   };
   let connected = false;
+  let refused = null;
   try {
     heard();
     const response = await fetch("/v1/alerts/stream",
       { headers: { "X-API-Key": apiKey() }, signal: controller.signal });
-    if (!response.ok) throw new Error(response.statusText);
+    if (!response.ok) {
+      refused = `offline: ${response.status === 401 ? "the API key was refused"
+        : `${response.status} ${response.statusText}`.trim()}`;
+      throw new Error(refused);
+    }
     connected = true;
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -215,7 +224,7 @@ async function followAlerts() {
   } finally {
     clearTimeout(watchdog);
   }
-  feedStatus.textContent = connected ? "reconnecting" : "offline";
+  feedStatus.textContent = connected ? "reconnecting" : refused || "offline";
   setTimeout(followAlerts, 5000);
 }
 
@@ -237,13 +246,19 @@ function showAlert(alert) {
   text.className = "message";
   text.textContent = alert.message;
   item.append(when, title, text);
-  feed.prepend(item);
-  while (feed.children.length > 200) feed.lastElementChild.remove();
+  // Newest first by firing time: an alert read back after a reconnect may be older than one the
+  // stream delivered meanwhile.
+  const firedAt = Date.parse(alert.fired_at);
+  const older = [...feed.children].find(
+    (other) => Date.parse(other.querySelector("time").dateTime) < firedAt);
+  feed.insertBefore(item, older || null);
+  while (feed.children.length > FEED_ITEMS) feed.lastElementChild.remove();
 }
 
 async function showRecentAlerts() {
-  const recent = (await api("/v1/alerts?limit=50")).alerts;
-  for (const alert of recent.reverse()) showAlert(alert);
+  // As many as the feed shows: more than that may have fired while the stream was down.
+  const recent = (await api(`/v1/alerts?limit=${FEED_ITEMS}`)).alerts;
+  for (const alert of recent) showAlert(alert);
 }
 
 function handleEvent(block, feedStatus) {
