@@ -9,7 +9,7 @@ import pytest
 
 from finlake_ingestion.health import Probes
 from tests.unit.finlake_ingestion.fake_yahoo import FakeClock, FakeYahoo
-from tests.unit.finlake_ingestion.test_yahoo_offline import make_source, value
+from tests.unit.finlake_ingestion.yahoo_source import make_source, value
 
 
 def test_every_request_yfinance_sends_is_charged(yahoo: FakeYahoo, clock: FakeClock) -> None:
